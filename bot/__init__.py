@@ -1,0 +1,1 @@
+"""Sonance: the Discord application shell (composition root, CLI, rendering)."""

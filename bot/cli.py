@@ -1,0 +1,26 @@
+"""Entry point of the `sonance` console script: loads every command family, then runs typer."""
+
+from __future__ import annotations
+
+import importlib
+
+from bot.cli_app import app
+
+# Each module registers its commands on the groups of `bot.cli_app` when imported.
+COMMAND_MODULES = (
+    "bot.commands.core_cmds",
+)
+
+
+def _load_commands() -> None:
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+
+
+def main() -> None:
+    _load_commands()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""CLI command families, one module each; importing a module registers its commands."""

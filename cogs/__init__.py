@@ -1,0 +1,1 @@
+"""Sonance: one Discord cog per command family; thin adapters over core."""

@@ -1,0 +1,1 @@
+"""Sonance: the engine. Never imports discord."""

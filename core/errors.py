@@ -1,0 +1,73 @@
+"""Errors that carry a message safe to show a user.
+
+Everything the engine raises on purpose is a `SonanceError`: the bot shows `user_message` as an
+ephemeral reply and logs the rest. Anything else is a bug: logged with context and answered with a
+short apology.
+"""
+
+from __future__ import annotations
+
+
+class SonanceError(Exception):
+    """Base class: `user_message` is what a Discord user (or CLI user) sees."""
+
+    user_message: str = "Something went wrong."
+
+    def __init__(self, user_message: str | None = None, *, detail: str | None = None) -> None:
+        if user_message is not None:
+            self.user_message = user_message
+        self.detail = detail
+        super().__init__(self.user_message if detail is None else f"{self.user_message} ({detail})")
+
+
+class ConfigError(SonanceError):
+    """A setting is missing or invalid; the message names the variable to set."""
+
+
+class NotFound(SonanceError):
+    user_message = "I couldn't find that."
+
+
+class NotLinked(SonanceError):
+    user_message = "You haven't linked a music account yet. Use /link lastfm <username> to start."
+
+
+class NotEnoughHistory(SonanceError):
+    user_message = "There isn't enough listening history yet to do that."
+
+
+class PrivacyHidden(SonanceError):
+    user_message = "That member keeps their listening private."
+
+
+class InvalidInput(SonanceError):
+    user_message = "That input doesn't look right."
+
+
+class SourceUnavailable(SonanceError):
+    """An external service (Last.fm, Spotify, AOTY, the LLM) is down, refusing or challenging us."""
+
+    user_message = "A music service is unavailable right now. Please try again later."
+
+    def __init__(self, source: str, user_message: str | None = None, *, detail: str | None = None,
+                 retry_after: float | None = None) -> None:
+        self.source = source
+        self.retry_after = retry_after
+        super().__init__(user_message or f"{source} is unavailable right now. Please try again later.",
+                         detail=detail)
+
+
+class AccountProblem(SonanceError):
+    """A linked account cannot be read (private profile, unknown user, revoked token)."""
+
+    def __init__(self, reason: str, user_message: str) -> None:
+        self.reason = reason
+        super().__init__(user_message, detail=reason)
+
+
+class ImportFileError(SonanceError):
+    """An import file is malformed; the message names the file and the line."""
+
+    def __init__(self, path: object, line: int | None, problem: str) -> None:
+        where = f"{path}" if line is None else f"{path}, line {line}"
+        super().__init__(f"{where}: {problem}")
