@@ -19,7 +19,7 @@ from core.errors import SonanceError
 T = TypeVar("T")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     name="sonance",

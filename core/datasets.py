@@ -64,7 +64,7 @@ def download_hetrec(dest: Path, url: str = HETREC_URL, timeout: float = 60.0) ->
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed https URL
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             data = response.read()
     except OSError as exc:
         raise ConfigError(

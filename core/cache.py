@@ -1,0 +1,238 @@
+"""One cache interface with a Redis and an in-process implementation.
+
+Keys are namespaced and versioned (``sonance:v1:<namespace>:<key>``) so that a deploy that changes
+a cached shape bumps `KEY_VERSION` instead of reading stale values. Values are JSON.
+
+The cache is an optimisation, never a source of truth: if Redis goes away, `RedisCache` logs one
+warning, answers every call as a miss (or a no-op) and retries the connection after a short
+back-off, so commands keep answering without cache and the cache comes back with Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
+
+KEY_VERSION = 1
+KEY_PREFIX = f"sonance:v{KEY_VERSION}"
+
+
+def cache_key(namespace: str, key: str) -> str:
+    return f"{KEY_PREFIX}:{namespace}:{key}"
+
+
+@runtime_checkable
+class Cache(Protocol):
+    """What the engine needs from a cache."""
+
+    async def get(self, namespace: str, key: str) -> Any | None: ...
+
+    async def set(self, namespace: str, key: str, value: Any, ttl_s: float | None = None) -> None: ...
+
+    async def delete(self, namespace: str, key: str) -> None: ...
+
+    async def delete_namespace(self, namespace: str) -> None: ...
+
+    async def delete_matching(self, namespace: str, fragment: str) -> int: ...
+
+    async def incr(self, namespace: str, key: str, ttl_s: float | None = None) -> int: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessCache:
+    """A size-bounded LRU with per-entry TTL, for a single process (the embedded default)."""
+
+    def __init__(self, max_items: int = 10_000, *, clock: Any = time.monotonic) -> None:
+        self._data: OrderedDict[str, tuple[float | None, str]] = OrderedDict()
+        self._max_items = max_items
+        self._clock = clock
+
+    def _live(self, full: str) -> str | None:
+        entry = self._data.get(full)
+        if entry is None:
+            return None
+        expires, payload = entry
+        if expires is not None and expires <= self._clock():
+            del self._data[full]
+            return None
+        self._data.move_to_end(full)
+        return payload
+
+    def _store(self, full: str, payload: str, ttl_s: float | None) -> None:
+        self._data[full] = (None if ttl_s is None else self._clock() + ttl_s, payload)
+        self._data.move_to_end(full)
+        while len(self._data) > self._max_items:
+            self._data.popitem(last=False)
+
+    async def get(self, namespace: str, key: str) -> Any | None:
+        payload = self._live(cache_key(namespace, key))
+        return None if payload is None else json.loads(payload)
+
+    async def set(self, namespace: str, key: str, value: Any, ttl_s: float | None = None) -> None:
+        self._store(cache_key(namespace, key), json.dumps(value), ttl_s)
+
+    async def delete(self, namespace: str, key: str) -> None:
+        self._data.pop(cache_key(namespace, key), None)
+
+    async def delete_namespace(self, namespace: str) -> None:
+        prefix = cache_key(namespace, "")
+        for full in [k for k in self._data if k.startswith(prefix)]:
+            del self._data[full]
+
+    async def delete_matching(self, namespace: str, fragment: str) -> int:
+        prefix = cache_key(namespace, "")
+        doomed = [k for k in self._data if k.startswith(prefix) and fragment in k[len(prefix):]]
+        for full in doomed:
+            del self._data[full]
+        return len(doomed)
+
+    async def incr(self, namespace: str, key: str, ttl_s: float | None = None) -> int:
+        full = cache_key(namespace, key)
+        payload = self._live(full)
+        value = (0 if payload is None else int(payload)) + 1
+        entry = self._data.get(full)
+        if entry is not None and entry[0] is not None:
+            self._data[full] = (entry[0], str(value))  # keep the original expiry, like Redis INCR
+        else:
+            self._store(full, str(value), ttl_s)
+        return value
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class RedisCache:
+    """Redis-backed cache that degrades to a miss when Redis is unreachable.
+
+    After a failure it stays "down" for `retry_after_s` (no connection attempt per call, so a dead
+    Redis costs nothing on the hot path), then tries again; success logs that the cache is back.
+    """
+
+    def __init__(self, url: str, *, retry_after_s: float = 5.0, socket_timeout_s: float = 0.5) -> None:
+        from redis import asyncio as aioredis
+
+        self._client = aioredis.from_url(
+            url,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=socket_timeout_s,
+            health_check_interval=30,
+            decode_responses=True,
+        )
+        self._retry_after_s = retry_after_s
+        self._down_until = 0.0
+        self._url_for_logs = _redact(url)
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, exc: Exception, op: str) -> None:
+        if self.available:
+            log.warning("cache unavailable (redis %s, %s: %s); continuing without cache",
+                        self._url_for_logs, op, exc.__class__.__name__)
+        self._down_until = time.monotonic() + self._retry_after_s
+
+    def _recovered(self) -> None:
+        if self._down_until:
+            log.warning("cache back (redis %s)", self._url_for_logs)
+            self._down_until = 0.0
+
+    async def _run(self, op: str, func: Any, default: Any) -> Any:
+        from redis.exceptions import RedisError
+
+        if not self.available:
+            return default
+        try:
+            result = await func()
+        except (RedisError, OSError) as exc:
+            self._failed(exc, op)
+            return default
+        self._recovered()
+        return result
+
+    async def get(self, namespace: str, key: str) -> Any | None:
+        payload = await self._run("get", lambda: self._client.get(cache_key(namespace, key)), None)
+        return None if payload is None else json.loads(payload)
+
+    async def set(self, namespace: str, key: str, value: Any, ttl_s: float | None = None) -> None:
+        payload = json.dumps(value)
+        ttl = None if ttl_s is None else max(1, round(ttl_s * 1000))
+        await self._run("set", lambda: self._client.set(cache_key(namespace, key), payload, px=ttl), None)
+
+    async def delete(self, namespace: str, key: str) -> None:
+        await self._run("delete", lambda: self._client.delete(cache_key(namespace, key)), None)
+
+    async def _delete_pattern(self, pattern: str) -> int:
+        count = 0
+        batch: list[str] = []
+        async for full in self._client.scan_iter(match=pattern, count=500):
+            batch.append(full)
+            if len(batch) >= 500:
+                count += await self._client.unlink(*batch)
+                batch.clear()
+        if batch:
+            count += await self._client.unlink(*batch)
+        return count
+
+    async def delete_namespace(self, namespace: str) -> None:
+        await self._run("delete_namespace", lambda: self._delete_pattern(cache_key(namespace, "*")), 0)
+
+    async def delete_matching(self, namespace: str, fragment: str) -> int:
+        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in fragment)
+        return int(await self._run("delete_matching",
+                                   lambda: self._delete_pattern(cache_key(namespace, f"*{escaped}*")), 0))
+
+    async def incr(self, namespace: str, key: str, ttl_s: float | None = None) -> int:
+        full = cache_key(namespace, key)
+
+        async def op() -> int:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.incr(full)
+                if ttl_s is not None:
+                    pipe.pexpire(full, max(1, int(ttl_s * 1000)), nx=True)
+                results = await pipe.execute()
+            return int(results[0])
+
+        # When Redis is down a budget counter cannot be trusted; report "first use" so callers degrade
+        # to their no-cache behaviour rather than refusing everyone.
+        return int(await self._run("incr", op, 1))
+
+    async def ping(self) -> bool:
+        return bool(await self._run("ping", self._client.ping, False))
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a Redis URL before it reaches a log line."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    return urlunsplit(parts)
+
+
+def build_cache(redis_url: str | None, *, max_items: int = 10_000) -> Cache:
+    """Redis when configured, else the in-process cache."""
+    if redis_url:
+        return RedisCache(redis_url)
+    return InProcessCache(max_items=max_items)

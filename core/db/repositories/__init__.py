@@ -1,0 +1,17 @@
+"""Repositories: every SQL statement of Sonance lives in this package."""
+
+from core.db.repositories.accounts import AccountRepository
+from core.db.repositories.catalog import CatalogRepository
+from core.db.repositories.listens import ListenRepository
+from core.db.repositories.personal_data import PersonalDataRepository
+from core.db.repositories.scheduling import SchedulingRepository
+from core.db.repositories.users import UserRepository
+
+__all__ = [
+    "AccountRepository",
+    "CatalogRepository",
+    "ListenRepository",
+    "PersonalDataRepository",
+    "SchedulingRepository",
+    "UserRepository",
+]

@@ -1,0 +1,153 @@
+"""Linked Last.fm / Spotify accounts: secrets encrypted on the way in, sync state, sync locks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.crypto import TokenCipher
+from core.db.models import LinkedAccount
+from core.db.types import utcnow
+from core.errors import ConfigError
+
+PROVIDERS = ("lastfm", "spotify")
+
+
+class AccountRepository:
+    """All access to `linked_accounts`. Plain tokens exist only in memory, never in a row."""
+
+    def __init__(self, session: AsyncSession, cipher: TokenCipher | None) -> None:
+        self.session = session
+        self.cipher = cipher
+
+    def _encrypt(self, value: str | None) -> bytes | None:
+        if value is None:
+            return None
+        if self.cipher is None:
+            raise ConfigError("Missing setting: set SONANCE_SECRET_KEY to store account tokens.")
+        return self.cipher.encrypt(value)
+
+    async def get(self, user_id: int, provider: str) -> LinkedAccount | None:
+        stmt = select(LinkedAccount).where(LinkedAccount.user_id == user_id, LinkedAccount.provider == provider)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_id(self, account_id: int) -> LinkedAccount | None:
+        return await self.session.get(LinkedAccount, account_id)
+
+    async def for_user(self, user_id: int) -> list[LinkedAccount]:
+        stmt = select(LinkedAccount).where(LinkedAccount.user_id == user_id).order_by(LinkedAccount.provider)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def link(self, user_id: int, provider: str, external_id: str, *, username: str | None = None,
+                   verified: bool = False, access_token: str | None = None, refresh_token: str | None = None,
+                   expires_at: datetime | None = None, scope: str | None = None) -> LinkedAccount:
+        """Link (or re-link) an account. Changing the external account resets the sync state."""
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown provider {provider!r}")
+        account = await self.get(user_id, provider)
+        if account is None:
+            account = LinkedAccount(user_id=user_id, provider=provider, external_id=external_id)
+            self.session.add(account)
+        elif account.external_id.lower() != external_id.lower():
+            account.external_id = external_id
+            account.sync_cursor = None
+            account.history_complete = False
+            account.last_listen_at = None
+            account.last_failure_reason = None
+            account.last_failure_message = None
+        account.username = username or external_id
+        account.verified = verified or (account.verified and account.external_id == external_id)
+        if access_token is not None or refresh_token is not None:
+            self.set_tokens(account, access_token=access_token, refresh_token=refresh_token,
+                            expires_at=expires_at, scope=scope)
+        await self.session.flush()
+        return account
+
+    def set_tokens(self, account: LinkedAccount, *, access_token: str | None, refresh_token: str | None = None,
+                   expires_at: datetime | None = None, scope: str | None = None) -> None:
+        account.access_token_enc = self._encrypt(access_token)
+        if refresh_token is not None:
+            account.refresh_token_enc = self._encrypt(refresh_token)
+        account.token_expires_at = expires_at
+        if scope is not None:
+            account.scope = scope
+
+    def tokens(self, account: LinkedAccount) -> tuple[str | None, str | None]:
+        """Decrypted (access, refresh) tokens."""
+        if account.access_token_enc is None and account.refresh_token_enc is None:
+            return None, None
+        if self.cipher is None:
+            raise ConfigError("Missing setting: set SONANCE_SECRET_KEY to read stored account tokens.")
+        access = self.cipher.decrypt(account.access_token_enc) if account.access_token_enc else None
+        refresh = self.cipher.decrypt(account.refresh_token_enc) if account.refresh_token_enc else None
+        return access, refresh
+
+    async def unlink(self, user_id: int, provider: str) -> bool:
+        account = await self.get(user_id, provider)
+        if account is None:
+            return False
+        await self.session.delete(account)
+        await self.session.flush()
+        return True
+
+    async def count_with_tokens(self) -> int:
+        stmt = select(func.count()).select_from(LinkedAccount).where(
+            or_(LinkedAccount.access_token_enc.is_not(None), LinkedAccount.refresh_token_enc.is_not(None)))
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    # --- sync state ------------------------------------------------------------------------------
+
+    async def record_sync(self, account_id: int, *, status: str, reason: str | None = None,
+                          message: str | None = None, cursor: dict[str, Any] | None = None,
+                          history_complete: bool | None = None, last_listen_at: datetime | None = None) -> None:
+        values: dict[str, Any] = {"last_sync_status": status, "last_sync_at": utcnow(),
+                                  "last_failure_reason": reason, "last_failure_message": message}
+        if cursor is not None:
+            values["sync_cursor"] = cursor
+        if history_complete is not None:
+            values["history_complete"] = history_complete
+        if last_listen_at is not None:
+            values["last_listen_at"] = last_listen_at
+        await self.session.execute(update(LinkedAccount).where(LinkedAccount.id == account_id).values(**values))
+
+    async def save_cursor(self, account_id: int, cursor: dict[str, Any]) -> None:
+        await self.session.execute(update(LinkedAccount).where(LinkedAccount.id == account_id)
+                                   .values(sync_cursor=cursor))
+
+    async def try_lock(self, account_id: int, owner: str, ttl: timedelta) -> bool:
+        """Take the account's sync lock if free or expired: one sync per account, across processes.
+
+        A single conditional UPDATE is atomic on both engines, so two processes racing for the same
+        account cannot both see a row count of one.
+        """
+        now = utcnow()
+        result = await self.session.execute(
+            update(LinkedAccount)
+            .where(LinkedAccount.id == account_id)
+            .where(or_(LinkedAccount.lock_owner.is_(None), LinkedAccount.lock_expires_at < now,
+                       LinkedAccount.lock_owner == owner))
+            .values(lock_owner=owner, lock_expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    async def unlock(self, account_id: int, owner: str) -> None:
+        await self.session.execute(
+            update(LinkedAccount)
+            .where(and_(LinkedAccount.id == account_id, LinkedAccount.lock_owner == owner))
+            .values(lock_owner=None, lock_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def due_for_sync(self, provider: str, active_before: datetime, dormant_before: datetime,
+                           active_since: datetime, limit: int = 500) -> list[LinkedAccount]:
+        """Accounts whose last sync is older than their cadence: active listeners often, dormant daily."""
+        active = and_(LinkedAccount.last_listen_at >= active_since,
+                      or_(LinkedAccount.last_sync_at.is_(None), LinkedAccount.last_sync_at < active_before))
+        dormant = or_(LinkedAccount.last_sync_at.is_(None), LinkedAccount.last_sync_at < dormant_before)
+        stmt = (select(LinkedAccount).where(LinkedAccount.provider == provider).where(or_(active, dormant))
+                .order_by(LinkedAccount.last_sync_at.nulls_first(), LinkedAccount.id).limit(limit))
+        return list((await self.session.execute(stmt)).scalars())

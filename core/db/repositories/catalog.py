@@ -1,0 +1,124 @@
+"""Artists, albums, tracks and tags: bulk get-or-create by normalised key.
+
+Sync and imports resolve thousands of names per second, so everything here works on batches: one
+INSERT … ON CONFLICT DO NOTHING for the whole batch, then one SELECT for the ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import Album, Artist, ItemTag, Tag, Track
+from core.db.repositories._dialect import chunks, upsert_insert
+
+BATCH = 500
+
+
+class CatalogRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def ensure_artists(self, artists: Iterable[dict[str, Any]]) -> dict[str, int]:
+        """Rows need `name_key` and `name` (plus optional lastfm_url, mbid, image_url, external_ref)."""
+        by_key = {row["name_key"]: row for row in artists}
+        for batch in chunks(list(by_key.values()), BATCH):
+            await self.session.execute(upsert_insert(self.session, Artist).values(batch)
+                                       .on_conflict_do_nothing(index_elements=["name_key"]))
+        ids: dict[str, int] = {}
+        for keys in chunks(list(by_key), BATCH):
+            rows = await self.session.execute(select(Artist.name_key, Artist.id).where(Artist.name_key.in_(keys)))
+            ids.update(dict(rows.all()))
+        return ids
+
+    async def ensure_tracks(self, tracks: Iterable[dict[str, Any]]) -> dict[tuple[int, str], int]:
+        """Rows need `artist_id`, `title_key`, `title` (optional album_id, mbid, lastfm_url, spotify_id)."""
+        by_key = {(row["artist_id"], row["title_key"]): row for row in tracks}
+        rows_list = list(by_key.values())
+        # Rows in one multi-VALUES insert must share columns.
+        columns = {c for row in rows_list for c in row}
+        rows_list = [{c: row.get(c) for c in columns} for row in rows_list]
+        for batch in chunks(rows_list, BATCH):
+            await self.session.execute(upsert_insert(self.session, Track).values(batch)
+                                       .on_conflict_do_nothing(index_elements=["artist_id", "title_key"]))
+        ids: dict[tuple[int, str], int] = {}
+        for keys in chunks(list(by_key), BATCH):
+            rows = await self.session.execute(
+                select(Track.artist_id, Track.title_key, Track.id)
+                .where(tuple_(Track.artist_id, Track.title_key).in_(keys)))
+            ids.update({(a, t): i for a, t, i in rows})
+        return ids
+
+    async def ensure_albums(self, albums: Iterable[dict[str, Any]]) -> dict[tuple[int, str], int]:
+        by_key = {(row["artist_id"], row["title_key"]): row for row in albums}
+        rows_list = list(by_key.values())
+        columns = {c for row in rows_list for c in row}
+        rows_list = [{c: row.get(c) for c in columns} for row in rows_list]
+        for batch in chunks(rows_list, BATCH):
+            await self.session.execute(upsert_insert(self.session, Album).values(batch)
+                                       .on_conflict_do_nothing(index_elements=["artist_id", "title_key"]))
+        ids: dict[tuple[int, str], int] = {}
+        for keys in chunks(list(by_key), BATCH):
+            rows = await self.session.execute(
+                select(Album.artist_id, Album.title_key, Album.id)
+                .where(tuple_(Album.artist_id, Album.title_key).in_(keys)))
+            ids.update({(a, t): i for a, t, i in rows})
+        return ids
+
+    async def ensure_tags(self, names: Iterable[str]) -> dict[str, int]:
+        unique = sorted({n.strip().lower()[:200] for n in names if n and n.strip()})
+        for batch in chunks(unique, BATCH):
+            await self.session.execute(upsert_insert(self.session, Tag).values([{"name": n} for n in batch])
+                                       .on_conflict_do_nothing(index_elements=["name"]))
+        ids: dict[str, int] = {}
+        for batch in chunks(unique, BATCH):
+            ids.update(dict((await self.session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(batch)))).all()))
+        return ids
+
+    async def set_item_tags(self, item_kind: str, source: str, weights: dict[int, dict[int, float]]) -> int:
+        """Replace the tags of each item for one source: item id -> {tag id: weight}."""
+        items = list(weights)
+        for batch in chunks(items, BATCH):
+            await self.session.execute(delete(ItemTag).where(
+                ItemTag.item_kind == item_kind, ItemTag.source == source, ItemTag.item_id.in_(batch)))
+        rows = [{"item_kind": item_kind, "item_id": item, "tag_id": tag, "source": source, "weight": w}
+                for item, tags in weights.items() for tag, w in tags.items()]
+        for batch in chunks(rows, BATCH):
+            await self.session.execute(upsert_insert(self.session, ItemTag).values(batch).on_conflict_do_nothing())
+        return len(rows)
+
+    async def item_tags(self, item_kind: str) -> dict[int, dict[str, float]]:
+        """Item id -> {tag name: summed weight over sources}: the content model's input."""
+        rows = await self.session.execute(
+            select(ItemTag.item_id, Tag.name, ItemTag.weight).join(Tag, Tag.id == ItemTag.tag_id)
+            .where(ItemTag.item_kind == item_kind))
+        out: dict[int, dict[str, float]] = {}
+        for item, name, weight in rows:
+            bucket = out.setdefault(item, {})
+            bucket[name] = bucket.get(name, 0.0) + float(weight)
+        return out
+
+    async def artists_by_ids(self, ids: Iterable[int]) -> dict[int, Artist]:
+        out: dict[int, Artist] = {}
+        for batch in chunks(list(set(ids)), BATCH):
+            out.update({a.id: a for a in (await self.session.execute(select(Artist).where(Artist.id.in_(batch)))).scalars()})
+        return out
+
+    async def artist_ids_by_ref(self, refs: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for batch in chunks(refs, BATCH):
+            rows = await self.session.execute(select(Artist.external_ref, Artist.id).where(Artist.external_ref.in_(batch)))
+            out.update({r: i for r, i in rows if r is not None})
+        return out
+
+    async def search_artists(self, prefix_key: str, limit: int = 25) -> list[Artist]:
+        """Autocomplete: artists whose normalised name starts with `prefix_key`."""
+        stmt = (select(Artist).where(Artist.name_key.startswith(prefix_key, autoescape=True))
+                .order_by(Artist.name_key).limit(limit))
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def artist_by_key(self, name_key: str) -> Artist | None:
+        return (await self.session.execute(select(Artist).where(Artist.name_key == name_key))).scalar_one_or_none()

@@ -1,0 +1,145 @@
+"""Listens and the per-user artist play counts derived from them.
+
+`add_listens` is the idempotency point of the whole sync engine: listens are inserted with
+ON CONFLICT DO NOTHING on (user, played_at, track) and only the rows actually inserted (RETURNING)
+increment `artist_plays`, so re-running a page changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import Artist, ArtistPlays, Listen, Track
+from core.db.repositories._dialect import chunks, upsert_insert
+
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class NewListen:
+    track_id: int
+    artist_id: int
+    played_at: datetime
+    source: str
+
+
+@dataclass(frozen=True)
+class PlayRow:
+    user_id: int
+    artist_id: int
+    plays: int
+    last_played_at: datetime | None
+
+
+class ListenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_listens(self, user_id: int, listens: Sequence[NewListen]) -> int:
+        """Insert listens that are not stored yet; returns how many were new."""
+        artist_of = {lst.track_id: lst.artist_id for lst in listens}
+        new_by_artist: dict[int, list[datetime]] = defaultdict(list)
+        inserted = 0
+        for batch in chunks(list(listens), BATCH):
+            stmt = (upsert_insert(self.session, Listen)
+                    .values([{"user_id": user_id, "track_id": x.track_id, "played_at": x.played_at,
+                              "source": x.source} for x in batch])
+                    .on_conflict_do_nothing(index_elements=["user_id", "played_at", "track_id"])
+                    .returning(Listen.track_id, Listen.played_at))
+            for track_id, played_at in (await self.session.execute(stmt)).all():
+                new_by_artist[artist_of[track_id]].append(played_at)
+                inserted += 1
+        if new_by_artist:
+            await self._bump_artist_plays(user_id, new_by_artist)
+        return inserted
+
+    async def _bump_artist_plays(self, user_id: int, new_by_artist: dict[int, list[datetime]]) -> None:
+        rows = [{"user_id": user_id, "artist_id": a, "plays": len(times), "last_played_at": max(times)}
+                for a, times in new_by_artist.items()]
+        for batch in chunks(rows, BATCH):
+            insert = upsert_insert(self.session, ArtistPlays).values(batch)
+            excluded = insert.excluded
+            await self.session.execute(insert.on_conflict_do_update(
+                index_elements=["user_id", "artist_id"],
+                set_={"plays": ArtistPlays.plays + excluded.plays,
+                      "last_played_at": func.coalesce(
+                          _greatest(self.session, ArtistPlays.last_played_at, excluded.last_played_at),
+                          excluded.last_played_at)},
+            ))
+
+    async def set_artist_plays(self, rows: Sequence[PlayRow]) -> int:
+        """Store aggregated play counts from an import; re-importing replaces, never doubles."""
+        payload = [{"user_id": r.user_id, "artist_id": r.artist_id, "plays": r.plays,
+                    "last_played_at": r.last_played_at} for r in rows]
+        for batch in chunks(payload, BATCH):
+            insert = upsert_insert(self.session, ArtistPlays).values(batch)
+            await self.session.execute(insert.on_conflict_do_update(
+                index_elements=["user_id", "artist_id"],
+                set_={"plays": insert.excluded.plays, "last_played_at": insert.excluded.last_played_at}))
+        return len(payload)
+
+    async def all_artist_plays(self) -> list[PlayRow]:
+        """Every (user, artist, plays, last played) row: the training input at artist level."""
+        rows = await self.session.execute(select(ArtistPlays.user_id, ArtistPlays.artist_id, ArtistPlays.plays,
+                                                 ArtistPlays.last_played_at))
+        return [PlayRow(*row) for row in rows.all()]
+
+    async def user_artist_plays(self, user_id: int) -> list[PlayRow]:
+        rows = await self.session.execute(
+            select(ArtistPlays.user_id, ArtistPlays.artist_id, ArtistPlays.plays, ArtistPlays.last_played_at)
+            .where(ArtistPlays.user_id == user_id))
+        return [PlayRow(*row) for row in rows.all()]
+
+    async def count_listens(self, user_id: int) -> int:
+        stmt = select(func.count()).select_from(Listen).where(Listen.user_id == user_id)
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def total_plays(self, user_id: int) -> int:
+        stmt = select(func.coalesce(func.sum(ArtistPlays.plays), 0)).where(ArtistPlays.user_id == user_id)
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def latest_played_at(self, user_id: int, source: str | None = None) -> datetime | None:
+        stmt = select(func.max(Listen.played_at)).where(Listen.user_id == user_id)
+        if source:
+            stmt = stmt.where(Listen.source == source)
+        value = (await self.session.execute(stmt)).scalar_one()
+        if value is not None and value.tzinfo is None:  # func.max bypasses the column type on SQLite
+            from datetime import UTC
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    async def top_artists(self, user_id: int, since: datetime | None, limit: int = 10) -> list[tuple[str, int]]:
+        """A user's most played artists, all time (from play counts) or since a date (from listens)."""
+        if since is None:
+            stmt = (select(Artist.name, ArtistPlays.plays).join(Artist, Artist.id == ArtistPlays.artist_id)
+                    .where(ArtistPlays.user_id == user_id).order_by(ArtistPlays.plays.desc(), Artist.name)
+                    .limit(limit))
+        else:
+            plays = func.count(Listen.id).label("plays")
+            stmt = (select(Artist.name, plays).select_from(Listen).join(Track, Track.id == Listen.track_id)
+                    .join(Artist, Artist.id == Track.artist_id)
+                    .where(Listen.user_id == user_id, Listen.played_at >= since)
+                    .group_by(Artist.id, Artist.name).order_by(plays.desc(), Artist.name).limit(limit))
+        return [(name, int(n)) for name, n in (await self.session.execute(stmt)).all()]
+
+    async def who_knows(self, artist_id: int, user_ids: Sequence[int], limit: int = 15) -> list[tuple[int, int]]:
+        """(user id, plays) of the given users who listen to `artist_id`, most plays first."""
+        if not user_ids:
+            return []
+        stmt = (select(ArtistPlays.user_id, ArtistPlays.plays)
+                .where(ArtistPlays.artist_id == artist_id, ArtistPlays.user_id.in_(list(user_ids)),
+                       ArtistPlays.plays > 0)
+                .order_by(ArtistPlays.plays.desc(), ArtistPlays.user_id).limit(limit))
+        return [(u, int(p)) for u, p in (await self.session.execute(stmt)).all()]
+
+
+def _greatest(session: AsyncSession, a, b):  # type: ignore[no-untyped-def]
+    """GREATEST on PostgreSQL, MAX(a, b) on SQLite (both return NULL if either side is NULL)."""
+    name = session.get_bind().dialect.name
+    return func.greatest(a, b) if name == "postgresql" else func.max(a, b)

@@ -1,0 +1,83 @@
+"""Leases (cross-process locks), single-use OAuth nonces, weekly DM slot claims, model artifacts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import DmDelivery, Lease, ModelArtifact, OAuthNonce
+from core.db.repositories._dialect import upsert_insert
+from core.db.types import utcnow
+
+
+class SchedulingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- leases -----------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, ttl: timedelta) -> bool:
+        """Take or renew the named lease; true when `owner` holds it afterwards."""
+        now = utcnow()
+        await self.session.execute(upsert_insert(self.session, Lease)
+                                   .values(name=name, owner=owner, expires_at=now + ttl)
+                                   .on_conflict_do_nothing(index_elements=["name"]))
+        result = await self.session.execute(
+            update(Lease).where(Lease.name == name)
+            .where(or_(Lease.owner == owner, Lease.expires_at < now))
+            .values(owner=owner, expires_at=now + ttl).execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self.session.execute(delete(Lease).where(Lease.name == name, Lease.owner == owner))
+
+    # --- OAuth nonces -----------------------------------------------------------------------------
+
+    async def consume_nonce(self, nonce: str, expires_at: datetime) -> bool:
+        """Record a nonce as used; false if it was used before (replay)."""
+        await self.session.execute(delete(OAuthNonce).where(OAuthNonce.expires_at < utcnow()))
+        result = await self.session.execute(upsert_insert(self.session, OAuthNonce)
+                                            .values(nonce=nonce, expires_at=expires_at)
+                                            .on_conflict_do_nothing(index_elements=["nonce"]))
+        return result.rowcount == 1
+
+    # --- weekly DMs -------------------------------------------------------------------------------
+
+    async def claim_dm_slot(self, user_id: int, slot: str, owner: str) -> bool:
+        """Claim the (user, slot) delivery; exactly one claimer ever wins, across processes."""
+        result = await self.session.execute(upsert_insert(self.session, DmDelivery)
+                                            .values(user_id=user_id, slot=slot, claimed_by=owner, status="claimed")
+                                            .on_conflict_do_nothing(index_elements=["user_id", "slot"]))
+        return result.rowcount == 1
+
+    async def finish_dm_slot(self, user_id: int, slot: str, status: str, error: str | None = None) -> None:
+        await self.session.execute(update(DmDelivery).where(DmDelivery.user_id == user_id, DmDelivery.slot == slot)
+                                   .values(status=status, error=error,
+                                           sent_at=utcnow() if status == "sent" else None))
+
+    async def dm_delivery(self, user_id: int, slot: str) -> DmDelivery | None:
+        stmt = select(DmDelivery).where(DmDelivery.user_id == user_id, DmDelivery.slot == slot)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    # --- model artifacts --------------------------------------------------------------------------
+
+    async def add_artifact(self, *, kind: str, version: str, path: str, metrics: dict[str, Any],
+                           n_users: int, n_items: int, granularity: str = "artist", activate: bool = True) -> ModelArtifact:
+        if activate:
+            await self.session.execute(update(ModelArtifact)
+                                       .where(ModelArtifact.kind == kind, ModelArtifact.granularity == granularity)
+                                       .values(active=False))
+        artifact = ModelArtifact(kind=kind, version=version, path=path, metrics=metrics, n_users=n_users,
+                                 n_items=n_items, granularity=granularity, active=activate)
+        self.session.add(artifact)
+        await self.session.flush()
+        return artifact
+
+    async def active_artifact(self, kind: str, granularity: str = "artist") -> ModelArtifact | None:
+        stmt = (select(ModelArtifact).where(ModelArtifact.kind == kind, ModelArtifact.granularity == granularity,
+                                            ModelArtifact.active.is_(True))
+                .order_by(ModelArtifact.trained_at.desc()).limit(1))
+        return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -1,0 +1,127 @@
+"""Users, guild memberships, settings and the privacy rules that decide who appears where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import GuildMembership, User, UserSettings
+from core.db.repositories._dialect import upsert_insert
+
+SETTINGS_FIELDS = frozenset({
+    "dm_enabled", "dm_weekday", "dm_minute", "timezone", "quiet_start_minute", "quiet_end_minute",
+    "dm_closed_at", "privacy_level", "hide_username", "discovery", "preferences",
+})
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_or_create_discord(self, discord_id: int, display_name: str | None = None) -> User:
+        user = await self.by_discord_id(discord_id)
+        if user is None:
+            await self.session.execute(
+                upsert_insert(self.session, User)
+                .values(discord_id=discord_id, display_name=display_name, origin="discord")
+                .on_conflict_do_nothing(index_elements=["discord_id"])
+            )
+            user = await self.by_discord_id(discord_id)
+            assert user is not None
+        elif display_name and user.display_name != display_name:
+            user.display_name = display_name
+        return user
+
+    async def by_discord_id(self, discord_id: int) -> User | None:
+        return (await self.session.execute(select(User).where(User.discord_id == discord_id))).scalar_one_or_none()
+
+    async def get(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def by_external_refs(self, refs: list[str]) -> dict[str, int]:
+        rows = await self.session.execute(select(User.external_ref, User.id).where(User.external_ref.in_(refs)))
+        return {ref: uid for ref, uid in rows if ref is not None}
+
+    async def ensure_dataset_users(self, origin: str, refs: list[str]) -> dict[str, int]:
+        """Create (idempotently) listeners imported from a dataset; returns external_ref -> id."""
+        if refs:
+            await self.session.execute(
+                upsert_insert(self.session, User)
+                .values([{"origin": origin, "external_ref": ref, "display_name": ref} for ref in refs])
+                .on_conflict_do_nothing(index_elements=["external_ref"])
+            )
+        return await self.by_external_refs(refs)
+
+    # --- guild membership & privacy ---------------------------------------------------------------
+
+    async def ensure_membership(self, guild_id: int, user_id: int) -> None:
+        await self.session.execute(
+            upsert_insert(self.session, GuildMembership)
+            .values(guild_id=guild_id, user_id=user_id)
+            .on_conflict_do_nothing(index_elements=["guild_id", "user_id"])
+        )
+
+    async def remove_membership(self, guild_id: int, user_id: int) -> None:
+        membership = await self.session.get(GuildMembership, (guild_id, user_id))
+        if membership is not None:
+            await self.session.delete(membership)
+
+    async def set_guild_visibility(self, guild_id: int, user_id: int, visible: bool | None) -> None:
+        await self.ensure_membership(guild_id, user_id)
+        membership = await self.session.get(GuildMembership, (guild_id, user_id))
+        assert membership is not None
+        membership.visible = visible
+
+    async def visible_member_ids(self, guild_id: int) -> list[int]:
+        """Members of `guild_id` who may appear on its leaderboards and lists.
+
+        Visible when the per-guild choice says so, or when there is none and the global level is
+        "public" (the default when a user never chose). "private" hides everywhere unless a guild
+        was explicitly opened; "guild" shows only where explicitly opened.
+        """
+        level = UserSettings.privacy_level
+        stmt = (
+            select(GuildMembership.user_id)
+            .outerjoin(UserSettings, UserSettings.user_id == GuildMembership.user_id)
+            .where(GuildMembership.guild_id == guild_id)
+            .where(or_(
+                GuildMembership.visible.is_(True),
+                and_(GuildMembership.visible.is_(None), or_(level.is_(None), level == "public")),
+            ))
+            .order_by(GuildMembership.user_id)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def is_member(self, guild_id: int, user_id: int) -> bool:
+        return await self.session.get(GuildMembership, (guild_id, user_id)) is not None
+
+    # --- settings ---------------------------------------------------------------------------------
+
+    async def settings(self, user_id: int) -> UserSettings:
+        current = await self.session.get(UserSettings, user_id)
+        if current is None:
+            current = UserSettings(user_id=user_id)
+            self.session.add(current)
+            await self.session.flush()
+        return current
+
+    async def update_settings(self, user_id: int, **changes: Any) -> UserSettings:
+        unknown = set(changes) - SETTINGS_FIELDS
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        current = await self.settings(user_id)
+        for name, value in changes.items():
+            setattr(current, name, value)
+        await self.session.flush()
+        return current
+
+    async def display_names(self, user_ids: list[int]) -> dict[int, str]:
+        """Names safe to show: "a listener" for users who hide their username."""
+        rows = await self.session.execute(
+            select(User.id, User.display_name, UserSettings.hide_username)
+            .outerjoin(UserSettings, UserSettings.user_id == User.id)
+            .where(User.id.in_(user_ids))
+        )
+        return {uid: ("a listener" if hide else (name or "a listener")) for uid, name, hide in rows}

@@ -1,0 +1,69 @@
+"""Logging set-up: plain or JSON lines, with context fields and secret scrubbing.
+
+Secrets are `SecretStr` in settings, so they are not printed by accident; the scrubbing filter is the
+second belt: any configured secret value that still reaches a log record is replaced by `***`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+
+from pydantic import SecretStr
+
+from core.config import Settings
+
+CONTEXT_FIELDS = ("command", "user_id", "guild_id", "account_id", "job")
+
+
+class SecretScrubber(logging.Filter):
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        scrubbed = message
+        for secret in self._secrets:
+            scrubbed = scrubbed.replace(secret, "***")
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                   "message": record.getMessage()}
+        for name in CONTEXT_FIELDS:
+            if hasattr(record, name):
+                payload[name] = getattr(record, name)
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+class ContextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        base = super().format(record)
+        extras = " ".join(f"{n}={getattr(record, n)}" for n in CONTEXT_FIELDS if hasattr(record, n))
+        return f"{base} [{extras}]" if extras else base
+
+
+def settings_secrets(settings: Settings) -> list[str]:
+    return [v.get_secret_value() for v in settings.__dict__.values() if isinstance(v, SecretStr)]
+
+
+def setup_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.log_json else
+                         ContextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretScrubber(settings_secrets(settings)))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    logging.getLogger("discord").setLevel(max(logging.INFO, root.level))

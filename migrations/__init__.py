@@ -1,0 +1,1 @@
+"""Alembic migration environment for Sonance (works on SQLite and PostgreSQL)."""

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from core.config import Settings, load_settings
+from core.errors import ConfigError
+from core.logs import SecretScrubber
+
+
+def _settings(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+def test_defaults_use_an_embedded_sqlite_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    settings = _settings()
+    assert settings.async_database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.redis_url is None
+
+
+def test_plain_urls_get_async_drivers() -> None:
+    assert _settings(DATABASE_URL="postgresql://u:p@db/x").async_database_url == "postgresql+asyncpg://u:p@db/x"
+    assert _settings(DATABASE_URL="sqlite:///a.db").async_database_url == "sqlite+aiosqlite:///a.db"
+
+
+def test_secrets_never_show_in_repr() -> None:
+    settings = _settings(DISCORD_TOKEN="tok-abcdef-123456", SONANCE_SECRET_KEY="k" * 32)
+    assert "tok-abcdef-123456" not in repr(settings)
+    assert "kkkkkkkk" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize("url", ["nonsense", "mysql://x/y", "postgresql://host:notaport/db"])
+def test_malformed_database_url_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as info:
+        load_settings(_env_file=None)
+    assert "DATABASE_URL" in info.value.user_message
+    assert "\n" not in info.value.user_message
+
+
+def test_require_names_the_variable_to_set() -> None:
+    with pytest.raises(ConfigError, match="set DISCORD_TOKEN"):
+        _settings().require("discord_token")
+    with pytest.raises(ConfigError, match="set SONANCE_SECRET_KEY"):
+        _settings().require("secret_key")
+
+
+def test_scrubber_removes_secret_values_from_log_records() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "token is %s", ("sekrit-value-42",), None)
+    SecretScrubber(["sekrit-value-42"]).filter(record)
+    assert record.getMessage() == "token is ***"
