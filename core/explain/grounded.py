@@ -1,0 +1,270 @@
+"""`GroundedExplainer`: what callers use. A model sentence when it is fast, affordable and grounded;
+the template otherwise; and always within the deadline.
+
+Order of a call: (no model configured → template) → (model cooling down after 429 / repeated
+failures → template) → cache by evidence digest → per-user daily budget → model call under a hard
+`asyncio.timeout` → shape + grounding check → cache the answer in the background → return. Every
+step that can fail or stall is inside the timeout or guarded, so the worst case is the timeout plus
+the template's microseconds. The returned `Explanation.source`/`reason` say which path was taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from core.domain import Compatibility, Recommendation
+from core.explain.budget import CallBudget, hash_user
+from core.explain.evidence import (
+    Brief,
+    compatibility_brief,
+    feedback_brief,
+    playlist_brief,
+    recommendation_brief,
+    weekly_brief,
+)
+from core.explain.feedback import preferences_from_json
+from core.explain.grounding import validate_answer
+from core.explain.template import TemplateExplainer
+from core.explain.types import (
+    Explainer,
+    ExplainFailed,
+    Explanation,
+    FeedbackResult,
+    Pair,
+    PlaylistBrief,
+    Source,
+    UserRef,
+    WeeklyBrief,
+)
+
+if TYPE_CHECKING:
+    from core.cache import Cache
+
+log = logging.getLogger(__name__)
+
+CACHE_NAMESPACE = "explain"
+T = TypeVar("T")
+
+#: failures that say "the service is unwell" (count towards the cool-down), as opposed to a bad answer
+_SERVICE_FAILURES = ("timeout", "unreachable", "http 5", "rate-limited", "error:")
+
+
+class GroundedExplainer:
+    """The composite explainer (see module docstring). Build it with `build_explainer(settings, cache)`.
+
+    `llm` None means template-only: nothing ever leaves the process.
+    """
+
+    def __init__(
+        self,
+        llm: Explainer | None,
+        template: TemplateExplainer,
+        cache: Cache | None,
+        budget: CallBudget | None,
+        *,
+        timeout_s: float = 2.0,
+        cache_ttl_s: float = 30 * 86_400,
+        salt: bytes = b"sonance-explain",
+        failure_threshold: int = 3,
+        failure_cooldown_s: float = 30.0,
+        default_retry_after_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._llm = llm
+        self._template = template
+        self._cache = cache
+        self._budget = budget
+        self.timeout_s = timeout_s
+        self.cache_ttl_s = cache_ttl_s
+        self._salt = salt
+        self._failure_threshold = failure_threshold
+        self._failure_cooldown_s = failure_cooldown_s
+        self._default_retry_after_s = default_retry_after_s
+        self._clock = clock
+        self._cooldown_until = 0.0
+        self._failures = 0
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @property
+    def uses_llm(self) -> bool:
+        return self._llm is not None
+
+    async def aclose(self) -> None:
+        """Finish background cache writes and close the model client."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        aclose = getattr(self._llm, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    # -- the one flow -----------------------------------------------------------------------------
+
+    async def _via_model(
+        self,
+        brief: Brief,
+        produce: Callable[[], Awaitable[dict[str, Any]]],
+        validate: Callable[[Any], T],
+        user_id: UserRef,
+    ) -> tuple[T | None, Source | None, str]:
+        """(result, source, reason); result None means "use the template", reason says why."""
+        if self._llm is None:
+            return None, None, "no-llm"
+        if self._clock() < self._cooldown_until:
+            return None, None, "cooling-down"
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                cached = await self._cache_get(brief)
+                if cached is not None:
+                    try:
+                        return validate(cached), "cache", "cached"
+                    except ExplainFailed:
+                        pass  # an answer cached under older rules: ask again
+                if self._budget is not None and not await self._budget.try_spend(user_id):
+                    return None, None, "budget"
+                payload = await produce()
+        except TimeoutError:
+            reason = "timeout"
+        except ExplainFailed as exc:
+            reason = exc.reason
+            if exc.retry_after is not None or reason == "rate-limited":
+                self._cool_down(exc.retry_after or self._default_retry_after_s, reason)
+        except Exception as exc:  # a bug or an unexpected client error must not cost the reply
+            log.warning("explain.llm unexpected %s for kind=%s", type(exc).__name__, brief.kind, exc_info=True)
+            reason = f"error: {type(exc).__name__}"
+        else:
+            try:
+                result = validate(payload)
+            except ExplainFailed as exc:
+                return None, None, exc.reason
+            self._failures = 0
+            self._remember(brief, payload)
+            return result, "llm", "grounded"
+        if reason.startswith(_SERVICE_FAILURES):
+            self._failures += 1
+            if self._failures >= self._failure_threshold:
+                self._cool_down(self._failure_cooldown_s, f"{self._failures} failures")
+        return None, None, reason
+
+    def _cool_down(self, seconds: float, why: str) -> None:
+        seconds = max(0.0, min(seconds, 300.0))
+        self._cooldown_until = max(self._cooldown_until, self._clock() + seconds)
+        self._failures = 0
+        log.warning("explain.llm paused for %.0fs (%s); using templates", seconds, why)
+
+    async def _cache_get(self, brief: Brief) -> Any | None:
+        if self._cache is None:
+            return None
+        try:
+            return await self._cache.get(CACHE_NAMESPACE, brief.digest)
+        except Exception:
+            log.warning("explain cache read failed", exc_info=True)
+            return None
+
+    def _remember(self, brief: Brief, payload: dict[str, Any]) -> None:
+        """Cache in the background: the reply must not wait for a cache write."""
+        if self._cache is None:
+            return
+        cache = self._cache
+
+        async def write() -> None:
+            try:
+                await asyncio.wait_for(cache.set(CACHE_NAMESPACE, brief.digest, payload, self.cache_ttl_s), 1.0)
+            except Exception:
+                log.warning("explain cache write failed", exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _log_fallback(self, kind: str, reason: str, user_id: UserRef) -> None:
+        if reason != "no-llm":
+            log.info("explain.fallback kind=%s reason=%s user=%s", kind, reason, hash_user(user_id, self._salt))
+
+    async def _text(self, brief: Brief, ask: Callable[[], Awaitable[Explanation]], user_id: UserRef,
+                    *, pair: Pair | None = None, key: object = None) -> Explanation:
+        async def produce() -> dict[str, Any]:
+            e = await ask()
+            return {"name": e.name, "description": e.text} if brief.kind == "playlist" else {"text": e.text}
+
+        result, source, reason = await self._via_model(brief, produce, lambda d: validate_answer(brief, d), user_id)
+        if result is not None and source is not None:
+            return Explanation(result.text, source, reason, name=result.name, kind=brief.kind)
+        self._log_fallback(brief.kind, reason, user_id)
+        return self._template.render(brief, key=key, pair=pair, reason=reason)
+
+    # -- Explainer protocol ---------------------------------------------------------------------
+
+    async def recommendation(self, rec: Recommendation, *, user_id: UserRef = None) -> Explanation:
+        """Why this item for this user (one or two sentences)."""
+        llm = self._llm
+        return await self._text(recommendation_brief(rec), lambda: llm.recommendation(rec, user_id=user_id),  # type: ignore[union-attr]
+                                user_id, key=TemplateExplainer.rec_key(rec))
+
+    async def recommendations(self, recs: Sequence[Recommendation], *, user_id: UserRef = None) -> list[Explanation]:
+        """A list, asked concurrently; template fallbacks vary their sentence shapes across the list."""
+        llm = self._llm
+        attempts = await asyncio.gather(*(
+            self._via_model(
+                brief,
+                (lambda r=rec: _text_payload(llm.recommendation(r, user_id=user_id))),  # type: ignore[union-attr]
+                (lambda d, b=brief: validate_answer(b, d)),
+                user_id,
+            )
+            for rec, brief in ((r, recommendation_brief(r)) for r in recs)
+        ))
+        reasons = [reason for _, _, reason in attempts]
+        out = self._template.render_list(recs, reasons)
+        for i, (result, source, reason) in enumerate(attempts):
+            if result is not None and source is not None:
+                out[i] = Explanation(result.text, source, reason, kind="recommendation")
+            else:
+                self._log_fallback("recommendation", reason, user_id)
+        return out
+
+    async def compatibility(self, compat: Compatibility, pair: Pair = Pair(), *, user_id: UserRef = None) -> Explanation:
+        """What two people share and where they differ. `pair` holds display names only."""
+        llm = self._llm
+        return await self._text(compatibility_brief(compat, pair),
+                                lambda: llm.compatibility(compat, pair, user_id=user_id),  # type: ignore[union-attr]
+                                user_id, pair=pair)
+
+    async def playlist(self, brief: PlaylistBrief, *, user_id: UserRef = None) -> Explanation:
+        """A playlist's `name` and one-line description (`text`)."""
+        llm = self._llm
+        return await self._text(playlist_brief(brief), lambda: llm.playlist(brief, user_id=user_id),  # type: ignore[union-attr]
+                                user_id)
+
+    async def weekly_opener(self, brief: WeeklyBrief, *, user_id: UserRef = None) -> Explanation:
+        """The first line of the weekly recommendations DM."""
+        llm = self._llm
+        return await self._text(weekly_brief(brief), lambda: llm.weekly_opener(brief, user_id=user_id),  # type: ignore[union-attr]
+                                user_id)
+
+    async def preferences(self, text: str, *, known_tags: Sequence[str] = (), user_id: UserRef = None) -> FeedbackResult:
+        """Free-text feedback -> `Preferences` (model when configured and valid, keyword parser otherwise)."""
+        brief = feedback_brief(text, known_tags)
+        llm = self._llm
+
+        async def produce() -> dict[str, Any]:
+            parsed = await llm.preferences(text, known_tags=known_tags, user_id=user_id)  # type: ignore[union-attr]
+            data = asdict(parsed.preferences)
+            data["era"] = list(data["era"]) if data["era"] else None
+            data["boost_tags"], data["avoid_tags"] = list(data["boost_tags"]), list(data["avoid_tags"])
+            return data
+
+        result, source, reason = await self._via_model(
+            brief, produce, lambda d: preferences_from_json(d, text, known_tags), user_id)
+        if result is not None and source is not None:
+            return FeedbackResult(result, source, reason)
+        self._log_fallback("feedback", reason, user_id)
+        fallback = await self._template.preferences(text, known_tags=known_tags)
+        return FeedbackResult(fallback.preferences, "template", reason)
+
+
+async def _text_payload(pending: Awaitable[Explanation]) -> dict[str, Any]:
+    return {"text": (await pending).text}
