@@ -10,6 +10,7 @@ from bot.cli_app import app
 COMMAND_MODULES = (
     "bot.commands.core_cmds",
     "bot.commands.import_cmds",
+    "bot.commands.sync_cmds",
 )
 
 

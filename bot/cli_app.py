@@ -33,7 +33,7 @@ import_app = typer.Typer(help="Import listening data (HetRec, listens TSV, Last.
                          no_args_is_help=True)
 eval_app = typer.Typer(help="Offline evaluation: recommendation quality, compatibility AUC.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks of the hot paths; they print figures.", no_args_is_help=True)
-sync_app = typer.Typer(help="Listening-history sync from Last.fm and Spotify.", no_args_is_help=True)
+sync_app = typer.Typer(help="Listening-history sync from Last.fm (one account or all that are due).")
 
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")

@@ -37,6 +37,17 @@ class AccountRepository:
     async def by_id(self, account_id: int) -> LinkedAccount | None:
         return await self.session.get(LinkedAccount, account_id)
 
+    async def find(self, provider: str, who: str) -> LinkedAccount | None:
+        """An account by external id / username (case-insensitive) or by its user's Discord id."""
+        from core.db.models import User
+
+        conditions = [func.lower(LinkedAccount.external_id) == who.lower()]
+        if who.isdigit():
+            conditions.append(LinkedAccount.user_id.in_(select(User.id).where(User.discord_id == int(who))))
+        stmt = (select(LinkedAccount).where(LinkedAccount.provider == provider, or_(*conditions))
+                .order_by(LinkedAccount.id).limit(1))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def for_user(self, user_id: int) -> list[LinkedAccount]:
         stmt = select(LinkedAccount).where(LinkedAccount.user_id == user_id).order_by(LinkedAccount.provider)
         return list((await self.session.execute(stmt)).scalars())

@@ -1,0 +1,179 @@
+"""Incremental, crash-safe, exclusive listening-history sync from Last.fm.
+
+The contract:
+- **Exclusive**: an account is synced by one worker at a time, across processes (a conditional
+  UPDATE on `linked_accounts.lock_*`, renewed on every page; an expired lock can be taken over).
+- **Crash-safe**: each page's listens and the cursor that follows them commit in ONE transaction,
+  so a sync killed mid-way resumes from its cursor and loses nothing (see `lastfm_history`).
+- **Idempotent**: listens are unique per (user, played_at, track); re-reading the boundary second
+  or a whole page inserts nothing.
+- **Failures are stored, not raised**: a private profile or an unknown user becomes a reason code
+  the bot shows in /account; a service outage keeps the cursor so the next run catches up; other
+  accounts' syncs go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from core.cache import Cache
+from core.db.repositories import AccountRepository
+from core.db.types import utcnow
+from core.errors import AccountProblem, SourceUnavailable
+from core.services import Services
+from core.sources.lastfm import LastfmClient
+from core.sources.lastfm_history import HistoryCursor, HistoryPage, iterate_history
+from core.sync.ingest import RawListen, ingest_listens
+
+log = logging.getLogger(__name__)
+
+LOCK_TTL = timedelta(minutes=5)
+#: Cache namespaces holding per-user results that new listens make stale.
+USER_DERIVED_NAMESPACES = ("recs", "compat", "leaderboard", "top")
+
+Progress = Callable[[HistoryPage], None]
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    account_id: int
+    status: str  # ok | busy | error
+    pages: int = 0
+    fetched: int = 0
+    inserted: int = 0
+    reason: str | None = None
+    message: str | None = None
+    complete: bool = False
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _raw(rows: list) -> list[RawListen]:  # type: ignore[type-arg]
+    return [RawListen(artist=r.artist, track=r.track, album=r.album, played_at=r.played_at, source="lastfm",
+                      artist_mbid=r.artist_mbid, track_mbid=r.track_mbid, album_mbid=r.album_mbid,
+                      track_url=r.url) for r in rows]
+
+
+async def invalidate_user_caches(cache: Cache, user_id: int) -> None:
+    for namespace in USER_DERIVED_NAMESPACES:
+        await cache.delete_matching(namespace, f"u{user_id}:")
+
+
+class LastfmSync:
+    """Syncs Last.fm accounts; one instance per process, shared by the scheduler and commands."""
+
+    def __init__(self, services: Services, client: LastfmClient, *, owner: str | None = None,
+                 prefetch: int = 2, commit_rows: int = 1000) -> None:
+        self.services = services
+        self.client = client
+        self.owner = owner or default_owner()
+        self.prefetch = prefetch
+        self.commit_rows = commit_rows  # plays per transaction: fewer round trips, same crash safety
+
+    async def _cursor_for(self, account_id: int) -> tuple[int, str, HistoryCursor]:
+        async with self.services.session() as session:
+            account = await AccountRepository(session, None).by_id(account_id)
+            if account is None or account.provider != "lastfm":
+                raise LookupError(f"no Last.fm account {account_id}")
+            stored = account.sync_cursor
+            if stored and not stored.get("done") and stored.get("user", "").lower() == account.external_id.lower():
+                cursor = HistoryCursor.from_dict(stored)
+            elif account.history_complete and account.last_listen_at is not None:
+                cursor = HistoryCursor.incremental(account.external_id, int(account.last_listen_at.timestamp()))
+            else:
+                cursor = HistoryCursor.full(account.external_id)
+            await AccountRepository(session, None).record_sync(
+                account_id, status="running", reason=account.last_failure_reason,
+                message=account.last_failure_message)
+            return account.user_id, account.external_id, cursor
+
+    async def sync_account(self, account_id: int, progress: Progress | None = None) -> SyncReport:
+        """Sync one account now; returns what happened (never raises for source problems)."""
+        async with self.services.session() as session:
+            if not await AccountRepository(session, None).try_lock(account_id, self.owner, LOCK_TTL):
+                return SyncReport(account_id, "busy", message="another sync of this account is running")
+        pages = fetched = inserted = 0
+        newest = None
+        try:
+            user_id, username, cursor = await self._cursor_for(account_id)
+            buffered: list[HistoryPage] = []
+
+            async def commit() -> None:
+                """Store buffered pages' plays and the last page's cursor in one transaction."""
+                nonlocal inserted
+                async with self.services.session() as session:
+                    accounts = AccountRepository(session, None)
+                    if not await accounts.try_lock(account_id, self.owner, LOCK_TTL):
+                        raise RuntimeError("sync lock lost to another worker")
+                    result = await ingest_listens(session, user_id, _raw([r for p in buffered for r in p.rows]))
+                    await accounts.save_cursor(account_id, buffered[-1].cursor.to_dict())
+                inserted += result.inserted
+                if progress is not None:
+                    for page in buffered:
+                        progress(page)
+                buffered.clear()
+
+            async for page in iterate_history(self.client, cursor, prefetch=self.prefetch):
+                buffered.append(page)
+                pages += 1
+                fetched += len(page.rows)
+                newest = page.cursor.newest_uts or newest
+                if sum(len(p.rows) for p in buffered) >= self.commit_rows or page.cursor.done:
+                    await commit()
+            if buffered:
+                await commit()
+            async with self.services.session() as session:
+                last = datetime.fromtimestamp(newest, UTC) if newest else None
+                await AccountRepository(session, None).record_sync(
+                    account_id, status="ok", history_complete=True, last_listen_at=last)
+            if inserted:
+                await invalidate_user_caches(self.services.cache, user_id)
+            log.info("synced %s: %d pages, %d plays read, %d new", username, pages, fetched, inserted,
+                     extra={"account_id": account_id, "user_id": user_id, "job": "sync"})
+            return SyncReport(account_id, "ok", pages, fetched, inserted, complete=True)
+        except AccountProblem as exc:
+            await self._record_failure(account_id, exc.reason, exc.user_message)
+            return SyncReport(account_id, "error", pages, fetched, inserted, exc.reason, exc.user_message)
+        except SourceUnavailable as exc:
+            await self._record_failure(account_id, "lastfm_unavailable", exc.user_message)
+            return SyncReport(account_id, "error", pages, fetched, inserted, "lastfm_unavailable", exc.user_message)
+        finally:
+            async with self.services.session() as session:
+                await AccountRepository(session, None).unlock(account_id, self.owner)
+
+    async def _record_failure(self, account_id: int, reason: str, message: str) -> None:
+        log.warning("lastfm sync failed: %s", reason, extra={"account_id": account_id, "job": "sync"})
+        async with self.services.session() as session:
+            await AccountRepository(session, None).record_sync(account_id, status="error", reason=reason,
+                                                               message=message[:500])
+
+    async def sync_due(self, *, concurrency: int = 4, active_minutes: int = 15) -> list[SyncReport]:
+        """The scheduler's job: sync accounts whose cadence has come (active often, dormant daily).
+
+        The shared Last.fm limiter keeps all of them together within the API's budget; one
+        account's failure does not stop the others.
+        """
+        now = utcnow()
+        async with self.services.session() as session:
+            due = await AccountRepository(session, None).due_for_sync(
+                "lastfm", active_before=now - timedelta(minutes=active_minutes),
+                dormant_before=now - timedelta(days=1), active_since=now - timedelta(days=14))
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(account_id: int) -> SyncReport:
+            async with gate:
+                try:
+                    return await self.sync_account(account_id)
+                except Exception:  # a bug in one account's data must not stop the batch
+                    log.exception("sync crashed", extra={"account_id": account_id, "job": "sync"})
+                    return SyncReport(account_id, "error", reason="internal_error")
+
+        return list(await asyncio.gather(*(one(a.id) for a in due)))

@@ -1,0 +1,128 @@
+"""The sync engine against the local Last.fm fake and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from core.config import Settings
+from core.db.models import Listen
+from core.db.repositories import AccountRepository, ListenRepository, UserRepository
+from core.services import Services
+from core.sources.http import RateLimiter, RetryPolicy
+from core.sources.lastfm import LastfmClient
+from core.sync.engine import LastfmSync
+from tests.fakes.lastfm_server import LastfmFake
+
+FAST_RETRY = RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=0.02)
+START = 1_700_000_000
+
+
+def plays(n: int, offset: int = 0) -> list[tuple[int, str, str, str]]:
+    return [(START + (offset + i) * 60, f"Artist {(offset + i) % 37}", f"Album {(offset + i) % 11}",
+             f"Track {(offset + i) % 97}") for i in range(n)]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[LastfmFake]:
+    async with LastfmFake() as server:
+        yield server
+
+
+@pytest.fixture
+async def sync(services: Services, fake: LastfmFake) -> AsyncIterator[LastfmSync]:
+    settings = Settings(_env_file=None, **fake.settings_overrides())  # type: ignore[arg-type]
+    async with aiohttp.ClientSession() as http:
+        client = LastfmClient(settings, http, RateLimiter(1000, burst=50), retry=FAST_RETRY, timeout_s=2)
+        yield LastfmSync(services, client, owner="test-worker")
+
+
+async def _link(services: Services, username: str, discord_id: int = 9001) -> tuple[int, int]:
+    async with services.session() as s:
+        user = await UserRepository(s).get_or_create_discord(discord_id, username)
+        account = await AccountRepository(s, None).link(user.id, "lastfm", username)
+        return user.id, account.id
+
+
+async def _listens(services: Services, user_id: int) -> int:
+    async with services.session() as s:
+        return await ListenRepository(s).count_listens(user_id)
+
+
+async def test_full_import_then_incremental_without_duplicates(services: Services, sync: LastfmSync,
+                                                               fake: LastfmFake) -> None:
+    history = plays(650)
+    fake.add_user("rj", scrobbles=history, now_playing=("Now Artist", "Now Album", "Now Track"))
+    user_id, account_id = await _link(services, "rj")
+    report = await sync.sync_account(account_id)
+    assert report.status == "ok" and report.inserted == 650 and report.pages == 4
+    assert await _listens(services, user_id) == 650, "the now-playing row is never stored"
+
+    again = await sync.sync_account(account_id)  # nothing new: boundary re-read, nothing inserted
+    assert again.status == "ok" and again.inserted == 0
+
+    fake.users["rj"].plays.extend(plays(5, offset=650))
+    newer = await sync.sync_account(account_id)
+    assert newer.inserted == 5
+    assert await _listens(services, user_id) == 655
+    async with services.session() as s:
+        account = await AccountRepository(s, None).by_id(account_id)
+        assert account is not None and account.history_complete and account.last_sync_status == "ok"
+        dupes = (await s.execute(select(func.count()).select_from(
+            select(Listen.played_at, Listen.track_id).group_by(Listen.played_at, Listen.track_id)
+            .having(func.count() > 1).subquery()))).scalar_one()
+        assert dupes == 0
+
+
+async def test_outage_mid_import_resumes_from_cursor_and_loses_nothing(services: Services, sync: LastfmSync,
+                                                                      fake: LastfmFake) -> None:
+    fake.add_user("kim", scrobbles=plays(1000))
+    user_id, account_id = await _link(services, "kim")
+    sync.prefetch = 1
+    sync.commit_rows = 200  # one page per transaction, so the outage lands between commits
+
+    def outage_after_two_pages(page) -> None:  # type: ignore[no-untyped-def]
+        if page.page_index == 2:  # the service goes down for longer than the retries last
+            fake.fail_next("error", code=11, count=10, method="user.getRecentTracks")
+
+    first = await sync.sync_account(account_id, progress=outage_after_two_pages)
+    assert first.status == "error" and first.reason == "lastfm_unavailable"
+    stored = await _listens(services, user_id)
+    assert 0 < stored < 1000
+    async with services.session() as s:
+        account = await AccountRepository(s, None).by_id(account_id)
+        assert account is not None and account.sync_cursor and not account.sync_cursor["done"]
+        assert account.last_failure_reason == "lastfm_unavailable"
+
+    fake.failures.clear()
+    second = await sync.sync_account(account_id)
+    assert second.status == "ok"
+    assert await _listens(services, user_id) == 1000
+
+
+@pytest.mark.parametrize(("setup", "reason"), [("private", "lastfm_private"), ("missing", "lastfm_user_not_found")])
+async def test_account_problems_are_stored_reasons(services: Services, sync: LastfmSync, fake: LastfmFake,
+                                                   setup: str, reason: str) -> None:
+    if setup == "private":
+        fake.add_user("shy", scrobbles=plays(3), private=True)
+    _, account_id = await _link(services, "shy" if setup == "private" else "nobody")
+    report = await sync.sync_account(account_id)
+    assert report.status == "error" and report.reason == reason
+    async with services.session() as s:
+        account = await AccountRepository(s, None).by_id(account_id)
+        assert account is not None
+        assert account.last_failure_reason == reason and account.last_failure_message
+        assert account.lock_owner is None, "the lock is released after a failure"
+
+
+async def test_one_sync_per_account_at_a_time(services: Services, sync: LastfmSync, fake: LastfmFake) -> None:
+    fake.add_user("busy", scrobbles=plays(400))
+    user_id, account_id = await _link(services, "busy")
+    other = LastfmSync(services, sync.client, owner="other-process")
+    reports = await asyncio.gather(sync.sync_account(account_id), other.sync_account(account_id))
+    assert sorted(r.status for r in reports) == ["busy", "ok"]
+    assert await _listens(services, user_id) == 400
