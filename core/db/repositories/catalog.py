@@ -18,6 +18,12 @@ from core.db.repositories._dialect import chunks, upsert_insert
 BATCH = 500
 
 
+def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """executemany needs every parameter set to name the same columns."""
+    columns = {c for row in rows for c in row}
+    return [{c: row.get(c) for c in columns} for row in rows]
+
+
 class CatalogRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -26,8 +32,8 @@ class CatalogRepository:
         """Rows need `name_key` and `name` (plus optional lastfm_url, mbid, image_url, external_ref)."""
         by_key = {row["name_key"]: row for row in artists}
         for batch in chunks(list(by_key.values()), BATCH):
-            await self.session.execute(upsert_insert(self.session, Artist).values(batch)
-                                       .on_conflict_do_nothing(index_elements=["name_key"]))
+            await self.session.execute(upsert_insert(self.session, Artist)
+                                       .on_conflict_do_nothing(index_elements=["name_key"]), _uniform(batch))
         ids: dict[str, int] = {}
         for keys in chunks(list(by_key), BATCH):
             rows = await self.session.execute(select(Artist.name_key, Artist.id).where(Artist.name_key.in_(keys)))
@@ -42,8 +48,8 @@ class CatalogRepository:
         columns = {c for row in rows_list for c in row}
         rows_list = [{c: row.get(c) for c in columns} for row in rows_list]
         for batch in chunks(rows_list, BATCH):
-            await self.session.execute(upsert_insert(self.session, Track).values(batch)
-                                       .on_conflict_do_nothing(index_elements=["artist_id", "title_key"]))
+            await self.session.execute(upsert_insert(self.session, Track)
+                                       .on_conflict_do_nothing(index_elements=["artist_id", "title_key"]), batch)
         ids: dict[tuple[int, str], int] = {}
         for keys in chunks(list(by_key), BATCH):
             rows = await self.session.execute(
@@ -58,8 +64,8 @@ class CatalogRepository:
         columns = {c for row in rows_list for c in row}
         rows_list = [{c: row.get(c) for c in columns} for row in rows_list]
         for batch in chunks(rows_list, BATCH):
-            await self.session.execute(upsert_insert(self.session, Album).values(batch)
-                                       .on_conflict_do_nothing(index_elements=["artist_id", "title_key"]))
+            await self.session.execute(upsert_insert(self.session, Album)
+                                       .on_conflict_do_nothing(index_elements=["artist_id", "title_key"]), batch)
         ids: dict[tuple[int, str], int] = {}
         for keys in chunks(list(by_key), BATCH):
             rows = await self.session.execute(
@@ -71,8 +77,8 @@ class CatalogRepository:
     async def ensure_tags(self, names: Iterable[str]) -> dict[str, int]:
         unique = sorted({n.strip().lower()[:200] for n in names if n and n.strip()})
         for batch in chunks(unique, BATCH):
-            await self.session.execute(upsert_insert(self.session, Tag).values([{"name": n} for n in batch])
-                                       .on_conflict_do_nothing(index_elements=["name"]))
+            await self.session.execute(upsert_insert(self.session, Tag).on_conflict_do_nothing(index_elements=["name"]),
+                                       [{"name": n} for n in batch])
         ids: dict[str, int] = {}
         for batch in chunks(unique, BATCH):
             ids.update(dict((await self.session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(batch)))).all()))
@@ -87,7 +93,7 @@ class CatalogRepository:
         rows = [{"item_kind": item_kind, "item_id": item, "tag_id": tag, "source": source, "weight": w}
                 for item, tags in weights.items() for tag, w in tags.items()]
         for batch in chunks(rows, BATCH):
-            await self.session.execute(upsert_insert(self.session, ItemTag).values(batch).on_conflict_do_nothing())
+            await self.session.execute(upsert_insert(self.session, ItemTag).on_conflict_do_nothing(), batch)
         return len(rows)
 
     async def item_tags(self, item_kind: str) -> dict[int, dict[str, float]]:

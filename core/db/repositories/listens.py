@@ -48,11 +48,11 @@ class ListenRepository:
         inserted = 0
         for batch in chunks(list(listens), BATCH):
             stmt = (upsert_insert(self.session, Listen)
-                    .values([{"user_id": user_id, "track_id": x.track_id, "played_at": x.played_at,
-                              "source": x.source} for x in batch])
                     .on_conflict_do_nothing(index_elements=["user_id", "played_at", "track_id"])
                     .returning(Listen.track_id, Listen.played_at))
-            for track_id, played_at in (await self.session.execute(stmt)).all():
+            params = [{"user_id": user_id, "track_id": x.track_id, "played_at": x.played_at, "source": x.source}
+                      for x in batch]
+            for track_id, played_at in (await self.session.execute(stmt, params)).all():
                 new_by_artist[artist_of[track_id]].append(played_at)
                 inserted += 1
         if new_by_artist:
@@ -63,7 +63,7 @@ class ListenRepository:
         rows = [{"user_id": user_id, "artist_id": a, "plays": len(times), "last_played_at": max(times)}
                 for a, times in new_by_artist.items()]
         for batch in chunks(rows, BATCH):
-            insert = upsert_insert(self.session, ArtistPlays).values(batch)
+            insert = upsert_insert(self.session, ArtistPlays)
             excluded = insert.excluded
             await self.session.execute(insert.on_conflict_do_update(
                 index_elements=["user_id", "artist_id"],
@@ -71,17 +71,17 @@ class ListenRepository:
                       "last_played_at": func.coalesce(
                           _greatest(self.session, ArtistPlays.last_played_at, excluded.last_played_at),
                           excluded.last_played_at)},
-            ))
+            ), batch)
 
     async def set_artist_plays(self, rows: Sequence[PlayRow]) -> int:
         """Store aggregated play counts from an import; re-importing replaces, never doubles."""
         payload = [{"user_id": r.user_id, "artist_id": r.artist_id, "plays": r.plays,
                     "last_played_at": r.last_played_at} for r in rows]
         for batch in chunks(payload, BATCH):
-            insert = upsert_insert(self.session, ArtistPlays).values(batch)
+            insert = upsert_insert(self.session, ArtistPlays)
             await self.session.execute(insert.on_conflict_do_update(
                 index_elements=["user_id", "artist_id"],
-                set_={"plays": insert.excluded.plays, "last_played_at": insert.excluded.last_played_at}))
+                set_={"plays": insert.excluded.plays, "last_played_at": insert.excluded.last_played_at}), batch)
         return len(payload)
 
     async def all_artist_plays(self) -> list[PlayRow]:

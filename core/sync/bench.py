@@ -1,0 +1,147 @@
+"""`sonance bench sync`: listens ingested per second from a local fake Last.fm into a database.
+
+The fake runs in its own process (`python -m tests.fakes.lastfm_server`, from a source checkout) so
+that generating pages does not steal the event loop being measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from core.config import Settings
+from core.datasets import PROJECT_ROOT
+from core.db.engine import create_engine
+from core.db.repositories import AccountRepository, UserRepository
+from core.errors import ConfigError
+from core.services import build_services
+from core.sources.http import RateLimiter, RetryPolicy
+from core.sources.lastfm import LastfmClient
+from core.sync.engine import LastfmSync
+
+
+@dataclass(frozen=True)
+class SyncBenchResult:
+    database: str
+    listens: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.listens / self.seconds if self.seconds else 0.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FakeLastfmProcess:
+    """The test fake as a child process serving one synthetic history."""
+
+    def __init__(self, scrobbles: int) -> None:
+        if not (PROJECT_ROOT / "tests" / "fakes" / "lastfm_server.py").exists():
+            raise ConfigError("sonance bench sync needs the source checkout (tests/fakes/lastfm_server.py).")
+        self.port = _free_port()
+        self.scrobbles = scrobbles
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> FakeLastfmProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.lastfm_server", "--port", str(self.port),
+             "--synthetic", f"bench={self.scrobbles}"], cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise ConfigError("the fake Last.fm server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    @property
+    def api_root(self) -> str:
+        return f"http://127.0.0.1:{self.port}/2.0/"
+
+
+async def _pg_database(server_url: str) -> tuple[str, str]:
+    name = f"sonance_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(make_url(server_url).set(drivername="postgresql+asyncpg", database="postgres")
+                          .render_as_string(False))
+    async with admin.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return make_url(server_url).set(drivername="postgresql+asyncpg", database=name).render_as_string(False), name
+
+
+async def _drop_pg(server_url: str, name: str) -> None:
+    admin = create_engine(make_url(server_url).set(drivername="postgresql+asyncpg", database="postgres")
+                          .render_as_string(False))
+    async with admin.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+async def measure(database_url: str, api_root: str, label: str, *, prefetch: int = 4) -> SyncBenchResult:
+    settings = Settings(_env_file=None, DATABASE_URL=database_url, LASTFM_API_KEY="test-lastfm-key",  # type: ignore[call-arg]
+                        LASTFM_API_ROOT=api_root)
+    services = await build_services(settings)
+    try:
+        async with services.session() as session:
+            user = (await UserRepository(session).ensure_dataset_users("bench", ["bench:1"]))["bench:1"]
+            account = await AccountRepository(session, None).link(user, "lastfm", "bench")
+        async with aiohttp.ClientSession() as http:
+            client = LastfmClient(settings, http, RateLimiter(10_000, burst=100), retry=RetryPolicy(attempts=3),
+                                  timeout_s=30)
+            engine = LastfmSync(services, client, prefetch=prefetch, commit_rows=5000)
+            started = time.perf_counter()
+            report = await engine.sync_account(account.id)
+            elapsed = time.perf_counter() - started
+        if report.status != "ok":
+            raise ConfigError(f"benchmark sync failed: {report.reason} {report.message}")
+        return SyncBenchResult(label, report.inserted, elapsed)
+    finally:
+        await services.close()
+
+
+async def run_sync_bench(scrobbles: int, postgres_url: str | None) -> list[SyncBenchResult]:
+    results = []
+    with FakeLastfmProcess(scrobbles) as fake, tempfile.TemporaryDirectory() as tmp:
+        results.append(await measure(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", fake.api_root, "sqlite"))
+        if postgres_url:
+            url, name = await _pg_database(postgres_url)
+            try:
+                results.append(await measure(url, fake.api_root, "postgresql"))
+            finally:
+                await _drop_pg(postgres_url, name)
+    return results
+
+
+def default_postgres_url() -> str | None:
+    return os.environ.get("SONANCE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def run(scrobbles: int, postgres_url: str | None) -> list[SyncBenchResult]:
+    return asyncio.run(run_sync_bench(scrobbles, postgres_url))
