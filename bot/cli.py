@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "bot.commands.core_cmds",
     "bot.commands.import_cmds",
     "bot.commands.sync_cmds",
+    "bot.commands.compat_cmds",
 )
 
 

@@ -100,3 +100,5 @@ class Compatibility:
     differences_a: tuple[Weighted, ...] = ()  # what A loves that B does not
     differences_b: tuple[Weighted, ...] = ()
     components: dict[str, float] = field(default_factory=dict)  # overlap / tags / latent parts
+    different_tags_a: tuple[Weighted, ...] = ()  # tags far more present in A's profile than B's
+    different_tags_b: tuple[Weighted, ...] = ()

@@ -1,0 +1,1 @@
+"""Pure renderers: domain results -> embeds, files and chart images (PNG bytes)."""
