@@ -10,6 +10,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from bot.interactions import SonanceTree
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class SonanceMixin:
     services: Services
 
     async def setup_hook(self) -> None:
+        await self.services.start_clients()
         for name in COGS:
             await self.load_extension(name)  # type: ignore[attr-defined]
         await self.sync_commands_if_changed()
@@ -62,13 +64,15 @@ def _intents() -> discord.Intents:
 
 class SonanceBot(SonanceMixin, commands.Bot):
     def __init__(self, services: Services, **kwargs: Any) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=_intents(), help_command=None, **kwargs)
+        super().__init__(command_prefix=commands.when_mentioned, intents=_intents(), help_command=None,
+                         tree_cls=SonanceTree, **kwargs)
         self.services = services
 
 
 class ShardedSonanceBot(SonanceMixin, commands.AutoShardedBot):
     def __init__(self, services: Services, **kwargs: Any) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=_intents(), help_command=None, **kwargs)
+        super().__init__(command_prefix=commands.when_mentioned, intents=_intents(), help_command=None,
+                         tree_cls=SonanceTree, **kwargs)
         self.services = services
 
 

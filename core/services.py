@@ -7,11 +7,12 @@ reached at start, or when tokens are stored but no secret key is configured to r
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.cache import Cache, build_cache
@@ -22,7 +23,15 @@ from core.db.engine import engine_from_settings, session_factory
 from core.db.repositories import AccountRepository
 from core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from core.explain.grounded import GroundedExplainer
+    from core.sources.aoty import AotyClient
+    from core.sources.http import SourceLimiters
+    from core.sources.lastfm import LastfmClient
+    from core.sources.spotify import SpotifyClient
+
 log = logging.getLogger(__name__)
+C = TypeVar("C")
 
 
 @dataclass
@@ -32,7 +41,44 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     cache: Cache
     cipher: TokenCipher | None
-    extras: dict[str, Any] = field(default_factory=dict)  # components registered by later layers
+    extras: dict[str, Any] = field(default_factory=dict)  # engine components, one per process
+    http: aiohttp.ClientSession | None = None
+    limiters: SourceLimiters | None = None
+    lastfm: LastfmClient | None = None  # None when LASTFM_API_KEY is not set
+    spotify: SpotifyClient | None = None  # None unless the Spotify app is configured
+    aoty: AotyClient | None = None
+    explainer: GroundedExplainer | None = None
+
+    def component(self, name: str, factory: Callable[[Services], C]) -> C:
+        """The process-wide instance of an engine component (recommender, compat space, sync…).
+
+        Cogs, the scheduler and the web server all ask for the same instance by name, so state that
+        must be shared (a loaded model, an in-memory taste space) exists once.
+        """
+        existing = self.extras.get(name)
+        if existing is None:
+            existing = self.extras[name] = factory(self)
+        return existing  # type: ignore[no-any-return]
+
+    async def start_clients(self) -> None:
+        """Create the shared HTTP session, rate limiters and external-service clients (once)."""
+        if self.http is not None:
+            return
+        from core.explain.factory import build_explainer
+        from core.sources.aoty import AotyClient
+        from core.sources.http import SourceLimiters
+        from core.sources.lastfm import LastfmClient
+        from core.sources.spotify import SpotifyClient
+
+        settings = self.settings
+        self.http = aiohttp.ClientSession()
+        self.limiters = SourceLimiters.from_settings(settings)
+        if settings.lastfm_api_key is not None:
+            self.lastfm = LastfmClient(settings, self.http, self.limiters.lastfm)
+        if settings.spotify_client_id and settings.spotify_client_secret and settings.spotify_redirect_uri:
+            self.spotify = SpotifyClient(settings, self.limiters.spotify)
+        self.aoty = AotyClient(settings, self.http, self.limiters.aoty)
+        self.explainer = build_explainer(settings, self.cache)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -59,6 +105,14 @@ class Services:
         return status
 
     async def close(self) -> None:
+        for component in list(self.extras.values()):
+            closer = getattr(component, "aclose", None)
+            if closer is not None:
+                await closer()
+        if self.explainer is not None:
+            await self.explainer.aclose()
+        if self.http is not None:
+            await self.http.close()
         await self.cache.close()
         await self.engine.dispose()
 

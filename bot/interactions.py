@@ -1,0 +1,93 @@
+"""What every cog shares: one error policy, replies that work whatever was acknowledged already,
+and who-is-asking bookkeeping.
+
+Error policy (house rule 3): a `SonanceError` carries a message safe to show, sent ephemeral; a
+cooldown says when to retry; anything else is logged with the command, user and guild ids and
+answered with a short apology. Nothing is ever acknowledged twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from core.db.repositories import UserRepository
+from core.errors import SonanceError
+from core.services import Services
+
+log = logging.getLogger("sonance.bot")
+
+APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again in a moment."
+
+
+def log_context(interaction: discord.Interaction) -> dict[str, Any]:
+    command = interaction.command.qualified_name if interaction.command else None
+    if command is None and interaction.data:
+        command = str(interaction.data.get("custom_id") or interaction.data.get("name") or "?")
+    return {"command": command, "user_id": interaction.user.id, "guild_id": interaction.guild_id}
+
+
+async def send(interaction: discord.Interaction, content: str | None = None, *, ephemeral: bool = False,
+               **kwargs: Any) -> None:
+    """Respond, or follow up when the interaction was already acknowledged (deferred)."""
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=ephemeral, **kwargs)
+    else:
+        await interaction.response.send_message(content, ephemeral=ephemeral, **kwargs)
+
+
+async def handle_error(interaction: discord.Interaction, error: BaseException) -> None:
+    original = getattr(error, "original", error)
+    context = log_context(interaction)
+    if isinstance(original, SonanceError):
+        log.info("refused: %s", original, extra=context)
+        message = original.user_message
+    elif isinstance(error, app_commands.CommandOnCooldown):
+        message = f"Easy there! Try again in {error.retry_after:.0f} s."
+    elif isinstance(error, app_commands.CheckFailure):
+        message = "You can't use that here."
+    else:
+        log.error("command failed", exc_info=original, extra=context)
+        message = APOLOGY
+    try:
+        await send(interaction, message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not deliver the error message", extra=context)
+
+
+class SonanceTree(app_commands.CommandTree):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await handle_error(interaction, error)
+
+
+def display_name(user: discord.abc.User) -> str:
+    return getattr(user, "display_name", None) or user.name
+
+
+class SonanceCog(commands.Cog):
+    """A cog with the shared services; `who` records the asker and their guild membership."""
+
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
+        self.bot = bot
+        self.services = services
+
+    async def who(self, interaction: discord.Interaction) -> int:
+        """The asker's user row id; also remembers that they are a member of this guild.
+
+        Slash commands need no privileged intents, so membership is learnt from use: a member
+        appears on a guild's boards after using Sonance there (and while not hidden).
+        """
+        async with self.services.session() as session:
+            users = UserRepository(session)
+            user = await users.get_or_create_discord(interaction.user.id, display_name(interaction.user))
+            if interaction.guild_id is not None:
+                await users.ensure_membership(interaction.guild_id, user.id)
+            return user.id
+
+    async def cog_app_command_error(self, interaction: discord.Interaction,
+                                    error: app_commands.AppCommandError) -> None:
+        await handle_error(interaction, error)

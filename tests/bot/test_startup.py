@@ -1,0 +1,27 @@
+"""The bot starts against the fake Discord, syncs its commands once, and respects Discord's limits."""
+
+from __future__ import annotations
+
+from bot.command_limits import validate_command_payloads
+from core.services import Services
+from tests.bot.world import GUILD_ID
+from tests.fakes.discord_server import FakeDiscord
+
+
+async def test_commands_synced_to_dev_guild_within_limits(sonance: FakeDiscord) -> None:
+    payloads = sonance.synced_payloads(GUILD_ID)
+    assert validate_command_payloads(payloads) == []
+    assert sonance.synced_commands(None) in ([], None) or not sonance.synced_commands(None)
+    sonance.assert_clean()
+
+
+async def test_sync_is_skipped_when_the_command_set_is_unchanged(fake: FakeDiscord, world_services: Services) -> None:
+    from bot.client import create_bot
+    from tests.fakes.discord_server import running_bot
+
+    for _ in range(2):
+        bot = create_bot(world_services, guild_ready_timeout=0.05)
+        async with running_bot(bot, fake):
+            pass
+    syncs = fake.requests_to("PUT", f"/applications/{fake.application_id}/guilds/{GUILD_ID}/commands")
+    assert len(syncs) == 1
