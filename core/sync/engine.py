@@ -104,32 +104,49 @@ class LastfmSync:
         newest = None
         try:
             user_id, username, cursor = await self._cursor_for(account_id)
-            buffered: list[HistoryPage] = []
+            batches: asyncio.Queue[list[HistoryPage] | BaseException | None] = asyncio.Queue(maxsize=2)
 
-            async def commit() -> None:
-                """Store buffered pages' plays and the last page's cursor in one transaction."""
-                nonlocal inserted
+            async def fetch() -> None:
+                """Producer: reads pages ahead while the previous batch is being written."""
+                buffered: list[HistoryPage] = []
+                try:
+                    async for page in iterate_history(self.client, cursor, prefetch=self.prefetch):
+                        buffered.append(page)
+                        if sum(len(p.rows) for p in buffered) >= self.commit_rows or page.cursor.done:
+                            await batches.put(buffered)
+                            buffered = []
+                    if buffered:
+                        await batches.put(buffered)
+                    await batches.put(None)
+                except BaseException as exc:  # handed to the writer, which re-raises it in order
+                    await batches.put(exc)
+
+            async def commit(batch: list[HistoryPage]) -> int:
+                """Store a batch's plays and the cursor that follows them in one transaction."""
                 async with self.services.session() as session:
                     accounts = AccountRepository(session, None)
                     if not await accounts.try_lock(account_id, self.owner, LOCK_TTL):
                         raise RuntimeError("sync lock lost to another worker")
-                    result = await ingest_listens(session, user_id, _raw([r for p in buffered for r in p.rows]))
-                    await accounts.save_cursor(account_id, buffered[-1].cursor.to_dict())
-                inserted += result.inserted
-                if progress is not None:
-                    for page in buffered:
-                        progress(page)
-                buffered.clear()
+                    result = await ingest_listens(session, user_id, _raw([r for p in batch for r in p.rows]))
+                    await accounts.save_cursor(account_id, batch[-1].cursor.to_dict())
+                return result.inserted
 
-            async for page in iterate_history(self.client, cursor, prefetch=self.prefetch):
-                buffered.append(page)
-                pages += 1
-                fetched += len(page.rows)
-                newest = page.cursor.newest_uts or newest
-                if sum(len(p.rows) for p in buffered) >= self.commit_rows or page.cursor.done:
-                    await commit()
-            if buffered:
-                await commit()
+            producer = asyncio.create_task(fetch(), name=f"lastfm-fetch-{account_id}")
+            try:
+                while (batch := await batches.get()) is not None:
+                    if isinstance(batch, BaseException):
+                        raise batch
+                    inserted += await commit(batch)
+                    for page in batch:
+                        pages += 1
+                        fetched += len(page.rows)
+                        newest = page.cursor.newest_uts or newest
+                        if progress is not None:
+                            progress(page)
+            finally:
+                if not producer.done():
+                    producer.cancel()
+                await asyncio.gather(producer, return_exceptions=True)
             async with self.services.session() as session:
                 last = datetime.fromtimestamp(newest, UTC) if newest else None
                 await AccountRepository(session, None).record_sync(

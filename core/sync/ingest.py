@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.repositories import CatalogRepository, ListenRepository
+from core.db.repositories.bulk_ingest import pg_bulk_ingest, staged_row
 from core.db.repositories.listens import NewListen
 from core.matching import album_key, artist_key, track_key
 
@@ -54,6 +55,8 @@ class IngestResult:
 
 async def ingest_listens(session: AsyncSession, user_id: int, plays: Sequence[RawListen]) -> IngestResult:
     """Resolve names to catalog rows and insert the listens that are new."""
+    if session.get_bind().dialect.name == "postgresql":
+        return await _ingest_postgresql(session, user_id, plays)
     catalog = CatalogRepository(session)
     usable: list[tuple[RawListen, str, str, str, str | None]] = []
     artists: dict[str, dict[str, object]] = {}
@@ -95,3 +98,24 @@ async def ingest_listens(session: AsyncSession, user_id: int, plays: Sequence[Ra
                for play, a_key, t_key, _track, _album in usable]
     inserted = await ListenRepository(session).add_listens(user_id, listens)
     return IngestResult(len(plays), inserted, len(plays) - len(usable))
+
+
+async def _ingest_postgresql(session: AsyncSession, user_id: int, plays: Sequence[RawListen]) -> IngestResult:
+    """Same resolution rules, executed set-based through COPY (see `bulk_ingest`)."""
+    staged = []
+    for play in plays:
+        artist = _clean(play.artist, MAX_NAME)
+        track = _clean(play.track, MAX_TITLE)
+        if not artist or not track:
+            continue
+        a_key = artist_key(artist)[:MAX_NAME]
+        t_key = track_key(artist, track)[:MAX_TITLE]
+        if not a_key or not t_key:
+            continue
+        album = _clean(play.album, MAX_TITLE)
+        al_key = (album_key(play.artist, album)[:MAX_TITLE] or None) if album else None
+        staged.append(staged_row(a_key, artist, play.artist_mbid, al_key, album if al_key else None,
+                                 play.album_mbid, t_key, track, play.track_mbid, play.track_url,
+                                 play.spotify_track_id, play.played_at, play.source))
+    inserted = await pg_bulk_ingest(session, user_id, staged)
+    return IngestResult(len(plays), inserted, len(plays) - len(staged))

@@ -141,6 +141,7 @@ class Failure:
     delay: float = 0.0
     method: str | None = None
     user: str | None = None
+    after: int = 0  # let this many matching requests through first
 
 
 class LastfmFake:
@@ -225,15 +226,16 @@ class LastfmFake:
 
     def fail_next(self, kind: str, *, count: int = 1, code: int | None = None, status: int | None = None,
                   retry_after: float | None = None, delay: float = 0.0, method: str | None = None,
-                  user: str | None = None) -> None:
+                  user: str | None = None, after: int = 0) -> None:
         """Queue `count` failures, each consumed by the next request matching `method`/`user`.
 
         kinds: "error" (Last.fm error `code`, HTTP `status` or 200), "http" (bare HTTP `status`,
         HTML body), "429" (HTTP 429 + Retry-After), "slow" (answer normally after `delay` s),
         "malformed" (HTTP 200, truncated JSON), "reset" (close the connection without answering).
+        `after` lets that many matching requests succeed first (an outage that starts mid-import).
         """
         for _ in range(count):
-            self.failures.append(Failure(kind, code, status, retry_after, delay, method, user))
+            self.failures.append(Failure(kind, code, status, retry_after, delay, method, user, after))
 
     def requests_for(self, method: str) -> list[tuple[float, dict[str, str]]]:
         return [(t, p) for t, m, p in self.log if m == method]
@@ -266,11 +268,16 @@ class LastfmFake:
         return handler(self, params)
 
     def _take_failure(self, method: str, user: str | None) -> Failure | None:
-        for f in self.failures:
-            if (f.method is None or f.method == method) and (f.user is None or f.user == user):
-                self.failures.remove(f)
-                return f
-        return None
+        matching = [f for f in self.failures
+                    if (f.method is None or f.method == method) and (f.user is None or f.user == user)]
+        if not matching:
+            return None
+        if matching[0].after > 0:
+            for f in matching:  # one request went through: every queued failure is one step closer
+                f.after -= 1
+            return None
+        self.failures.remove(matching[0])
+        return matching[0]
 
     async def _misbehave(self, f: Failure, request: web.Request) -> web.StreamResponse | None:
         if f.kind == "slow":

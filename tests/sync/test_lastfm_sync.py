@@ -83,13 +83,10 @@ async def test_outage_mid_import_resumes_from_cursor_and_loses_nothing(services:
     fake.add_user("kim", scrobbles=plays(1000))
     user_id, account_id = await _link(services, "kim")
     sync.prefetch = 1
-    sync.commit_rows = 200  # one page per transaction, so the outage lands between commits
-
-    def outage_after_two_pages(page) -> None:  # type: ignore[no-untyped-def]
-        if page.page_index == 2:  # the service goes down for longer than the retries last
-            fake.fail_next("error", code=11, count=10, method="user.getRecentTracks")
-
-    first = await sync.sync_account(account_id, progress=outage_after_two_pages)
+    sync.commit_rows = 200  # one page per transaction
+    # probe + 2 pages succeed, then the service is down for longer than the retries last
+    fake.fail_next("error", code=11, count=10, method="user.getRecentTracks", after=3)
+    first = await sync.sync_account(account_id)
     assert first.status == "error" and first.reason == "lastfm_unavailable"
     stored = await _listens(services, user_id)
     assert 0 < stored < 1000

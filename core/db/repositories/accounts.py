@@ -48,6 +48,17 @@ class AccountRepository:
                 .order_by(LinkedAccount.id).limit(1))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def verified_by_other(self, provider: str, external_id: str, user_id: int) -> bool:
+        """Whether another user proved ownership of this external account (web auth).
+
+        Why: a public-profile link is a claim anyone can make; once someone verified the account,
+        other Discord users must not claim it without proof.
+        """
+        stmt = select(func.count()).select_from(LinkedAccount).where(
+            LinkedAccount.provider == provider, func.lower(LinkedAccount.external_id) == external_id.lower(),
+            LinkedAccount.user_id != user_id, LinkedAccount.verified.is_(True))
+        return int((await self.session.execute(stmt)).scalar_one()) > 0
+
     async def for_user(self, user_id: int) -> list[LinkedAccount]:
         stmt = select(LinkedAccount).where(LinkedAccount.user_id == user_id).order_by(LinkedAccount.provider)
         return list((await self.session.execute(stmt)).scalars())

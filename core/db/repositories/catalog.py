@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Album, Artist, ItemTag, Tag, Track
-from core.db.repositories._dialect import chunks, upsert_insert
+from core.db.repositories._dialect import chunks, composite_in, upsert_insert
 
 BATCH = 500
 
@@ -28,51 +28,52 @@ class CatalogRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def _get_or_create(self, model: Any, key_columns: tuple[str, ...],
+                             rows: dict[tuple[Any, ...], dict[str, Any]]) -> dict[tuple[Any, ...], int]:
+        """Ids for `rows` (keyed by their unique columns), inserting the ones that do not exist.
+
+        Three steps, each one statement per batch: select what exists (plain IN lists, which both
+        engines answer from the unique index), insert only the missing rows with RETURNING, and
+        re-select whatever a concurrent writer inserted in between (ON CONFLICT DO NOTHING hides it).
+        """
+        ids: dict[tuple[Any, ...], int] = {}
+        columns = [getattr(model, c) for c in key_columns]
+
+        async def select_existing(keys: list[tuple[Any, ...]]) -> None:
+            for batch in chunks(keys, BATCH):
+                stmt = select(*columns, model.id).where(composite_in(self.session, columns, batch))
+                wanted = set(batch)
+                for *key, row_id in (await self.session.execute(stmt)).all():
+                    if tuple(key) in wanted:
+                        ids[tuple(key)] = row_id
+
+        await select_existing(list(rows))
+        missing = [k for k in rows if k not in ids]
+        if missing:
+            insert = (upsert_insert(self.session, model).on_conflict_do_nothing(index_elements=list(key_columns))
+                      .returning(*columns, model.id))
+            for batch in chunks(missing, BATCH):
+                result = await self.session.execute(insert, _uniform([rows[k] for k in batch]))
+                for *key, row_id in result.all():
+                    ids[tuple(key)] = row_id
+            raced = [k for k in missing if k not in ids]
+            if raced:
+                await select_existing(raced)
+        return ids
+
     async def ensure_artists(self, artists: Iterable[dict[str, Any]]) -> dict[str, int]:
         """Rows need `name_key` and `name` (plus optional lastfm_url, mbid, image_url, external_ref)."""
-        by_key = {row["name_key"]: row for row in artists}
-        for batch in chunks(list(by_key.values()), BATCH):
-            await self.session.execute(upsert_insert(self.session, Artist)
-                                       .on_conflict_do_nothing(index_elements=["name_key"]), _uniform(batch))
-        ids: dict[str, int] = {}
-        for keys in chunks(list(by_key), BATCH):
-            rows = await self.session.execute(select(Artist.name_key, Artist.id).where(Artist.name_key.in_(keys)))
-            ids.update(dict(rows.all()))
-        return ids
+        rows = {(row["name_key"],): row for row in artists}
+        return {key[0]: row_id for key, row_id in (await self._get_or_create(Artist, ("name_key",), rows)).items()}
 
     async def ensure_tracks(self, tracks: Iterable[dict[str, Any]]) -> dict[tuple[int, str], int]:
         """Rows need `artist_id`, `title_key`, `title` (optional album_id, mbid, lastfm_url, spotify_id)."""
-        by_key = {(row["artist_id"], row["title_key"]): row for row in tracks}
-        rows_list = list(by_key.values())
-        # Rows in one multi-VALUES insert must share columns.
-        columns = {c for row in rows_list for c in row}
-        rows_list = [{c: row.get(c) for c in columns} for row in rows_list]
-        for batch in chunks(rows_list, BATCH):
-            await self.session.execute(upsert_insert(self.session, Track)
-                                       .on_conflict_do_nothing(index_elements=["artist_id", "title_key"]), batch)
-        ids: dict[tuple[int, str], int] = {}
-        for keys in chunks(list(by_key), BATCH):
-            rows = await self.session.execute(
-                select(Track.artist_id, Track.title_key, Track.id)
-                .where(tuple_(Track.artist_id, Track.title_key).in_(keys)))
-            ids.update({(a, t): i for a, t, i in rows})
-        return ids
+        rows = {(row["artist_id"], row["title_key"]): row for row in tracks}
+        return await self._get_or_create(Track, ("artist_id", "title_key"), rows)  # type: ignore[return-value]
 
     async def ensure_albums(self, albums: Iterable[dict[str, Any]]) -> dict[tuple[int, str], int]:
-        by_key = {(row["artist_id"], row["title_key"]): row for row in albums}
-        rows_list = list(by_key.values())
-        columns = {c for row in rows_list for c in row}
-        rows_list = [{c: row.get(c) for c in columns} for row in rows_list]
-        for batch in chunks(rows_list, BATCH):
-            await self.session.execute(upsert_insert(self.session, Album)
-                                       .on_conflict_do_nothing(index_elements=["artist_id", "title_key"]), batch)
-        ids: dict[tuple[int, str], int] = {}
-        for keys in chunks(list(by_key), BATCH):
-            rows = await self.session.execute(
-                select(Album.artist_id, Album.title_key, Album.id)
-                .where(tuple_(Album.artist_id, Album.title_key).in_(keys)))
-            ids.update({(a, t): i for a, t, i in rows})
-        return ids
+        rows = {(row["artist_id"], row["title_key"]): row for row in albums}
+        return await self._get_or_create(Album, ("artist_id", "title_key"), rows)  # type: ignore[return-value]
 
     async def ensure_tags(self, names: Iterable[str]) -> dict[str, int]:
         unique = sorted({n.strip().lower()[:200] for n in names if n and n.strip()})

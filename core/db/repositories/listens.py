@@ -37,6 +37,17 @@ class PlayRow:
     last_played_at: datetime | None
 
 
+@dataclass(frozen=True)
+class ArtistReach:
+    """An artist's reach among a group of listeners: how many of them play it, and how much."""
+
+    artist_id: int
+    name: str
+    url: str | None
+    listeners: int
+    plays: int
+
+
 class ListenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -90,6 +101,26 @@ class ListenRepository:
                                                  ArtistPlays.last_played_at))
         return [PlayRow(*row) for row in rows.all()]
 
+    async def plays_fingerprint(self) -> tuple[int, int, str | None]:
+        """(rows, total plays, newest last-played) of all per-artist play counts.
+
+        Why: one cheap aggregate that changes whenever listens are added, imported or forgotten, so
+        an in-memory artifact built from `all_artist_plays` (the compatibility space) can tell it is
+        stale without reloading everything.
+        """
+        stmt = select(func.count(), func.coalesce(func.sum(ArtistPlays.plays), 0), func.max(ArtistPlays.last_played_at))
+        rows, plays, newest = (await self.session.execute(stmt)).one()
+        return int(rows), int(plays), None if newest is None else str(newest)
+
+    async def users_with_plays(self, user_ids: Sequence[int]) -> set[int]:
+        """Which of `user_ids` have any per-artist plays (a history to compare)."""
+        out: set[int] = set()
+        for batch in chunks(sorted(set(user_ids)), BATCH):
+            stmt = (select(ArtistPlays.user_id).where(ArtistPlays.user_id.in_(batch), ArtistPlays.plays > 0)
+                    .distinct())
+            out.update((await self.session.execute(stmt)).scalars())
+        return out
+
     async def user_artist_plays(self, user_id: int) -> list[PlayRow]:
         rows = await self.session.execute(
             select(ArtistPlays.user_id, ArtistPlays.artist_id, ArtistPlays.plays, ArtistPlays.last_played_at)
@@ -98,6 +129,12 @@ class ListenRepository:
 
     async def count_listens(self, user_id: int) -> int:
         stmt = select(func.count()).select_from(Listen).where(Listen.user_id == user_id)
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def count_artists(self, user_id: int) -> int:
+        """Distinct artists the user has played (from the per-artist play counts)."""
+        stmt = (select(func.count()).select_from(ArtistPlays)
+                .where(ArtistPlays.user_id == user_id, ArtistPlays.plays > 0))
         return int((await self.session.execute(stmt)).scalar_one())
 
     async def total_plays(self, user_id: int) -> int:
@@ -137,6 +174,22 @@ class ListenRepository:
                        ArtistPlays.plays > 0)
                 .order_by(ArtistPlays.plays.desc(), ArtistPlays.user_id).limit(limit))
         return [(u, int(p)) for u, p in (await self.session.execute(stmt)).all()]
+
+    async def artists_played_by(self, user_ids: Sequence[int], exclude_artist_ids: Sequence[int] = (),
+                                limit: int = 10) -> list[ArtistReach]:
+        """Artists the given users play, most shared first (then most played), minus exclusions."""
+        if not user_ids:
+            return []
+        listeners = func.count(ArtistPlays.user_id).label("listeners")
+        plays = func.sum(ArtistPlays.plays).label("plays")
+        stmt = (select(Artist.id, Artist.name, Artist.lastfm_url, listeners, plays)
+                .join(Artist, Artist.id == ArtistPlays.artist_id)
+                .where(ArtistPlays.user_id.in_(list(user_ids)), ArtistPlays.plays > 0)
+                .group_by(Artist.id, Artist.name, Artist.lastfm_url)
+                .order_by(listeners.desc(), plays.desc(), Artist.name).limit(limit))
+        if exclude_artist_ids:
+            stmt = stmt.where(ArtistPlays.artist_id.not_in(list(exclude_artist_ids)))
+        return [ArtistReach(a, n, u, int(c), int(p)) for a, n, u, c, p in (await self.session.execute(stmt)).all()]
 
 
 def _greatest(session: AsyncSession, a, b):  # type: ignore[no-untyped-def]

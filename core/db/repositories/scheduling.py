@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import DmDelivery, Lease, ModelArtifact, OAuthNonce
+from core.db.models import DmDelivery, Lease, ModelArtifact, OAuthNonce, User, UserSettings
 from core.db.repositories._dialect import upsert_insert
 from core.db.types import utcnow
+
+
+@dataclass(frozen=True)
+class DmCandidate:
+    """A user who wants weekly DMs and has not closed them: everything the slot arithmetic needs."""
+
+    user_id: int
+    discord_id: int
+    display_name: str | None
+    weekday: int
+    minute: int
+    timezone: str
+    quiet_start_minute: int | None
+    quiet_end_minute: int | None
 
 
 class SchedulingRepository:
@@ -61,6 +77,29 @@ class SchedulingRepository:
     async def dm_delivery(self, user_id: int, slot: str) -> DmDelivery | None:
         stmt = select(DmDelivery).where(DmDelivery.user_id == user_id, DmDelivery.slot == slot)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def dm_candidates(self) -> list[DmCandidate]:
+        """Discord users with weekly DMs on and not closed (50007); the caller decides who is due.
+
+        Due-ness depends on each user's time zone, so it is computed in Python, not in SQL.
+        """
+        stmt = (select(UserSettings.user_id, User.discord_id, User.display_name, UserSettings.dm_weekday,
+                       UserSettings.dm_minute, UserSettings.timezone, UserSettings.quiet_start_minute,
+                       UserSettings.quiet_end_minute)
+                .join(User, User.id == UserSettings.user_id)
+                .where(UserSettings.dm_enabled.is_(True), UserSettings.dm_closed_at.is_(None),
+                       User.discord_id.is_not(None))
+                .order_by(UserSettings.user_id))
+        return [DmCandidate(*row) for row in (await self.session.execute(stmt)).all()]
+
+    async def claimed_dm_slots(self, pairs: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Which of the (user, slot) pairs already have a delivery row (in any status)."""
+        wanted = set(pairs)
+        if not wanted:
+            return set()
+        stmt = select(DmDelivery.user_id, DmDelivery.slot).where(
+            DmDelivery.user_id.in_({u for u, _ in wanted}), DmDelivery.slot.in_({s for _, s in wanted}))
+        return {(u, s) for u, s in (await self.session.execute(stmt)).all()} & wanted
 
     # --- model artifacts --------------------------------------------------------------------------
 

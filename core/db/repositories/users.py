@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import GuildMembership, User, UserSettings
@@ -39,6 +39,16 @@ class UserRepository:
 
     async def get(self, user_id: int) -> User | None:
         return await self.session.get(User, user_id)
+
+    async def privacy_level(self, user_id: int) -> str:
+        """The user's global privacy level ("public" when they never chose), without creating settings.
+
+        Why: a read-only check for people who are not (yet) recorded in a guild, where
+        `visible_member_ids` cannot speak for them.
+        """
+        level = (await self.session.execute(
+            select(UserSettings.privacy_level).where(UserSettings.user_id == user_id))).scalar_one_or_none()
+        return level or "public"
 
     async def by_external_refs(self, refs: list[str]) -> dict[str, int]:
         rows = await self.session.execute(select(User.external_ref, User.id).where(User.external_ref.in_(refs)))
@@ -92,6 +102,31 @@ class UserRepository:
             ))
             .order_by(GuildMembership.user_id)
         )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def memberships(self, user_id: int) -> list[GuildMembership]:
+        """Every guild the user is known in, with its per-guild visibility choice."""
+        stmt = select(GuildMembership).where(GuildMembership.user_id == user_id).order_by(GuildMembership.guild_id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def clear_guild_visibility(self, user_id: int, *, keep_guild_id: int | None = None) -> int:
+        """Drop per-guild choices (back to following the global level), except in `keep_guild_id`.
+
+        Why: an "everywhere" privacy choice must win over older per-server exceptions, otherwise a
+        user who hides everywhere would stay visible where they once opened a server.
+        """
+        stmt = (update(GuildMembership).where(GuildMembership.user_id == user_id)
+                .where(GuildMembership.visible.is_not(None)).values(visible=None)
+                .execution_options(synchronize_session=False))
+        if keep_guild_id is not None:
+            stmt = stmt.where(GuildMembership.guild_id != keep_guild_id)
+        result = await self.session.execute(stmt)
+        return int(result.rowcount or 0)
+
+    async def guild_ids(self, user_id: int) -> list[int]:
+        """Guilds where `user_id` is known to be a member (learnt from use or sync)."""
+        stmt = (select(GuildMembership.guild_id).where(GuildMembership.user_id == user_id)
+                .order_by(GuildMembership.guild_id))
         return list((await self.session.execute(stmt)).scalars())
 
     async def is_member(self, guild_id: int, user_id: int) -> bool:
