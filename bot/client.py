@@ -16,7 +16,11 @@ from core.services import Services
 log = logging.getLogger(__name__)
 
 #: Cog modules, one per command family (filled as families land).
-COGS: tuple[str, ...] = ()
+COGS: tuple[str, ...] = (
+    "cogs.compat",
+    "cogs.stats",
+    "cogs.settings",
+)
 
 
 class SonanceMixin:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 
 from core.domain import Kind
 from core.errors import AccountProblem, NotFound, SourceUnavailable
@@ -137,7 +137,7 @@ class LastfmClient:
         if status == 429:
             raise Retryable(f"{method}: HTTP 429", retry_after=retry_after_from(headers))
         try:
-            data = json.loads(body)
+            data = orjson.loads(body)
         except ValueError:
             if status >= 500:
                 raise Retryable(f"{method}: HTTP {status}", retry_after=retry_after_from(headers)) from None
