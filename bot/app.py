@@ -1,8 +1,12 @@
-"""`sonance run`: builds the services, starts the web server and the Discord client, shuts down cleanly.
+"""`sonance run`: builds the services, starts the web server, the scheduler and the Discord client,
+and shuts down cleanly.
 
 Following discord.py's advanced start-up example, the entry point owns every resource: it creates
-them in order, and on SIGINT/SIGTERM closes the bot first (no new interactions), then the web
-server, then the database and cache.
+them in order, and on SIGINT/SIGTERM stops the scheduler first (no job talks to a closing client),
+then closes the bot (no new interactions), then the web server, then the database and cache.
+
+The scheduler (`core.scheduler.SonanceScheduler`) is started inside the running loop, next to the
+bot, and competes for the leader lease: with several bot processes exactly one runs the jobs.
 """
 
 from __future__ import annotations
@@ -11,14 +15,70 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
+
+import discord
 
 from bot.client import create_bot
 from bot.discord_endpoints import apply_discord_endpoints
-from bot.web import build_web_app, start_web
+from bot.dm_delivery import DiscordDmDelivery
+from bot.web import PROBES_KEY, HealthProbe, build_web_app, start_web
 from core.config import Settings
-from core.services import build_services
+from core.scheduler import JobSet, SonanceScheduler
+from core.services import Services, build_services
+from core.weekly import ContentPort, ServerMatesContent, WeeklyDigest
 
 log = logging.getLogger(__name__)
+
+
+def weekly_content(services: Services) -> ContentPort:
+    """The weekly DM's content port.
+
+    The server-mates fallback for now ("artists your server-mates play that you don't"); swap in
+    the recommender here once it exposes a service: the port is all `WeeklyDigest` needs.
+    """
+    return ServerMatesContent(services)
+
+
+def build_jobs(services: Services, bot: discord.Client) -> JobSet:
+    """The periodic work of a bot process. Jobs look their dependencies up when they run, because
+    the external clients (`services.lastfm`, the explainer) only exist after the bot's setup hook.
+
+    Sync: `LastfmSync.sync_due` selects accounts whose cadence has come, *both* active ones (every
+    `sync_active_minutes`) and dormant ones (daily), so the same call serves both jobs; the daily
+    `sync_dormant` run is a safety net that finds nothing when the active job keeps up, and per-account
+    locks make overlapping runs harmless. Retrain: none yet (no recommender service to call).
+    """
+    settings = services.settings
+
+    async def sync_due() -> None:
+        if services.lastfm is None:  # not configured, or the bot has not started its clients yet
+            return
+        from core.sync.engine import LastfmSync
+
+        sync = services.component("lastfm_sync", lambda s: LastfmSync(s, s.lastfm))  # type: ignore[arg-type]
+        await sync.sync_due(active_minutes=settings.sync_active_minutes)
+
+    async def weekly_dms() -> None:
+        if not bot.is_ready():  # DMs need a logged-in client; the next 5-minute run will do it
+            log.info("weekly DMs: bot not ready yet; skipped this run")
+            return
+        digest = services.component(
+            "weekly_digest", lambda s: WeeklyDigest(s, weekly_content(s), DiscordDmDelivery(bot)))
+        await digest.run_due()
+
+    has_lastfm = settings.lastfm_api_key is not None
+    return JobSet(sync_active=sync_due if has_lastfm else None, sync_dormant=sync_due if has_lastfm else None,
+                  retrain=None, weekly_dms=weekly_dms)
+
+
+def scheduler_probe(scheduler: SonanceScheduler) -> HealthProbe:
+    """/healthz: leader | standby | stopped, and the number of jobs (never touches the database)."""
+
+    async def probe() -> dict[str, Any]:
+        return scheduler.status()
+
+    return probe
 
 
 async def run_bot(settings: Settings) -> None:
@@ -27,15 +87,20 @@ async def run_bot(settings: Settings) -> None:
     apply_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     services = await build_services(settings)
     runner = None
+    scheduler: SonanceScheduler | None = None
     try:
-        runner = await start_web(build_web_app(services), settings.web_host, settings.web_port)
+        web_app = build_web_app(services)
+        runner = await start_web(web_app, settings.web_host, settings.web_port)
         bot = create_bot(services)
+        scheduler = SonanceScheduler(services, build_jobs(services, bot))
+        web_app[PROBES_KEY].append(scheduler_probe(scheduler))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         async with bot:
+            scheduler.start()  # needs the running loop; jobs wait for the bot where they must
             runner_task = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
             stop_task = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({runner_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -43,10 +108,13 @@ async def run_bot(settings: Settings) -> None:
                 runner_task.result()  # surface a login failure
             log.info("shutting down")
             stop_task.cancel()
+            await scheduler.stop()  # before the bot closes: a running DM job is cancelled, not broken
             await bot.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner_task
     finally:
+        if scheduler is not None:
+            await scheduler.stop()  # idempotent; covers a failed login, and always before services close
         if runner is not None:
             await runner.cleanup()
         await services.close()

@@ -1,0 +1,61 @@
+"""/whoknows and /top: guild listening stats. Parse -> one `StatsService` call -> render.
+
+Both are guild-only because visibility is per guild (a member may be visible in one server and hidden
+in another). Neither defers: each is one or two indexed queries, far below the 3 s deadline.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.interactions import SonanceCog, display_name, send
+from bot.render.stats import top_embed, who_knows_embed
+from core.stats import StatsService
+
+PERIOD_CHOICES = [
+    app_commands.Choice(name="Last 7 days", value="7day"),
+    app_commands.Choice(name="Last month", value="1month"),
+    app_commands.Choice(name="Last 3 months", value="3month"),
+    app_commands.Choice(name="Last 6 months", value="6month"),
+    app_commands.Choice(name="Last 12 months", value="12month"),
+    app_commands.Choice(name="All time", value="overall"),
+]
+
+
+class StatsCog(SonanceCog):
+    @property
+    def stats(self) -> StatsService:
+        return self.services.component("stats", StatsService)
+
+    @app_commands.command(name="whoknows", description="Who in this server listens to an artist, by plays")
+    @app_commands.describe(artist="The artist (pick from the suggestions)")
+    @app_commands.guild_only()
+    async def whoknows(self, interaction: discord.Interaction, artist: app_commands.Range[str, 1, 200]) -> None:
+        await self.who(interaction)  # the asker appears on this guild's lists from now on
+        assert interaction.guild_id is not None  # guild_only
+        result = await self.stats.who_knows(interaction.guild_id, artist)
+        guild_name = interaction.guild.name if interaction.guild else None
+        await send(interaction, embed=who_knows_embed(result, guild_name))
+
+    @whoknows.autocomplete("artist")
+    async def whoknows_artist(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=name, value=name) for name in await self.stats.artist_choices(current)]
+
+    @app_commands.command(name="top", description="Top artists for a period: yours or a server member's")
+    @app_commands.describe(period="Which period", member="Whose top artists (default: yours)")
+    @app_commands.choices(period=PERIOD_CHOICES)
+    @app_commands.guild_only()
+    async def top(self, interaction: discord.Interaction, period: app_commands.Choice[str],
+                  member: discord.Member | None = None) -> None:
+        asker = await self.who(interaction)
+        result = await self.stats.top_artists(
+            interaction.guild_id, asker, period.value,
+            member_discord_id=member.id if member is not None else None,
+            member_name=display_name(member) if member is not None else "That member")
+        await send(interaction, embed=top_embed(result))
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(StatsCog(bot, bot.services))  # type: ignore[attr-defined]

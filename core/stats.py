@@ -1,0 +1,127 @@
+"""Listening stats inside a guild: who knows an artist, and a member's top artists for a period.
+
+Privacy is decided here, not in the cog: only members that `UserRepository.visible_member_ids`
+returns ever appear, and names go through `display_names` so `hide_username` is respected. A member
+who cannot be shown gets one uniform answer, so the reply never reveals whether they are hidden or
+simply unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from core.db.repositories import CatalogRepository, ListenRepository, UserRepository
+from core.db.types import utcnow
+from core.errors import InvalidInput, NotFound, PrivacyHidden
+from core.matching import artist_key
+from core.services import Services
+
+log = logging.getLogger(__name__)
+
+#: /top periods (Last.fm's names, which users know) -> days back; None means all time.
+PERIODS: dict[str, int | None] = {
+    "7day": 7, "1month": 30, "3month": 90, "6month": 180, "12month": 365, "overall": None,
+}
+PERIOD_LABELS: dict[str, str] = {
+    "7day": "last 7 days", "1month": "last month", "3month": "last 3 months", "6month": "last 6 months",
+    "12month": "last 12 months", "overall": "all time",
+}
+WHO_KNOWS_LIMIT = 15
+TOP_LIMIT = 10
+AUTOCOMPLETE_LIMIT = 25  # Discord's maximum number of choices
+AUTOCOMPLETE_BUDGET_S = 2.0  # Discord drops an autocomplete answer after 3 s; leave room for the reply
+
+
+@dataclass(frozen=True)
+class Listener:
+    user_id: int
+    name: str  # safe to show: "a listener" when the member hides their username
+    plays: int
+
+
+@dataclass(frozen=True)
+class WhoKnows:
+    artist: str
+    artist_url: str | None
+    listeners: tuple[Listener, ...]
+
+
+@dataclass(frozen=True)
+class TopArtists:
+    owner_name: str | None  # None: the asker themself ("your")
+    period: str
+    period_label: str
+    artists: tuple[tuple[str, int], ...]
+
+
+class StatsService:
+    """Read-only guild stats over the listens and play counts that sync and imports keep."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def artist_choices(self, text: str) -> list[str]:
+        """Autocomplete: catalog artists whose normalised name starts with what was typed.
+
+        Bounded in time and size because Discord discards late or oversized answers; on timeout
+        the user simply sees no suggestions and can still type a name.
+        """
+        key = artist_key(text) if text.strip() else ""
+        try:
+            async with asyncio.timeout(AUTOCOMPLETE_BUDGET_S):
+                async with self.services.session() as session:
+                    artists = await CatalogRepository(session).search_artists(key, limit=AUTOCOMPLETE_LIMIT)
+        except TimeoutError:
+            log.warning("artist autocomplete timed out", extra={"prefix_len": len(text)})
+            return []
+        names: list[str] = []
+        for artist in artists:
+            if artist.name[:100] not in names:  # a choice name/value is at most 100 characters
+                names.append(artist.name[:100])
+        return names[:AUTOCOMPLETE_LIMIT]
+
+    async def who_knows(self, guild_id: int, artist: str) -> WhoKnows:
+        """Visible members of `guild_id` who play `artist`, most plays first."""
+        if not artist.strip():
+            raise InvalidInput("Tell me which artist, e.g. `/whoknows artist:Radiohead`.")
+        async with self.services.session() as session:
+            found = await CatalogRepository(session).artist_by_key(artist_key(artist))
+            if found is None:
+                raise NotFound(f"I don't know an artist called **{artist.strip()[:100]}** yet. "
+                               "Pick one from the suggestions while typing.")
+            users = UserRepository(session)
+            visible = await users.visible_member_ids(guild_id)
+            rows = await ListenRepository(session).who_knows(found.id, visible, limit=WHO_KNOWS_LIMIT)
+            names = await users.display_names([u for u, _ in rows])
+        listeners = tuple(Listener(u, names.get(u, "a listener"), plays) for u, plays in rows)
+        return WhoKnows(found.name, found.lastfm_url, listeners)
+
+    async def top_artists(self, guild_id: int | None, asker_id: int, period: str, *,
+                          member_discord_id: int | None = None, member_name: str = "That member",
+                          now: datetime | None = None) -> TopArtists:
+        """The asker's (or a visible member's) most played artists in `period`.
+
+        Another member is shown only when visible in this guild; anything else (hidden, never used
+        Sonance here, asked from a DM) gets the same "keeps their listening private" answer.
+        """
+        if period not in PERIODS:
+            raise InvalidInput(f"Unknown period {period!r}; pick one of {', '.join(PERIODS)}.")
+        days = PERIODS[period]
+        since = None if days is None else (now or utcnow()) - timedelta(days=days)
+        async with self.services.session() as session:
+            users = UserRepository(session)
+            target_id, owner_name = asker_id, None
+            if member_discord_id is not None:
+                member = await users.by_discord_id(member_discord_id)
+                if member is None or member.id != asker_id:
+                    visible = await users.visible_member_ids(guild_id) if guild_id is not None else []
+                    if member is None or member.id not in visible:
+                        raise PrivacyHidden(f"**{member_name[:64]}** keeps their listening private "
+                                            "(or hasn't used Sonance in this server yet).")
+                    target_id = member.id
+                    owner_name = (await users.display_names([member.id])).get(member.id, "a listener")
+            artists = await ListenRepository(session).top_artists(target_id, since, limit=TOP_LIMIT)
+        return TopArtists(owner_name, period, PERIOD_LABELS[period], tuple(artists))
