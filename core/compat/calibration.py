@@ -38,6 +38,9 @@ def label_for(score: float) -> str:
     return LABELS[-1][1]
 
 
+TIE_TOLERANCE = 1e-6  # relative: raw scores closer than this are the same score
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Raw -> 0..100 mapping plus the z-score statistics of each component cosine.
@@ -77,10 +80,23 @@ class Calibration:
     @cached_property
     def _knots(self) -> tuple[np.ndarray, np.ndarray]:
         # Ties in the grid (many equal raw scores) are merged to the middle of their band, which keeps
-        # np.interp well-defined and the mapping monotone.
+        # np.interp well-defined and the mapping monotone. "Equal" allows for floating-point noise:
+        # pairs with nothing in common all get the same raw score up to rounding (float32 matrix
+        # products vs float64 pair scoring), and must not be spread over a band of percentiles.
         grid = np.linspace(0.0, 100.0, self.quantiles.size)
-        uniq, inverse = np.unique(self.quantiles, return_inverse=True)
-        return uniq, np.bincount(inverse, weights=grid) / np.bincount(inverse)
+        q = np.asarray(self.quantiles, dtype=np.float64)
+        tolerance = TIE_TOLERANCE * max(1.0, float(np.abs(q).max()))
+        starts_group = np.concatenate(([True], np.diff(q) > tolerance))
+        group = np.cumsum(starts_group) - 1
+        position = np.bincount(group, weights=grid) / np.bincount(group)
+        lows = q[starts_group]
+        highs = q[np.concatenate((starts_group[1:], [True]))]
+        # Each group spans [its lowest, its highest] value at one position: a flat segment, so every
+        # raw score inside the band reads the same percentile.
+        xs = np.column_stack((lows, highs)).ravel()
+        ys = np.repeat(position, 2)
+        keep = np.concatenate(([True], np.diff(xs) > 0))
+        return xs[keep], ys[keep]
 
     # --- persistence -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, object]:

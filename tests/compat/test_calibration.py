@@ -47,3 +47,17 @@ def test_unreadable_or_mismatched_calibration(tmp_path, world):
     other = Calibration.from_sample(np.zeros(3), (0, 0, 0), (1, 1, 1), "someone-else")
     with pytest.raises(InvalidInput):
         build_taste_space([("a", "x", 1.0), ("b", "x", 1.0)], calibration=other)
+
+
+def test_scores_equal_up_to_rounding_get_one_percentile() -> None:
+    """Pairs with nothing in common share a raw score up to float noise; they must not be spread."""
+    import numpy as np
+
+    from core.compat.calibration import Calibration
+
+    base = -1.19918561
+    quantiles = np.sort(np.concatenate([np.full(30, base) + np.linspace(0, 3e-8, 30), np.linspace(-1, 2, 70)]))
+    calibration = Calibration(params_token="t", sample_size=100, component_mean=(0.0, 0.0, 0.0),
+                              component_std=(1.0, 1.0, 1.0), quantiles=quantiles)
+    scores = {round(float(calibration.score(base + d)), 6) for d in (0.0, 1e-8, 2.9e-8)}
+    assert len(scores) == 1
