@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 #: Cog modules, one per command family (filled as families land).
 COGS: tuple[str, ...] = (
+    "cogs.accounts",
     "cogs.compat",
     "cogs.stats",
     "cogs.settings",

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from core.accounts import LASTFM_CALLBACK_PATH, SPOTIFY_CALLBACK_PATH, AccountService, OAuthLinked
+from core.errors import SonanceError, SourceUnavailable
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -33,11 +37,81 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(status, status=200 if healthy else 503)
 
 
+PROVIDER_NAMES = {"lastfm": "Last.fm", "spotify": "Spotify"}
+
+
+def oauth_page(title: str, message: str, *, ok: bool) -> str:
+    """The small page a browser lands on after approving (or failing) an OAuth link."""
+    colour = "#1DB954" if ok else "#c0392b"
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Sonance</title>"
+            "<meta name='referrer' content='no-referrer'></head>"
+            "<body style='font-family:sans-serif;max-width:32em;margin:3em auto'>"
+            f"<h1 style='color:{colour}'>{escape(title)}</h1><p>{escape(message)}</p>"
+            "<p>You can close this tab and go back to Discord.</p></body></html>")
+
+
+def _html(body: str, status: int) -> web.Response:
+    # no-store: the URL carried a one-time code/state; nothing about it should be cached.
+    return web.Response(text=body, status=status, content_type="text/html",
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+async def _oauth_callback(request: web.Request, provider: str,
+                          complete: Callable[[AccountService], Awaitable[OAuthLinked]]) -> web.Response:
+    """Shared shape of both callbacks: every outcome is a readable page, never a traceback.
+
+    The query (code, token, state) is never logged: it is a credential until consumed.
+    """
+    services = request.app[SERVICES_KEY]
+    name = PROVIDER_NAMES[provider]
+    if "error" in request.query:  # the user pressed "Cancel" on the provider's consent page
+        return _html(oauth_page(f"{name} not linked", "You declined the request, so nothing was linked. "
+                                "Run the /link command again whenever you like.", ok=False), 400)
+    try:
+        await services.start_clients()  # idempotent; the web server may answer before the bot is up
+        service = services.component("accounts", AccountService)
+        linked = await complete(service)
+    except SourceUnavailable as exc:
+        log.warning("oauth callback: %s unavailable (%s)", provider, exc.detail)
+        return _html(oauth_page(f"{name} not linked", exc.user_message, ok=False), 503)
+    except SonanceError as exc:
+        log.info("oauth callback refused: %s", exc, extra={"provider": provider})
+        return _html(oauth_page(f"{name} not linked", exc.user_message, ok=False), 400)
+    except Exception:
+        log.exception("oauth callback failed", extra={"provider": provider})
+        return _html(oauth_page(f"{name} not linked", "Something went wrong on Sonance's side. Please run "
+                                "the /link command again in a moment.", ok=False), 500)
+    message = f"Your {name} account {linked.username} is now linked to Sonance and verified."
+    if linked.import_started:
+        message += " Your listening history is being imported; /account shows the progress."
+    return _html(oauth_page(f"{name} linked", message, ok=True), 200)
+
+
+async def lastfm_callback(request: web.Request) -> web.Response:
+    """Last.fm web auth returns here with `?state=` (ours, in the callback URL) and `&token=`."""
+    query = request.query
+    return await _oauth_callback(request, "lastfm",
+                                 lambda s: s.complete_lastfm(query.get("token", ""), query.get("state", "")))
+
+
+async def spotify_callback(request: web.Request) -> web.Response:
+    """Spotify's authorization-code redirect: `?code=…&state=…` (or `?error=access_denied`)."""
+    query = request.query
+    return await _oauth_callback(request, "spotify",
+                                 lambda s: s.complete_spotify(query.get("code", ""), query.get("state", "")))
+
+
 def build_web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICES_KEY] = services
     app[PROBES_KEY] = []
     app.router.add_get("/healthz", healthz)
+    app.router.add_get(LASTFM_CALLBACK_PATH, lastfm_callback)
+    app.router.add_get(SPOTIFY_CALLBACK_PATH, spotify_callback)
+    # SPOTIFY_REDIRECT_URI is the operator's choice; answer on its path too when it differs.
+    redirect_path = urlsplit(services.settings.spotify_redirect_uri or "").path
+    if redirect_path and redirect_path not in (SPOTIFY_CALLBACK_PATH, LASTFM_CALLBACK_PATH, "/healthz"):
+        app.router.add_get(redirect_path, spotify_callback)
     return app
 
 

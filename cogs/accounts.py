@@ -1,0 +1,176 @@
+"""/link, /unlink, /account, /privacy, /forget, /export: who Sonance knows you as, and what it keeps.
+
+Every reply here is ephemeral: these messages carry one-time sign-in links bound to the asker and
+personal data, so nobody else should see (or click) them. Each command is parse -> defer when it
+may be slow -> one `AccountService` call -> render.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.interactions import SonanceCog, handle_error, send
+from bot.render import accounts as render
+from core.accounts import AccountService
+from core.services import Services
+
+log = logging.getLogger(__name__)
+
+#: Link and export hit external services or serialise everything about a user: one per user per window.
+LINK_COOLDOWN_S = 30.0
+EXPORT_COOLDOWN_S = 300.0
+FORGET_CONFIRM_TIMEOUT_S = 60.0
+
+VISIBILITY_CHOICES = [
+    app_commands.Choice(name="public", value="public"),
+    app_commands.Choice(name="this-server-only", value="guild"),
+    app_commands.Choice(name="hidden", value="private"),
+]
+SCOPE_CHOICES = [
+    app_commands.Choice(name="this server", value="guild"),
+    app_commands.Choice(name="everywhere", value="everywhere"),
+]
+
+
+def _per_user(interaction: discord.Interaction) -> int:
+    return interaction.user.id
+
+
+class ForgetConfirmView(discord.ui.View):
+    """Confirm / Cancel for /forget. Only the asker may press; buttons disable after use or timeout.
+
+    Not persistent on purpose: a deletion confirmation must not outlive the bot process or a minute.
+    """
+
+    def __init__(self, service: AccountService, owner_id: int, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.service = service
+        self.owner_id = owner_id
+        self.origin: discord.Interaction | None = None  # the /forget interaction, to edit on timeout
+        self.finished = False
+
+    def _disable(self) -> None:
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message("Only the person who ran /forget can answer this.",
+                                                    ephemeral=True)
+            return False
+        return True
+
+    @discord.ui.button(label="Delete everything", style=discord.ButtonStyle.danger, custom_id="sonance:forget:yes")
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[ForgetConfirmView]) -> None:
+        self.finished = True
+        self.stop()
+        self._disable()
+        await interaction.response.defer()  # deleting a long history can take more than 3 s
+        result = await self.service.forget(interaction.user.id)
+        await interaction.edit_original_response(content=render.forgotten(result), view=self)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="sonance:forget:no")
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[ForgetConfirmView]) -> None:
+        self.finished = True
+        self.stop()
+        self._disable()
+        await interaction.response.edit_message(content=render.FORGET_CANCELLED, view=self)
+
+    async def on_timeout(self) -> None:
+        if self.finished or self.origin is None:
+            return
+        self._disable()
+        try:
+            await self.origin.edit_original_response(content=render.FORGET_TIMED_OUT, view=self)
+        except discord.HTTPException:
+            log.info("could not disable an expired /forget confirmation")
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception,
+                       item: discord.ui.Item[ForgetConfirmView]) -> None:
+        await handle_error(interaction, error)
+
+
+class AccountsCog(SonanceCog):
+    """The accounts & privacy command family."""
+
+    link = app_commands.Group(name="link", description="Link a music account to Sonance")
+
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
+        super().__init__(bot, services)
+        self.accounts = services.component("accounts", AccountService)
+
+    @link.command(name="lastfm", description="Link your Last.fm profile and import your listening history")
+    @app_commands.describe(username="Your Last.fm username")
+    @app_commands.checks.cooldown(1, LINK_COOLDOWN_S, key=_per_user)
+    async def link_lastfm(self, interaction: discord.Interaction,
+                          username: app_commands.Range[str, 2, 64]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # Last.fm round trips
+        user_id = await self.who(interaction)
+        result = await self.accounts.link_lastfm(user_id, interaction.user.id, username)
+        content, view = render.lastfm_linked(result)
+        if view is None:
+            await send(interaction, content, ephemeral=True)
+        else:
+            await send(interaction, content, ephemeral=True, view=view)
+
+    @link.command(name="spotify", description="Connect Spotify (optional; Last.fm works without it)")
+    @app_commands.checks.cooldown(1, LINK_COOLDOWN_S, key=_per_user)
+    async def link_spotify(self, interaction: discord.Interaction) -> None:
+        url = self.accounts.spotify_authorize_url(interaction.user.id)  # no I/O: sign + format
+        content, view = render.spotify_prompt(url)
+        await send(interaction, content, ephemeral=True, view=view)
+
+    @app_commands.command(name="unlink", description="Remove a linked music account and its tokens")
+    @app_commands.describe(service="Which account to unlink")
+    async def unlink(self, interaction: discord.Interaction, service: Literal["lastfm", "spotify"]) -> None:
+        result = await self.accounts.unlink(interaction.user.id, service)
+        await send(interaction, render.unlinked(result), ephemeral=True)
+
+    @app_commands.command(name="account", description="What Sonance knows: linked accounts, sync status, history")
+    async def account(self, interaction: discord.Interaction) -> None:
+        user_id = await self.who(interaction)
+        overview = await self.accounts.overview(user_id, interaction.guild_id)
+        await send(interaction, embed=render.account_embed(overview), ephemeral=True)
+
+    @app_commands.command(name="privacy", description="Choose who can see you on leaderboards and matches")
+    @app_commands.describe(visibility="Who may see you", scope="Apply to this server or everywhere",
+                           hide_username="Show you as 'a listener' instead of your name")
+    @app_commands.choices(visibility=VISIBILITY_CHOICES, scope=SCOPE_CHOICES)
+    async def privacy(self, interaction: discord.Interaction,
+                      visibility: app_commands.Choice[str] | None = None,
+                      scope: app_commands.Choice[str] | None = None,
+                      hide_username: bool | None = None) -> None:
+        user_id = await self.who(interaction)
+        result = await self.accounts.set_privacy(
+            user_id, interaction.guild_id, visibility=visibility.value if visibility else None,
+            scope=scope.value if scope else None,  # type: ignore[arg-type]
+            hide_username=hide_username)
+        await send(interaction, render.privacy_message(result), ephemeral=True)
+
+    @app_commands.command(name="forget", description="Delete everything Sonance stores about you")
+    async def forget(self, interaction: discord.Interaction) -> None:
+        view = ForgetConfirmView(self.accounts, interaction.user.id, timeout=FORGET_CONFIRM_TIMEOUT_S)
+        view.origin = interaction
+        await send(interaction, render.FORGET_PROMPT, ephemeral=True, view=view)
+
+    @app_commands.command(name="export", description="Download everything Sonance stores about you (JSON)")
+    @app_commands.checks.cooldown(1, EXPORT_COOLDOWN_S, key=_per_user)
+    async def export(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        limit = int(getattr(interaction, "attachment_size_limit", 8 * 1024 * 1024) * 0.95)
+        result = await self.accounts.export(interaction.user.id, max_bytes=limit)
+        if result.empty:
+            await send(interaction, render.export_message(result), ephemeral=True)
+        else:
+            await send(interaction, render.export_message(result), ephemeral=True, file=render.export_file(result))
+
+
+async def setup(bot: commands.Bot) -> None:
+    services: Services = bot.services  # type: ignore[attr-defined]
+    await bot.add_cog(AccountsCog(bot, services))

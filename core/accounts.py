@@ -1,0 +1,542 @@
+"""Accounts & privacy: linking Last.fm / Spotify, the OAuth callbacks, privacy choices, forget/export.
+
+One `AccountService` per process (`services.component("accounts", AccountService)`), shared by the
+Discord cog and the web server, because it owns state that must exist once: the OAuth state signer
+and the background first-import tasks (kept referenced here so they are not garbage-collected
+mid-import, and cancelled when the account is unlinked/forgotten or the process shuts down).
+
+Linking policy:
+- `/link lastfm <name>` is a *claim* on a public profile (`verified=False`): enough to read public
+  scrobbles. The reply offers Last.fm web authentication; the callback proves ownership, stores the
+  session key encrypted and sets `verified=True`. A claim on a profile someone else verified is
+  refused.
+- `/link spotify` only exists through OAuth (Spotify has no public listening data).
+- Unlinking removes the account row and its tokens but keeps imported listens: they are the user's
+  history, not the account's; `/forget` removes everything.
+
+Nothing here imports discord: results are plain dataclasses the bot renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from core.config import Settings
+from core.db.models import LinkedAccount
+from core.db.repositories import (
+    AccountRepository,
+    ListenRepository,
+    PersonalDataRepository,
+    SchedulingRepository,
+    UserRepository,
+)
+from core.db.types import utcnow
+from core.errors import ConfigError, InvalidInput, SonanceError, SourceUnavailable
+from core.services import Services
+from core.sources.oauth_state import OAuthStateSigner
+from core.sync.engine import USER_DERIVED_NAMESPACES, LastfmSync, SyncReport
+
+log = logging.getLogger(__name__)
+
+Provider = Literal["lastfm", "spotify"]
+Visibility = Literal["public", "guild", "private"]
+Scope = Literal["guild", "everywhere"]
+
+LASTFM_CALLBACK_PATH = "/callback/lastfm"
+SPOTIFY_CALLBACK_PATH = "/callback/spotify"
+#: Cache namespaces this service itself writes (none today); /forget clears these too.
+ACCOUNT_NAMESPACES: tuple[str, ...] = ()
+#: How long an OAuth link stays usable: long enough to log in, short enough that a leaked one is dead.
+STATE_TTL_S = 15 * 60
+
+#: Stored failure reason codes -> what to tell the user (plain words, no jargon).
+REASON_TEXT: dict[str, str] = {
+    "lastfm_private": "Your Last.fm profile hides its recent listening. In Last.fm's privacy settings, untick "
+                      "'Hide recent listening information', and Sonance will catch up on its next sync.",
+    "lastfm_user_not_found": "Last.fm says this user no longer exists (renamed or deleted?). "
+                             "Link your current username with /link lastfm.",
+    "lastfm_unavailable": "Last.fm was unavailable during the last sync. Nothing is lost; Sonance will "
+                          "try again automatically.",
+    "lastfm_session_revoked": "Sonance's access to your Last.fm account was revoked. Use /link lastfm and "
+                              "verify again if you want a verified link.",
+    "lastfm_token_invalid": "The Last.fm authorisation was not approved or expired. Run /link lastfm again.",
+    "spotify_token_revoked": "Sonance can no longer read your Spotify account (access was revoked or "
+                             "expired). Run /link spotify again.",
+    "spotify_forbidden": "Spotify refused access: this bot's Spotify app only serves a few approved users.",
+    "internal_error": "The last sync hit a problem on Sonance's side; it will be retried.",
+}
+
+SPOTIFY_NOT_CONFIGURED = "Spotify linking isn't enabled on this bot; Last.fm works without it."
+LASTFM_NOT_CONFIGURED = "Last.fm isn't configured on this bot (the owner needs to set LASTFM_API_KEY)."
+
+
+def reason_text(reason: str | None, stored_message: str | None = None) -> str | None:
+    """Friendly text for a stored failure reason; falls back to the stored message."""
+    if reason is None:
+        return None
+    return REASON_TEXT.get(reason) or stored_message or "The last sync failed; it will be retried."
+
+
+# ------------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class LastfmLinkResult:
+    username: str
+    playcount: int
+    import_started: bool
+    verify_url: str | None  # None when web auth is unavailable (no secret key / no API secret)
+    already_linked: bool = False
+
+
+@dataclass(frozen=True)
+class OAuthLinked:
+    """What the callback page tells the user."""
+
+    provider: Provider
+    username: str
+    import_started: bool = False
+
+
+@dataclass(frozen=True)
+class UnlinkResult:
+    provider: Provider
+    removed: bool
+    username: str | None
+    listens_kept: int
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    running: bool
+    fetched: int | None = None  # plays read in this run (in-process only)
+    total: int | None = None  # plays in this run's window (in-process only)
+    reached: datetime | None = None  # newest play imported so far (from the stored cursor)
+
+
+@dataclass(frozen=True)
+class AccountView:
+    provider: Provider
+    username: str
+    verified: bool
+    last_sync_at: datetime | None
+    status: str | None  # ok | running | error | None (never synced)
+    problem: str | None  # friendly text when the last sync failed
+    reason: str | None
+    history_complete: bool
+    progress: ImportProgress | None
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    accounts: list[AccountView]
+    listens: int
+    artists: int
+    privacy_level: str
+    hide_username: bool
+    visible_here: bool | None  # None outside a guild
+
+
+@dataclass(frozen=True)
+class PrivacyResult:
+    privacy_level: str
+    hide_username: bool
+    guild_visible: bool | None  # the per-guild choice in this guild (None: follows the global level)
+    visible_here: bool | None  # the effect in this guild (None outside a guild)
+    cleared_overrides: int = 0
+    changed: bool = True
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    rows: dict[str, int]
+    cache_keys: int
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    filename: str
+    data: bytes
+    tables: dict[str, int] = field(default_factory=dict)  # rows per table
+
+    @property
+    def empty(self) -> bool:
+        return not self.tables
+
+
+# ------------------------------------------------------------------------------ nonce store
+
+
+class DatabaseNonceStore:
+    """`NonceStore` on `oauth_nonces`: a unique-key insert, so single use holds across processes."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def consume(self, nonce: str, ttl: float) -> bool:
+        async with self.services.session() as session:
+            return await SchedulingRepository(session).consume_nonce(nonce, utcnow() + timedelta(seconds=ttl))
+
+
+# ---------------------------------------------------------------------------------- service
+
+
+class AccountService:
+    """The engine side of /link, /unlink, /account, /privacy, /forget, /export and OAuth callbacks."""
+
+    def __init__(self, services: Services, *, sync_factory: Callable[[Services], LastfmSync] | None = None,
+                 state_ttl_s: float = STATE_TTL_S) -> None:
+        self.services = services
+        self._sync_factory = sync_factory or (lambda s: LastfmSync(s, s.lastfm))  # type: ignore[arg-type]
+        self._state_ttl_s = state_ttl_s
+        self._signer: OAuthStateSigner | None = None
+        self._imports: dict[int, asyncio.Task[SyncReport]] = {}  # account id -> running first import
+        self._progress: dict[int, tuple[int, int]] = {}  # account id -> (fetched, total) this run
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    def signer(self) -> OAuthStateSigner:
+        """The state signer; raises ConfigError when no secret key is configured."""
+        if self._signer is None:
+            key = self.settings.secret_key
+            if key is None or not key.get_secret_value():
+                raise ConfigError("Account verification isn't set up on this bot (the owner needs to set "
+                                  "SONANCE_SECRET_KEY).")
+            self._signer = OAuthStateSigner(key.get_secret_value(), DatabaseNonceStore(self.services),
+                                            ttl_s=self._state_ttl_s)
+        return self._signer
+
+    def _accounts(self, session: Any) -> AccountRepository:
+        return AccountRepository(session, self.services.cipher)
+
+    def _sync(self) -> LastfmSync:
+        return self.services.component("lastfm_sync", self._sync_factory)
+
+    def lastfm_callback_url(self, state: str) -> str:
+        return f"{self.settings.public_base_url.rstrip('/')}{LASTFM_CALLBACK_PATH}?state={state}"
+
+    def start_import(self, account_id: int) -> bool:
+        """Start the account's Last.fm import in the background unless one runs in this process.
+
+        Why a task here and not in the cog: the import outlives the interaction (minutes for a big
+        history) and must be cancellable by /unlink and /forget; the sync engine's lock keeps other
+        processes (the scheduler) from running the same account at once.
+        """
+        if self.services.lastfm is None:
+            return False
+        running = self._imports.get(account_id)
+        if running is not None and not running.done():
+            return False
+        sync = self._sync()
+
+        def progress(page: Any) -> None:
+            fetched, _ = self._progress.get(account_id, (0, 0))
+            self._progress[account_id] = (fetched + len(page.rows), page.total_rows)
+
+        self._progress[account_id] = (0, 0)
+        task = asyncio.create_task(sync.sync_account(account_id, progress), name=f"lastfm-import-{account_id}")
+        self._imports[account_id] = task
+        task.add_done_callback(lambda t: self._import_done(account_id, t))
+        return True
+
+    def _import_done(self, account_id: int, task: asyncio.Task[SyncReport]) -> None:
+        if self._imports.get(account_id) is task:
+            del self._imports[account_id]
+            self._progress.pop(account_id, None)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("background import crashed", exc_info=exc, extra={"account_id": account_id})
+        else:
+            report = task.result()
+            log.info("first import finished: %s", report.status,
+                     extra={"account_id": account_id, "inserted": report.inserted})
+
+    async def _cancel_import(self, account_id: int) -> None:
+        task = self._imports.pop(account_id, None)
+        self._progress.pop(account_id, None)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def wait_imports(self) -> None:
+        """Wait for running imports (tests, graceful shutdown)."""
+        if self._imports:
+            await asyncio.gather(*self._imports.values(), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Called by `Services.close`: stop imports before the HTTP session and engine go away."""
+        for account_id in list(self._imports):
+            await self._cancel_import(account_id)
+
+    # --- Last.fm --------------------------------------------------------------------------------
+
+    async def link_lastfm(self, user_id: int, discord_id: int, username: str) -> LastfmLinkResult:
+        """Validate the profile, link it unverified and start the first import."""
+        client = self.services.lastfm
+        if client is None:
+            raise ConfigError(LASTFM_NOT_CONFIGURED)
+        name = username.strip().removeprefix("@")
+        if not name or len(name) > 64 or any(c.isspace() for c in name):
+            raise InvalidInput("That doesn't look like a Last.fm username (no spaces, at most 64 characters).")
+        info = await client.user_info(name)  # unknown -> AccountProblem("lastfm_user_not_found")
+        await client.recent_tracks(info.name, limit=1)  # private -> AccountProblem("lastfm_private")
+        async with self.services.session() as session:
+            accounts = self._accounts(session)
+            if await accounts.verified_by_other("lastfm", info.name, user_id):
+                raise InvalidInput(f"The Last.fm account {info.name!r} is already linked and verified by another "
+                                   "Discord user. If it is yours, use the 'Verify with Last.fm' button.")
+            existing = await accounts.get(user_id, "lastfm")
+            same = existing is not None and existing.external_id.lower() == info.name.lower()
+            if existing is not None and not same:
+                await self._cancel_import(existing.id)
+            account = await accounts.link(user_id, "lastfm", info.name, username=info.name)
+            account_id, complete = account.id, account.history_complete
+        started = False if (same and complete) else self.start_import(account_id)
+        return LastfmLinkResult(username=info.name, playcount=info.playcount, import_started=started,
+                                verify_url=self.lastfm_verify_url(discord_id), already_linked=same)
+
+    def lastfm_verify_url(self, discord_id: int) -> str | None:
+        """Last.fm's web-auth URL with a signed, single-use state; None when verification is off."""
+        client = self.services.lastfm
+        if client is None or self.settings.lastfm_api_secret is None:
+            return None
+        try:
+            state = self.signer().issue(discord_id, "lastfm")
+        except ConfigError:
+            return None
+        return client.auth_url(self.lastfm_callback_url(state))
+
+    async def complete_lastfm(self, token: str, state: str) -> OAuthLinked:
+        """The web callback: verify the state, exchange the token, store the session key encrypted."""
+        client = self.services.lastfm
+        if client is None:
+            raise ConfigError(LASTFM_NOT_CONFIGURED)
+        discord_id = await self.signer().verify(state, "lastfm")
+        if not token:
+            raise InvalidInput("Last.fm did not send an authorisation token. Please run /link lastfm again.")
+        session_info = await client.get_session(token)
+        async with self.services.session() as session:
+            user = await UserRepository(session).get_or_create_discord(discord_id)
+            accounts = self._accounts(session)
+            account = await accounts.link(user.id, "lastfm", session_info.name, username=session_info.name,
+                                          verified=True, access_token=session_info.key)
+            account_id, complete, status = account.id, account.history_complete, account.last_sync_status
+        started = False
+        if not complete and status != "running":
+            started = self.start_import(account_id)
+        return OAuthLinked("lastfm", session_info.name, started)
+
+    # --- Spotify --------------------------------------------------------------------------------
+
+    def spotify_authorize_url(self, discord_id: int) -> str:
+        spotify = self.services.spotify
+        if spotify is None:
+            raise ConfigError(SPOTIFY_NOT_CONFIGURED)
+        return spotify.auth.authorize_url(self.signer().issue(discord_id, "spotify"))
+
+    async def complete_spotify(self, code: str, state: str) -> OAuthLinked:
+        """The web callback: verify the state, exchange the code, learn the Spotify id, store tokens."""
+        spotify = self.services.spotify
+        if spotify is None:
+            raise ConfigError(SPOTIFY_NOT_CONFIGURED)
+        discord_id = await self.signer().verify(state, "spotify")
+        if not code:
+            raise InvalidInput("Spotify did not send an authorisation code. Please run /link spotify again.")
+        tokens = await spotify.auth.exchange_code(code)
+        api = spotify.for_user(tokens)
+        # SpotifyUserApi has no public /me yet; `_call` gives its retries and error mapping (a 403 from
+        # a dev-mode app's allow-list becomes AccountProblem("spotify_forbidden") with a clear message).
+        # spotipy's current_user() asks for "me/"; "me" is the documented path (and what fakes serve).
+        me = await api._call("me", lambda sp: sp._get("me"))
+        if not isinstance(me, dict) or not me.get("id"):
+            raise SourceUnavailable("spotify", detail="/me: no id in answer")
+        tokens = api.tokens  # a refresh may have happened during /me
+        async with self.services.session() as session:
+            user = await UserRepository(session).get_or_create_discord(discord_id)
+            await self._accounts(session).link(
+                user.id, "spotify", str(me["id"]), username=str(me.get("display_name") or me["id"]),
+                verified=True, access_token=tokens.access_token, refresh_token=tokens.refresh_token or None,
+                expires_at=datetime.fromtimestamp(tokens.expires_at, UTC), scope=tokens.scope)
+        return OAuthLinked("spotify", str(me.get("display_name") or me["id"]))
+
+    # --- unlink / overview ----------------------------------------------------------------------
+
+    async def unlink(self, discord_id: int, provider: Provider) -> UnlinkResult:
+        """Remove the account and its tokens; imported listens stay (they are the user's history)."""
+        async with self.services.session() as session:
+            user = await UserRepository(session).by_discord_id(discord_id)
+            if user is None:
+                return UnlinkResult(provider, False, None, 0)
+            accounts = self._accounts(session)
+            account = await accounts.get(user.id, provider)
+            if account is None:
+                return UnlinkResult(provider, False, None, await ListenRepository(session).count_listens(user.id))
+            account_id, username = account.id, account.username or account.external_id
+        await self._cancel_import(account_id)
+        async with self.services.session() as session:
+            await self._accounts(session).unlink(user.id, provider)
+            kept = await ListenRepository(session).count_listens(user.id)
+        return UnlinkResult(provider, True, username, kept)
+
+    def _progress_for(self, account: LinkedAccount, now: datetime) -> ImportProgress | None:
+        lock_live = account.lock_owner is not None and account.lock_expires_at is not None and \
+            _aware(account.lock_expires_at) > now
+        in_process = account.id in self._imports
+        if not (in_process or (account.last_sync_status == "running" and lock_live)):
+            return None
+        fetched, total = self._progress.get(account.id, (None, None))  # type: ignore[arg-type]
+        cursor = account.sync_cursor or {}
+        newest = cursor.get("newest_uts")
+        return ImportProgress(True, fetched or None, total or None,
+                              datetime.fromtimestamp(newest, UTC) if newest else None)
+
+    async def overview(self, user_id: int, guild_id: int | None) -> AccountOverview:
+        now = utcnow()
+        async with self.services.session() as session:
+            users = UserRepository(session)
+            listens = ListenRepository(session)
+            views: list[AccountView] = []
+            for account in await self._accounts(session).for_user(user_id):
+                problem = None
+                if account.last_sync_status == "error":
+                    problem = reason_text(account.last_failure_reason, account.last_failure_message)
+                views.append(AccountView(
+                    provider=account.provider,  # type: ignore[arg-type]
+                    username=account.username or account.external_id, verified=account.verified,
+                    last_sync_at=_aware(account.last_sync_at) if account.last_sync_at else None,
+                    status=account.last_sync_status, problem=problem, reason=account.last_failure_reason,
+                    history_complete=account.history_complete, progress=self._progress_for(account, now)))
+            settings = await users.settings(user_id)
+            visible_here = None
+            if guild_id is not None:
+                visible_here = user_id in await users.visible_member_ids(guild_id)
+            return AccountOverview(views, await listens.count_listens(user_id), await listens.count_artists(user_id),
+                                   settings.privacy_level or "public", bool(settings.hide_username), visible_here)
+
+    # --- privacy --------------------------------------------------------------------------------
+
+    async def set_privacy(self, user_id: int, guild_id: int | None, *, visibility: str | None,
+                          scope: Scope | None, hide_username: bool | None) -> PrivacyResult:
+        """Apply a /privacy choice. Keeps `UserRepository.visible_member_ids`' rules as the truth:
+
+        - public/hidden + this server  -> the per-guild choice (`GuildMembership.visible`)
+        - public/hidden + everywhere   -> the global level ('public'/'private'); older per-server
+          exceptions are cleared so the latest "everywhere" choice really applies everywhere
+        - this-server-only             -> level 'guild' + visible here; other servers' exceptions cleared
+        """
+        if visibility not in (None, "public", "guild", "private"):
+            raise InvalidInput("Visibility must be public, this-server-only or hidden.")
+        if guild_id is None and (visibility == "guild" or scope == "guild"):
+            raise InvalidInput("Use that choice inside a server: in DMs only 'everywhere' makes sense.")
+        effective_scope: Scope = scope or ("guild" if guild_id is not None else "everywhere")
+        cleared = 0
+        async with self.services.session() as session:
+            users = UserRepository(session)
+            changes: dict[str, Any] = {}
+            if hide_username is not None:
+                changes["hide_username"] = hide_username
+            if visibility == "guild":
+                assert guild_id is not None
+                changes["privacy_level"] = "guild"
+                await users.set_guild_visibility(guild_id, user_id, True)
+                cleared = await users.clear_guild_visibility(user_id, keep_guild_id=guild_id)
+            elif visibility is not None and effective_scope == "everywhere":
+                changes["privacy_level"] = visibility
+                cleared = await users.clear_guild_visibility(user_id)
+            elif visibility is not None:
+                assert guild_id is not None
+                await users.set_guild_visibility(guild_id, user_id, visibility == "public")
+            settings = await users.update_settings(user_id, **changes) if changes else await users.settings(user_id)
+            guild_visible = visible_here = None
+            if guild_id is not None:
+                membership = next((m for m in await users.memberships(user_id) if m.guild_id == guild_id), None)
+                guild_visible = membership.visible if membership is not None else None
+                visible_here = user_id in await users.visible_member_ids(guild_id)
+            result = PrivacyResult(settings.privacy_level or "public", bool(settings.hide_username), guild_visible,
+                                   visible_here, cleared, changed=bool(changes) or visibility is not None)
+        if visibility is not None:
+            # Cached boards are keyed by guild, not by member: any of them may now show the wrong
+            # people. Visibility changes are rare, so dropping the namespace is the safe trade.
+            await self.services.cache.delete_namespace("leaderboard")
+            await self.services.cache.delete_matching("compat", f"u{user_id}:")
+        return result
+
+    # --- forget / export ------------------------------------------------------------------------
+
+    async def forget(self, discord_id: int) -> ForgetResult:
+        """Delete every row about the user (schema walk) and every cache entry keyed by them."""
+        async with self.services.session() as session:
+            user = await UserRepository(session).by_discord_id(discord_id)
+            if user is None:
+                return ForgetResult({}, 0)
+            user_id = user.id
+            account_ids = [a.id for a in await self._accounts(session).for_user(user_id)]
+        for account_id in account_ids:  # an import must not write listens back after the delete
+            await self._cancel_import(account_id)
+        async with self.services.session() as session:
+            rows = await PersonalDataRepository(session).forget(user_id)
+        cache_keys = 0
+        for namespace in (*USER_DERIVED_NAMESPACES, *ACCOUNT_NAMESPACES):
+            cache_keys += await self.services.cache.delete_matching(namespace, f"u{user_id}:")
+        log.info("forgot a user", extra={"user_id": user_id, "rows": sum(rows.values()), "cache_keys": cache_keys})
+        return ForgetResult({t: n for t, n in rows.items() if n}, cache_keys)
+
+    async def export(self, discord_id: int, *, max_bytes: int = 8 * 1024 * 1024) -> ExportResult:
+        """Everything stored about the user as JSON (secrets redacted by the exporter).
+
+        Gzipped when the plain JSON would not fit a Discord upload; refused if even that is too big.
+        """
+        async with self.services.session() as session:
+            user = await UserRepository(session).by_discord_id(discord_id)
+            data = await PersonalDataRepository(session).export(user.id) if user is not None else {}
+        tables = {name: len(rows) for name, rows in data.items()}
+        document = {"exported_at": utcnow().isoformat(), "discord_id": str(discord_id), "tables": data}
+        raw = await asyncio.to_thread(lambda: json.dumps(document, indent=2, default=str).encode("utf-8"))
+        filename = f"sonance-export-{discord_id}.json"
+        if len(raw) > max_bytes:
+            raw = await asyncio.to_thread(gzip.compress, raw)
+            filename += ".gz"
+            if len(raw) > max_bytes:
+                raise SonanceError("Your data export is too large to send on Discord. Please ask the bot owner "
+                                   "for a copy (`sonance` CLI).")
+        return ExportResult(filename, raw, tables)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+__all__ = [
+    "LASTFM_CALLBACK_PATH",
+    "REASON_TEXT",
+    "SPOTIFY_CALLBACK_PATH",
+    "AccountOverview",
+    "AccountService",
+    "AccountView",
+    "DatabaseNonceStore",
+    "ExportResult",
+    "ForgetResult",
+    "ImportProgress",
+    "LastfmLinkResult",
+    "OAuthLinked",
+    "PrivacyResult",
+    "UnlinkResult",
+    "reason_text",
+]
