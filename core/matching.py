@@ -134,14 +134,19 @@ def _compact(spaced: str) -> str:
     return spaced.replace(" ", "")
 
 
+# Keys are pure functions of their arguments and listening histories repeat the same names endlessly,
+# so memoising them makes ingestion cost per *distinct* name, not per play.
+@lru_cache(maxsize=200_000)
 def artist_key(name: str) -> str:
     return _compact(normalize_artist(name))
 
 
+@lru_cache(maxsize=400_000)
 def track_key(artist: str, title: str) -> str:
     return f"{artist_key(artist)}{SEP}{_compact(normalize_title(title, strip_live=True))}"
 
 
+@lru_cache(maxsize=200_000)
 def album_key(artist: str, title: str) -> str:
     return f"{artist_key(artist)}{SEP}{_compact(normalize_title(title, strip_live=False))}"
 
