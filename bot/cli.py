@@ -9,6 +9,7 @@ from bot.cli_app import app
 # Each module registers its commands on the groups of `bot.cli_app` when imported.
 COMMAND_MODULES = (
     "bot.commands.core_cmds",
+    "bot.commands.recommend_cmds",
     "bot.commands.import_cmds",
     "bot.commands.sync_cmds",
     "bot.commands.compat_cmds",

@@ -1,0 +1,166 @@
+"""`sonance eval recommend` and `sonance bench recommend`: offline quality and serving latency.
+
+Both print human-readable tables by default; with --json the last stdout line is one JSON object
+(progress goes to stderr), so scripts and CI can parse results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bot.cli_app import bench_app, console, err_console, eval_app, run_cli
+from core.errors import InvalidInput
+
+
+def _say(quiet: bool):
+    def say(message: str) -> None:
+        if not quiet:
+            err_console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+    return say
+
+
+@eval_app.command("recommend")
+def eval_recommend(
+    train: Path | None = typer.Option(None, "--train", help="TRAIN file with userID artistID weight columns."),
+    test: Path | None = typer.Option(None, "--test", help="TEST file with the same columns."),
+    tags: Path | None = typer.Option(None, "--tags", help="user_taggedartists.dat (artist-level counts only)."),
+    artists: Path | None = typer.Option(None, "--artists", help="artists.dat: widens the catalogue."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="HetRec folder: split it per user 80/20."),
+    split_seed: list[int] = typer.Option([0], "--split-seed", help="Split seed(s); repeat for several."),
+    k: int = typer.Option(10, "--k", min=1, help="List length for the @k metrics."),
+    cold_start: int = typer.Option(3, "--cold-start", min=0, help="Also score users cut to N items (0: off)."),
+    no_tune: bool = typer.Option(False, "--no-tune", help="Skip validation tuning (use default weights)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
+) -> None:
+    """Train on TRAIN only, rank every unseen artist for each TEST user, report NDCG/recall/HR@k."""
+
+    def body() -> None:
+        from core.datasets import find_hetrec_dir
+        from core.recommender.evaluation import run_evaluation
+        from core.recommender.hetrec import task_from_dir, task_from_files
+
+        say = _say(False)
+        if train is not None or test is not None:
+            if train is None or test is None:
+                raise InvalidInput("Pass both --train and --test (or --data-dir).")
+            runs = [(None, task_from_files(train, test, tags, artists))]
+        else:
+            folder = find_hetrec_dir(data_dir)
+            if folder is None:
+                raise InvalidInput("No HetRec folder found: pass --data-dir DIR (or --train/--test files).")
+            runs = [(seed, task_from_dir(folder, seed)) for seed in split_seed]
+        per_seed: list[dict[str, Any]] = []
+        for seed, task in runs:
+            say(f"split seed {seed}: {task.train.n_users} users, {task.train.n_items} items, "
+                f"{len(task.test)} test users")
+            per_seed.append(run_evaluation(task, k=k, seed=seed or 0, cold_start=cold_start or None,
+                                           tune=not no_tune, progress=say))
+        result = per_seed[0] if len(per_seed) == 1 else _average(per_seed, [s for s, _ in runs], k)
+        if not as_json:
+            _print_table(result, k)
+        console.print(json.dumps(result, sort_keys=False), highlight=False, soft_wrap=True)
+
+    run_cli(body)
+
+
+def _average(runs: list[dict[str, Any]], seeds: list[int | None], k: int) -> dict[str, Any]:
+    """Mean of every numeric figure over seeds, plus each seed's NDCG@k under "per_seed"."""
+    out: dict[str, Any] = {}
+    for name, metrics in runs[0].items():
+        out[name] = {key: round(sum(float(r[name][key]) for r in runs) / len(runs), 4)
+                     for key, value in metrics.items() if isinstance(value, int | float)}
+    out["per_seed"] = {
+        str(seed): {name: (m[f"ndcg@{k}"] if f"ndcg@{k}" in m else {n: v for n, v in m.items() if n != "users"})
+                    for name, m in run.items()}
+        for seed, run in zip(seeds, runs, strict=True)}
+    return out
+
+
+def _print_table(result: dict[str, Any], k: int) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Recommendation quality (@{k})")
+    columns = [f"ndcg@{k}", f"recall@{k}", f"hr@{k}", "coverage", "mean_popularity", "train_seconds", "peak_rss_mb"]
+    table.add_column("model")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, metrics in result.items():
+        if isinstance(metrics, dict) and f"ndcg@{k}" in metrics:
+            table.add_row(name, *(f"{metrics.get(c, float('nan')):.4g}" for c in columns))
+    err_console.print(table)
+
+
+@bench_app.command("recommend")
+def bench_recommend(
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="HetRec folder (default: the shared copy)."),
+    users: int = typer.Option(300, "--users", min=10, help="Requests timed per model."),
+    synthetic_users: int = typer.Option(100_000, "--synthetic-users", min=100),
+    synthetic_items: int = typer.Option(300_000, "--synthetic-items", min=100),
+    skip_synthetic: bool = typer.Option(False, "--skip-synthetic", help="Only benchmark HetRec."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
+) -> None:
+    """Per-user latency (p50/p95) of recommend() with evidence, on HetRec and a synthetic catalogue.
+
+    HetRec: the full tuned hybrid. Synthetic (power-law popularity, default 100k users x 300k
+    items): the scalable hybrid (EASE on the 3,000 most popular items, RP3beta, ItemKNN,
+    popularity; fixed weights, no tags) because a full-catalogue EASE cannot fit in memory there.
+    """
+
+    def body() -> None:
+        from core.datasets import find_hetrec_dir
+        from core.recommender.bench import latency_ms, sample_rows, synthetic_interactions
+        from core.recommender.components import scalable_components
+        from core.recommender.engine import RecommenderEngine
+        from core.recommender.evaluation import peak_rss_mb
+        from core.recommender.hetrec import artist_names, hetrec_tags
+        from core.recommender.interactions import Interactions
+
+        say = _say(False)
+        result: dict[str, Any] = {}
+        folder = find_hetrec_dir(data_dir)
+        if folder is None:
+            say("HetRec not found; skipping the HetRec benchmark")
+        else:
+            data = Interactions.from_hetrec(folder / "user_artists.dat")
+            tag_data = hetrec_tags(data.items, folder / "user_taggedartists.dat", folder / "tags.dat")
+            started = time.perf_counter()
+            engine = RecommenderEngine.train(data, names=artist_names(folder), tags=tag_data, progress=say)
+            train_seconds = time.perf_counter() - started
+            say("timing HetRec requests")
+            result["hetrec"] = {"model": "hybrid (tuned, all components)", "items": data.n_items,
+                                "users_in_model": data.n_users, "train_seconds": round(train_seconds, 2),
+                                **latency_ms(engine, sample_rows(data, users))}
+        if not skip_synthetic:
+            say(f"building synthetic {synthetic_users:,} x {synthetic_items:,} matrix")
+            synthetic = synthetic_interactions(synthetic_users, synthetic_items)
+            started = time.perf_counter()
+            weights = {"ease": 1.0, "rp3": 0.2, "knn": 0.1, "pop": 0.1}
+            from core.recommender.hybrid import Hybrid
+
+            hybrid = Hybrid({k: v for k, v in scalable_components(None).items() if k != "content"}, weights, weights)
+            hybrid.fit(synthetic, tune=False, progress=say)
+            engine = RecommenderEngine(hybrid, synthetic.items, popularity=synthetic.item_user_counts().astype(float),
+                                       n_users=synthetic.n_users)
+            train_seconds = time.perf_counter() - started
+            say("timing synthetic requests")
+            result["synthetic"] = {"model": "scalable hybrid: EASE(top 3000 items)+RP3beta+ItemKNN+MostPop",
+                                   "users_in_model": synthetic.n_users, "items": synthetic.n_items,
+                                   "interactions": int(synthetic.matrix.nnz),
+                                   "train_seconds": round(train_seconds, 2),
+                                   **latency_ms(engine, sample_rows(synthetic, users))}
+        result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        result["threads"] = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+        if not as_json:
+            for name, figures in result.items():
+                if isinstance(figures, dict):
+                    err_console.print(f"[bold]{name}[/]: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms "
+                                      f"({figures['model']})")
+        console.print(json.dumps(result), highlight=False, soft_wrap=True)
+
+    run_cli(body)

@@ -1,0 +1,305 @@
+"""The recommendation engine the services layer calls: train, recommend, similar, save, load.
+
+It wraps a tuned `Hybrid` with the catalogue it was trained on (ids, names, artists, popularity,
+tags) and applies everything a product needs on top of raw scores: feedback (thumbs up/down),
+the discovery dial, tag filters, the no-repeat window, the per-artist cap, and evidence. All of it
+is computed from the user's *current* history row at request time, so a listen or a thumbs-down
+recorded a second ago changes the next list without retraining.
+
+One engine serves one granularity (artist, album or track); keep one per `Kind`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from core.domain import AotyFacts, Evidence, Kind, Recommendation, Weighted
+from core.errors import NotFound
+from core.recommender.artifacts import ArtifactReader, ArtifactWriter
+from core.recommender.components import default_components
+from core.recommender.hybrid import Hybrid, normalise_scores
+from core.recommender.interactions import Interactions, Vocabulary
+from core.recommender.models import Model
+from core.recommender.models.content import ContentTfidf
+from core.recommender.requests import RecommendRequest, UserHistory
+from core.recommender.tags import ItemTags
+
+# Feedback and dial strengths, in standard deviations of the user's blended scores.
+LIKE_PULL = 1.0
+DISLIKE_PUSH = 2.0
+DISCOVERY_PENALTY = 4.0
+DISCOVERY_QUALITY = 1.0  # with AOTY data, deep cuts lean on quality so "obscure" never means "bad"
+NEIGHBOUR_COMPONENTS = ("knn", "content", "links")  # which similarities define "near neighbours"
+EVIDENCE_COMPONENTS = ("ease", "knn", "rp3", "content", "links")
+
+
+def default_artifact_dir(models_dir: Path, kind: Kind) -> Path:
+    """Where a trained engine lives: ``<models_dir>/recommender/<kind>/`` (manifest.json + arrays.npz)."""
+    return Path(models_dir) / "recommender" / str(kind)
+
+
+class RecommenderEngine:
+    """A trained hybrid plus its catalogue; immutable once built (swap whole engines to update)."""
+
+    def __init__(self, hybrid: Hybrid, items: Vocabulary, *, kind: Kind = Kind.ARTIST,
+                 names: np.ndarray | None = None, artists: np.ndarray | None = None,
+                 popularity: np.ndarray | None = None, n_users: int = 1, tags: ItemTags | None = None,
+                 aoty: Mapping[object, AotyFacts] | None = None) -> None:
+        self.hybrid = hybrid
+        self.items = items
+        self.kind = kind
+        n = len(items)
+        self.names = names if names is not None else np.array([str(v) for v in items.ids.tolist()])
+        self.artists = artists
+        self.popularity = popularity if popularity is not None else np.zeros(n)
+        self.n_users = max(1, n_users)
+        self.tags = tags or ItemTags.empty(n)
+        self.aoty = dict(aoty or {})
+        self._pop01 = np.log1p(self.popularity) / max(np.log1p(self.popularity.max(initial=0)), 1e-9)
+
+    # --- training -------------------------------------------------------------------------------
+    @classmethod
+    def train(cls, data: Interactions, *, kind: Kind = Kind.ARTIST, names: Mapping[object, str] | None = None,
+              tags: ItemTags | None = None, quality: np.ndarray | None = None, links: sp.spmatrix | None = None,
+              aoty: Mapping[object, AotyFacts] | None = None, components: Mapping[str, Model] | None = None,
+              tune: bool = True, weights: Mapping[str, float] | None = None,
+              cold_weights: Mapping[str, float] | None = None, seed: int = 0,
+              progress: Callable[[str], None] | None = None) -> RecommenderEngine:
+        """Tune on a validation split of `data`, fit the hybrid on all of it, return a ready engine.
+
+        `tags` must follow `data.items` (build with `ItemTags.from_sources(data.items, …)`);
+        `quality` is per-item AOTY quality (see `models.aoty.quality_from_facts`); `links` is an
+        items x items matrix of AOTY similar-album links. All optional.
+
+        Tuning fits every component twice (validation, then full), roughly tripling the cost. For
+        frequent retrains pass the previous engine's `hybrid.weights` / `hybrid.cold_weights`
+        with ``tune=False`` and retune on a slower schedule (e.g. nightly).
+        """
+        parts = dict(components) if components is not None else default_components(tags, quality, links)
+        hybrid = Hybrid(parts, weights, cold_weights).fit(data, tune=tune, seed=seed, progress=progress)
+        name_array = None
+        if names is not None:
+            name_array = np.array([str(names.get(data.items.external(i), data.items.external(i)))
+                                   for i in range(data.n_items)])
+        return cls(hybrid, data.items, kind=kind, names=name_array, artists=data.item_artists,
+                   popularity=data.item_user_counts().astype(np.float64), n_users=data.n_users, tags=tags,
+                   aoty=aoty)
+
+    # --- requests -------------------------------------------------------------------------------
+    def history_row(self, history: UserHistory | sp.csr_matrix) -> sp.csr_matrix:
+        if sp.issparse(history):
+            return sp.csr_matrix(history, dtype=np.float32)
+        values = np.asarray(history.strengths, dtype=np.float64)
+        cols = self.items.indices(history.items)
+        known = (cols >= 0) & (values > 0)
+        row = sp.csr_matrix((values[known].astype(np.float32), (np.zeros(known.sum(), dtype=np.int64), cols[known])),
+                            shape=(1, len(self.items)), dtype=np.float32)
+        row.sum_duplicates()
+        return row
+
+    def _indices(self, ids: object) -> np.ndarray:
+        found = self.items.indices(list(ids))  # type: ignore[call-overload]
+        return found[found >= 0]
+
+    def recommend(self, history: UserHistory | sp.csr_matrix,
+                  request: RecommendRequest | None = None) -> list[Recommendation]:
+        """Top items for a user's current history under the request's controls, with evidence."""
+        request = request or RecommendRequest()
+        row = history_row = self.history_row(history)
+        liked = self._indices(request.liked)
+        disliked = self._indices(request.disliked)
+        if len(liked):
+            # A thumbs-up counts as a strong listen: as strong as the user's favourite item.
+            boost = float(row.data.max(initial=1.0))
+            extra = sp.csr_matrix((np.full(len(liked), boost, np.float32), (np.zeros(len(liked), int), liked)),
+                                  shape=row.shape)
+            row = sp.csr_matrix(row.maximum(extra))
+        if len(disliked) and np.isin(row.indices, disliked).any():
+            # A thumbs-down on something the user played: stop using it as a positive signal.
+            row = sp.csr_matrix(row.multiply(~np.isin(np.arange(row.shape[1]), disliked)[None, :]), dtype=np.float32)
+            row.eliminate_zeros()
+        weights = self.hybrid.weights_for(row.nnz)
+        parts = {name: w * normalise_scores(self.hybrid.components[name].score(row))[0]
+                 for name, w in weights.items() if w and name in self.hybrid.components}
+        total = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(self.items), np.float32)
+        total = total.astype(np.float32)
+        spread = float(total.std()) or 1.0
+        if len(liked):
+            total += LIKE_PULL * spread * self._neighbourhood(liked)
+        if len(disliked):
+            total -= DISLIKE_PUSH * spread * self._neighbourhood(disliked)
+        if request.discovery > 0:
+            total -= np.float32(request.discovery * DISCOVERY_PENALTY * spread) * self._pop01.astype(np.float32)
+            quality = self.hybrid.components.get("quality")
+            if quality is not None:
+                lift = normalise_scores(quality.score(row))[0]
+                total += np.float32(request.discovery * DISCOVERY_QUALITY * spread) * lift
+        # Known = the user's own history; liked items folded into `row` above may come back.
+        allowed = self._allowed(history_row, request, liked, disliked)
+        total = np.where(allowed, total, -np.inf)
+        chosen = self._rank(total, request.count, request.max_per_artist)
+        return self._recommendations(np.asarray(chosen, dtype=np.int64), total, row, parts,
+                                     request.with_evidence)
+
+    def similar(self, item_id: object, count: int = 10, *, max_per_artist: int | None = None) -> list[Recommendation]:
+        """Items most like `item_id`: what the hybrid recommends to someone who knows only that item."""
+        index = self.items.get(item_id)
+        if index < 0:
+            raise NotFound("I don't know that one yet.", detail=f"item {item_id!r} not in the model")
+        row = sp.csr_matrix((np.ones(1, np.float32), ([0], [index])), shape=(1, len(self.items)))
+        request = RecommendRequest(count=count, max_per_artist=max_per_artist, exclude=(item_id,))
+        return self.recommend(row, request)
+
+    # --- internals ------------------------------------------------------------------------------
+    def _neighbourhood(self, items: np.ndarray) -> np.ndarray:
+        """Summed similarity of every item to `items`, scaled to 0..1 (the feedback spread)."""
+        total = np.zeros(len(self.items), dtype=np.float32)
+        for name in NEIGHBOUR_COMPONENTS:
+            model = self.hybrid.components.get(name)
+            if model is None:
+                continue
+            sims = np.clip(model.item_similarity(items), 0, None).sum(axis=0)
+            peak = float(sims.max(initial=0))
+            if peak > 0:
+                total += sims / peak
+        peak = float(total.max(initial=0))
+        return total / peak if peak > 0 else total
+
+    def _allowed(self, row: sp.csr_matrix, request: RecommendRequest, liked: np.ndarray,
+                 disliked: np.ndarray) -> np.ndarray:
+        allowed = np.ones(len(self.items), dtype=bool)
+        if not request.include_known:
+            allowed[row.indices] = False
+        recent = self._indices(request.recently_shown)
+        allowed[np.setdiff1d(recent, liked)] = False
+        allowed[self._indices(request.exclude)] = False
+        allowed[disliked] = False  # a thumbs-down never returns, whatever else the request says
+        if request.tags:
+            allowed &= self.tags.items_with_any(request.tags)
+        return allowed
+
+    def _rank(self, scores: np.ndarray, count: int, max_per_artist: int | None) -> list[int]:
+        finite = int(np.isfinite(scores).sum())
+        if finite == 0:
+            return []
+        if max_per_artist is None or self.artists is None:
+            pool = min(count, finite)
+        else:
+            pool = min(finite, max(count * 10, 100))
+        while True:
+            part = np.argpartition(-scores, pool - 1)[:pool] if pool < len(scores) else np.arange(len(scores))
+            order = part[np.argsort(-scores[part], kind="stable")]
+            order = order[np.isfinite(scores[order])]
+            chosen: list[int] = []
+            per_artist: dict[str, int] = {}
+            for item in order.tolist():
+                if max_per_artist is not None and self.artists is not None:
+                    artist = str(self.artists[item])
+                    if artist and per_artist.get(artist, 0) >= max_per_artist:
+                        continue
+                    per_artist[artist] = per_artist.get(artist, 0) + 1
+                chosen.append(item)
+                if len(chosen) == count:
+                    return chosen
+            if pool >= finite:
+                return chosen
+            pool = min(finite, pool * 4)
+
+    def _recommendations(self, chosen: np.ndarray, total: np.ndarray, row: sp.csr_matrix,
+                         parts: Mapping[str, np.ndarray], with_evidence: bool) -> list[Recommendation]:
+        if len(chosen) == 0:
+            return []
+        cold = row.nnz < self.hybrid.cold_threshold
+        items_evidence = self._evidence_items(row, chosen) if with_evidence else [()] * len(chosen)
+        tags_evidence = self._evidence_tags(row, chosen) if with_evidence else [()] * len(chosen)
+        out = []
+        for position, item in enumerate(chosen.tolist()):
+            item_id = self.items.external(item)
+            popularity = float(self.popularity[item] / self.n_users)
+            evidence = Evidence(popularity=popularity)
+            if with_evidence:
+                evidence = Evidence(
+                    items=items_evidence[position], tags=tags_evidence[position],
+                    sources={name: round(float(p[item]), 4) for name, p in parts.items()},
+                    aoty=self.aoty.get(item_id), popularity=popularity,
+                    note="cold start: based on few listens, leaning on tags and popularity" if cold else None)
+            artist = str(self.artists[item]) if self.artists is not None and self.kind != Kind.ARTIST else None
+            out.append(Recommendation(kind=self.kind, item_id=_as_int(item_id), name=str(self.names[item]),
+                                      score=float(total[item]), evidence=evidence, artist=artist or None))
+        return out
+
+    def _evidence_items(self, row: sp.csr_matrix, items: np.ndarray, top: int = 3) -> list[tuple[Weighted, ...]]:
+        """Per item, the user's items that pushed it up most, summed over components (weights sum to 1)."""
+        weights = self.hybrid.weights_for(row.nnz)
+        history = np.unique(row.indices)
+        totals = np.zeros((len(history), len(items)), dtype=np.float64)
+        for name in EVIDENCE_COMPONENTS:
+            model = self.hybrid.components.get(name)
+            if model is None or not weights.get(name) or len(history) == 0:
+                continue
+            found = model.contributions(row, items)
+            if found is None:
+                continue
+            indices, values = found
+            scale = np.abs(values).sum(axis=0)
+            values = np.divide(values, scale, out=np.zeros_like(values, dtype=np.float64), where=scale > 0)
+            np.add.at(totals, np.searchsorted(history, indices), weights[name] * values)
+        out: list[tuple[Weighted, ...]] = []
+        for column in totals.T:
+            order = [i for i in np.argsort(-column)[:top] if column[i] > 0]
+            norm = float(column[order].sum()) or 1.0
+            out.append(tuple(Weighted(str(self.names[history[i]]), round(float(column[i]) / norm, 4))
+                             for i in order))
+        return out
+
+    def _evidence_tags(self, row: sp.csr_matrix, items: np.ndarray, top: int = 3) -> list[tuple[Weighted, ...]]:
+        content = self.hybrid.components.get("content")
+        if not isinstance(content, ContentTfidf) or row.nnz == 0:
+            return [()] * len(items)
+        out: list[tuple[Weighted, ...]] = []
+        for names, weights in content.tag_overlap(row, items):
+            order = np.argsort(-weights)[:top]
+            norm = float(weights[order].sum()) or 1.0
+            out.append(tuple(Weighted(str(names[i]), round(float(weights[i]) / norm, 4))
+                             for i in order if weights[i] > 0))
+        return out
+
+    # --- persistence ----------------------------------------------------------------------------
+    def save(self, path: Path) -> Path:
+        """Write the engine as one versioned artifact folder (atomic replace)."""
+        writer = ArtifactWriter(meta={"kind": str(self.kind), "n_users": self.n_users,
+                                      "has_artists": self.artists is not None})
+        self.hybrid.write_state(writer, "hybrid/")
+        writer.put("catalogue/ids", self.items.ids)
+        writer.put("catalogue/names", self.names)
+        writer.put("catalogue/popularity", self.popularity)
+        if self.artists is not None:
+            writer.put("catalogue/artists", self.artists)
+        writer.put_sparse("catalogue/tags", self.tags.matrix)
+        writer.put("catalogue/tag_names", self.tags.names)
+        return writer.save(path)
+
+    @classmethod
+    def load(cls, path: Path, *, aoty: Mapping[object, AotyFacts] | None = None) -> RecommenderEngine:
+        """Load a saved engine; AOTY facts for evidence are passed in fresh (they change daily)."""
+        reader = ArtifactReader.open(path)
+        hybrid = Hybrid.read_state(reader, "hybrid/")
+        items = Vocabulary(reader.get("catalogue/ids"))
+        tags = ItemTags(reader.get_sparse("catalogue/tags").astype(np.float32),
+                        reader.get("catalogue/tag_names").astype(str))
+        artists = reader.get("catalogue/artists").astype(str) if reader.meta.get("has_artists") else None
+        return cls(hybrid, items, kind=Kind(reader.meta["kind"]), names=reader.get("catalogue/names").astype(str),
+                   artists=artists, popularity=reader.get("catalogue/popularity").astype(np.float64),
+                   n_users=int(reader.meta["n_users"]), tags=tags, aoty=aoty)
+
+
+def _as_int(item_id: object) -> int:
+    """Domain results carry integer ids (database rows); string vocabularies must be numeric."""
+    try:
+        return int(item_id)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ValueError(f"item id {item_id!r} is not an integer database id") from None

@@ -1,0 +1,101 @@
+"""EASE (Steck 2019): a closed-form linear item-item model, the strongest single model on HetRec.
+
+B = I - P / diag(P) with P = (XᵀX + λI)⁻¹ and a zero diagonal, so a user's scores are their row
+times B. The inverse is dense and cubic in the number of items, so it is restricted to items known
+by at least `min_users` training users (on HetRec 4.6k of 17.6k artists; most artists are known by
+one user and carry no co-occurrence signal anyway).
+
+Item tags, when given, enter the Gram matrix as weighted pseudo-users (side information, as in
+"collective" EASE variants): XᵀX + t·VVᵀ with V the items' TF-IDF tag vectors. Items outside score 0 here and are reached by
+the content and neighbourhood components of the hybrid.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+import scipy.linalg as sl
+import scipy.sparse as sp
+
+from core.recommender.artifacts import ArtifactReader, ArtifactWriter
+from core.recommender.interactions import Interactions
+from core.recommender.models.base import Model, binary_columns_popularity
+from core.recommender.tags import ItemTags, tfidf_vectors
+from core.recommender.weighting import apply_weighting
+
+
+class EASE(Model):
+    """Embarrassingly shallow autoencoder restricted to items with >= `min_users` users."""
+
+    name = "EASE"
+
+    def __init__(self, l2: float = 100.0, weighting: str = "rank", min_users: int = 3,
+                 max_items: int = 12000, tags: ItemTags | None = None, tag_weight: float = 30.0) -> None:
+        self.l2 = l2
+        self.tags = tags
+        self.tag_weight = tag_weight
+        self.weighting = weighting
+        self.min_users = min_users
+        self.max_items = max_items  # memory guard: the dense inverse is max_items² floats
+        self.items = np.zeros(0, dtype=np.int64)  # full-vocabulary index of each modelled item
+        self.weights = np.zeros((0, 0), dtype=np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {"l2": self.l2, "weighting": self.weighting, "min_users": self.min_users,
+                "max_items": self.max_items, "tag_weight": self.tag_weight}
+
+    def fit(self, data: Interactions) -> Self:
+        self.n_items = data.n_items
+        popularity = binary_columns_popularity(data.matrix)
+        items = np.flatnonzero(popularity >= self.min_users)
+        if len(items) > self.max_items:
+            items = np.sort(np.argsort(-popularity, kind="stable")[: self.max_items])
+        self.items = items.astype(np.int64)
+        x = apply_weighting(data.matrix, self.weighting)[:, self.items].tocsc()
+        gram = (x.T @ x).toarray().astype(np.float64)
+        if self.tags is not None and self.tag_weight > 0 and self.tags.matrix.shape[1]:
+            # Tags as extra "pseudo-users": items sharing tags co-occur a little even when few
+            # people know both, which lifts NDCG on HetRec from 0.239 to 0.253 (seed 0).
+            vectors = tfidf_vectors(self.tags)[self.items]
+            gram += self.tag_weight * (vectors @ vectors.T).toarray()
+        gram[np.diag_indices_from(gram)] += self.l2
+        # Cholesky-based inverse: the Gram matrix is symmetric positive definite, half the work of inv().
+        chol, info = sl.lapack.dpotrf(gram, lower=False, overwrite_a=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"EASE Gram matrix is not positive definite (info={info})")
+        inv, info = sl.lapack.dpotri(chol, lower=False, overwrite_c=True)
+        del chol, gram
+        inv = np.triu(inv) + np.triu(inv, 1).T
+        diag = np.diag(inv).copy()
+        inv /= -diag[np.newaxis, :]
+        np.fill_diagonal(inv, 0.0)
+        self.weights = inv.astype(np.float32)
+        return self
+
+    def _restricted(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        return apply_weighting(rows, self.weighting)[:, self.items]
+
+    def score(self, rows: sp.csr_matrix) -> np.ndarray:
+        out = np.zeros((rows.shape[0], self.n_items), dtype=np.float32)
+        if len(self.items):
+            out[:, self.items] = np.asarray(self._restricted(rows) @ self.weights, dtype=np.float32)
+        return out
+
+    def contributions(self, row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if len(self.items) == 0:
+            return None
+        items = np.asarray(items)
+        positions = np.minimum(np.searchsorted(self.items, items), len(self.items) - 1)
+        modelled = self.items[positions] == items
+        restricted = self._restricted(row)
+        block = self.weights[np.ix_(restricted.indices, positions)] * modelled[None, :]
+        return self.items[restricted.indices], restricted.data[:, None] * block
+
+    def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
+        writer.put(f"{prefix}items", self.items)
+        writer.put(f"{prefix}weights", self.weights)
+
+    def read_state(self, reader: ArtifactReader, prefix: str) -> None:
+        self.items = reader.get(f"{prefix}items").astype(np.int64)
+        self.weights = reader.get(f"{prefix}weights").astype(np.float32)

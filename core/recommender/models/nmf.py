@@ -1,0 +1,109 @@
+"""Collaborative filtering with scikit-learn NMF, with fold-in for users outside the trained matrix.
+
+X ≈ W H with non-negative factors. A user's row — including one who joined after training or just
+played something new — is folded in by solving the same least-squares problem the fit solved for W,
+``min_w ||x - w H||² s.t. w >= 0``, with H fixed. Writing it via the Cholesky factor L of H Hᵀ
+turns it into a k x k NNLS (``min ||Lᵀw - L⁻¹ H xᵀ||``), microseconds per user.
+
+Like EASE it models items known by >= `min_users` users: on HetRec that is 4.6k of 17.6k artists,
+fits in under a second instead of 30 s, and scores better (one-user items are noise to a
+factorisation).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Self
+
+import numpy as np
+import scipy.linalg as sl
+import scipy.sparse as sp
+from scipy.optimize import nnls
+from sklearn.decomposition import NMF as SklearnNMF
+from sklearn.exceptions import ConvergenceWarning
+
+from core.recommender.artifacts import ArtifactReader, ArtifactWriter
+from core.recommender.interactions import Interactions
+from core.recommender.models.base import Model, binary_columns_popularity
+from core.recommender.weighting import apply_weighting
+
+
+class NMF(Model):
+    name = "NMF"
+
+    def __init__(self, factors: int = 16, weighting: str = "log1p", max_iter: int = 50, l2: float = 0.0,
+                 seed: int = 0, min_users: int = 3) -> None:
+        self.factors = factors
+        self.min_users = min_users
+        self.weighting = weighting
+        self.max_iter = max_iter
+        self.l2 = l2
+        self.seed = seed
+        self.item_factors = np.zeros((0, 0), dtype=np.float64)  # H: factors x modelled items
+        self.items = np.zeros(0, dtype=np.int64)  # full-vocabulary index of each modelled item
+        self._chol = np.zeros((0, 0))
+
+    def params(self) -> dict[str, Any]:
+        return {"factors": self.factors, "weighting": self.weighting, "max_iter": self.max_iter,
+                "l2": self.l2, "seed": self.seed,
+                "min_users": self.min_users}
+
+    def fit(self, data: Interactions) -> Self:
+        self.n_items = data.n_items
+        popularity = binary_columns_popularity(data.matrix)
+        self.items = np.flatnonzero(popularity >= self.min_users).astype(np.int64)
+        if len(self.items) == 0:
+            self.items = np.arange(data.n_items, dtype=np.int64)
+        x = apply_weighting(data.matrix, self.weighting)[:, self.items].astype(np.float64)
+        factors = max(1, min(self.factors, *x.shape))
+        model = SklearnNMF(n_components=factors, init="nndsvda", solver="cd", max_iter=self.max_iter,
+                           alpha_W=self.l2, alpha_H="same", l1_ratio=0.0, random_state=self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(x)
+        self.item_factors = np.asarray(model.components_, dtype=np.float64)
+        self._prepare()
+        return self
+
+    def _prepare(self) -> None:
+        gram = self.item_factors @ self.item_factors.T
+        gram[np.diag_indices_from(gram)] += 1e-6 * max(1.0, float(np.trace(gram)) / max(1, len(gram)))
+        self._chol = sl.cholesky(gram, lower=True)
+
+    def fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
+        """User factors (len(rows) x factors) for arbitrary rows, by NNLS against the fixed H."""
+        x = apply_weighting(rows, self.weighting)[:, self.items].astype(np.float64)
+        rhs = np.asarray(x @ self.item_factors.T)  # x Hᵀ, cheap because x is sparse
+        out = np.zeros((rows.shape[0], self.item_factors.shape[0]))
+        lt = self._chol.T
+        for r in range(rows.shape[0]):
+            if x.indptr[r + 1] == x.indptr[r]:
+                continue
+            target = sl.solve_triangular(self._chol, rhs[r], lower=True)
+            out[r], _ = nnls(lt, target)
+        return out
+
+    def score(self, rows: sp.csr_matrix) -> np.ndarray:
+        out = np.zeros((rows.shape[0], self.n_items), dtype=np.float32)
+        out[:, self.items] = self.fold_in(rows) @ self.item_factors
+        return out
+
+    def item_similarity(self, items: np.ndarray) -> np.ndarray:
+        h = self.item_factors
+        norms = np.linalg.norm(h, axis=0) + 1e-12
+        out = np.zeros((len(items), self.n_items), dtype=np.float32)
+        positions = np.searchsorted(self.items, items)
+        positions = np.minimum(positions, len(self.items) - 1)
+        modelled = self.items[positions] == items
+        sims = (h[:, positions].T @ h) / (norms[positions, None] * norms[None, :])
+        out[:, self.items] = np.where(modelled[:, None], sims, 0.0)
+        return out
+
+    def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
+        writer.put(f"{prefix}item_factors", self.item_factors)
+        writer.put(f"{prefix}items", self.items)
+
+    def read_state(self, reader: ArtifactReader, prefix: str) -> None:
+        self.item_factors = reader.get(f"{prefix}item_factors").astype(np.float64)
+        self.items = reader.get(f"{prefix}items").astype(np.int64)
+        self._prepare()

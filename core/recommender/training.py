@@ -1,0 +1,172 @@
+"""Train the recommender from the database: read plays and tags, fit off the event loop, store a versioned artifact.
+
+Why it looks like this:
+
+* Reading is async (the DB driver), fitting is CPU-heavy numpy/scipy: the fit runs in a worker
+  thread (`asyncio.to_thread`) so the bot keeps answering while a model trains (house rule 4).
+  numpy/scipy release the GIL in their kernels, so a thread is enough and avoids pickling the
+  interaction matrix into a process.
+* Each training writes its own folder ``<model_dir>/recommender/<kind>/<version>/`` (manifest.json +
+  arrays.npz, never pickle) and then records a `model_artifacts` row marked active. Serving
+  processes look at the active row, so the CLI (`sonance train`), the scheduler's nightly job and
+  the bot can each train and the others follow. Old versions are pruned, keeping a few for rollback.
+* Strengths use the same recency formula at training and serving time
+  (`Interactions.from_arrays` / `UserHistory.from_rows`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.db.repositories import CatalogRepository, SchedulingRepository
+from core.db.repositories.recommendations import ItemPlayRow, RecommendationRepository
+from core.domain import Kind
+from core.errors import NotEnoughHistory
+from core.recommender.engine import RecommenderEngine, default_artifact_dir
+from core.recommender.interactions import Interactions
+from core.recommender.tags import ItemTags
+
+if TYPE_CHECKING:
+    from core.services import Services
+
+log = logging.getLogger(__name__)
+
+#: `model_artifacts.kind` of the hybrid recommender (compatibility uses "compat").
+ARTIFACT_KIND = "hybrid"
+#: Versions kept on disk per granularity (the active one plus a few to roll back to).
+KEEP_VERSIONS = 3
+#: Below this many users x items there is nothing to learn from.
+MIN_USERS, MIN_ITEMS = 2, 3
+
+Progress = Callable[[str], None]
+
+
+def _say(progress: Progress | None) -> Progress:
+    return progress or (lambda message: log.info("train: %s", message))
+
+
+async def load_training_rows(services: Services, kind: Kind) -> tuple[list[ItemPlayRow], dict[int, str],
+                                                                         dict[str, dict[int, dict[str, float]]]]:
+    """Everything a fit needs from the DB: plays, item names and tag sources, in one session."""
+    async with services.session() as session:
+        repo = RecommendationRepository(session)
+        rows = await repo.item_plays(str(kind))
+        infos = await repo.item_info(str(kind), {r.item_id for r in rows})
+        sources: dict[str, dict[int, dict[str, float]]] = {}
+        if kind == Kind.ARTIST:
+            sources["lastfm"] = await CatalogRepository(session).item_tags("artist")
+        else:
+            own = await CatalogRepository(session).item_tags(str(kind))
+            if own:
+                sources["lastfm"] = own
+            if kind == Kind.ALBUM:
+                sources["aoty"] = await repo.album_tags_from_aoty()
+    names = {i: (f"{info.artist} – {info.name}" if info.artist and kind != Kind.ARTIST else info.name)
+             for i, info in infos.items()}
+    return rows, names, sources
+
+
+def fit_engine(rows: list[ItemPlayRow], names: dict[int, str], sources: dict[str, dict[int, dict[str, float]]],
+               *, kind: Kind, now: datetime, tune: bool = True, progress: Progress | None = None,
+               ) -> RecommenderEngine:
+    """The CPU-bound part (call it in a worker thread): interactions -> tags -> tuned hybrid."""
+    say = _say(progress)
+    if not rows:
+        raise NotEnoughHistory(f"There is no listening data at {kind} level to learn from yet.")
+    data = Interactions.from_arrays(
+        np.fromiter((r.user_id for r in rows), np.int64, len(rows)),
+        np.fromiter((r.item_id for r in rows), np.int64, len(rows)),
+        np.fromiter((r.plays for r in rows), np.float64, len(rows)),
+        [r.last_played_at for r in rows], now=now,
+        item_artists=None if kind == Kind.ARTIST else {r.item_id: r.artist_id for r in rows})
+    if data.n_users < MIN_USERS or data.n_items < MIN_ITEMS:
+        raise NotEnoughHistory(f"Too little {kind} listening data to learn from yet "
+                               f"({data.n_users} listeners, {data.n_items} {kind}s).")
+    say(f"{data.n_users:,} listeners x {data.n_items:,} {kind}s, {data.matrix.nnz:,} pairs")
+    tags = ItemTags.from_sources(data.items, sources)
+    say(f"{len(tags.names):,} tags")
+    return RecommenderEngine.train(data, kind=kind, names=names, tags=tags, tune=tune, progress=say)
+
+
+def model_version(kind: Kind, rows: list[ItemPlayRow], now: datetime) -> str:
+    """Sortable, unique and content-addressed: ``<kind>-<UTC time>-<hash of the training data>``."""
+    digest = hashlib.sha256()
+    for r in sorted(rows, key=lambda r: (r.user_id, r.item_id)):
+        digest.update(f"{r.user_id}:{r.item_id}:{r.plays};".encode())
+    return f"{kind}-{now.strftime('%Y%m%dT%H%M%S%f')}-{digest.hexdigest()[:8]}"
+
+
+def metrics_of(engine: RecommenderEngine, rows: list[ItemPlayRow], seconds: float) -> dict[str, Any]:
+    """What an operator wants to see about a model: size, tuning quality, weights, time."""
+    tuning = engine.hybrid.tuning
+    out: dict[str, Any] = {
+        "n_users": engine.n_users, "n_items": len(engine.items), "n_pairs": len(rows),
+        "n_tags": len(engine.tags.names), "train_seconds": round(seconds, 2),
+        "weights": {k: round(float(v), 3) for k, v in engine.hybrid.weights.items()},
+        "cold_weights": {k: round(float(v), 3) for k, v in engine.hybrid.cold_weights.items()},
+    }
+    if tuning is not None:
+        out.update({"validation_ndcg@10": round(float(tuning.validation_ndcg), 4),
+                    "validation_cold_ndcg@10": round(float(tuning.validation_cold_ndcg), 4),
+                    "validation_users": int(tuning.validation_users)})
+    return out
+
+
+def prune_versions(folder: Path, keep: str, count: int = KEEP_VERSIONS) -> None:
+    """Delete all but the newest `count` version folders (never the one just written)."""
+    if not folder.is_dir():
+        return
+    versions = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                      key=lambda p: p.name, reverse=True)
+    for old in versions[count:]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+async def train_from_db(services: Services, *, kind: Kind | str = Kind.ARTIST, tune: bool = True,
+                        progress: Progress | None = None, now: datetime | None = None,
+                        ) -> tuple[RecommenderEngine, dict[str, Any]]:
+    """Train one granularity from the database, save it, record it as the active artifact.
+
+    Returns the ready engine and its metrics (which include ``version`` and ``path``). The fit and
+    the save run in a worker thread; raises `NotEnoughHistory` when there is nothing to learn from.
+    This is the scheduler's nightly retrain entry point (through `RecommendService.retrain`, which
+    also swaps the new engine in).
+    """
+    kind = Kind(kind)
+    say = _say(progress)
+    now = now or datetime.now(UTC)
+    say(f"reading {kind} plays and tags from the database")
+    rows, names, sources = await load_training_rows(services, kind)
+    version = model_version(kind, rows, now)
+    base = default_artifact_dir(services.settings.model_dir, kind)
+    path = base / version
+
+    def work() -> tuple[RecommenderEngine, float]:
+        started = time.perf_counter()
+        engine = fit_engine(rows, names, sources, kind=kind, now=now, tune=tune, progress=say)
+        elapsed = time.perf_counter() - started
+        say(f"saving artifact {version}")
+        engine.save(path)
+        prune_versions(base, keep=version)
+        return engine, elapsed
+
+    engine, seconds = await asyncio.to_thread(work)
+    metrics = metrics_of(engine, rows, seconds)
+    async with services.session() as session:
+        artifact = await SchedulingRepository(session).add_artifact(
+            kind=ARTIFACT_KIND, version=version, path=str(path), metrics=metrics, n_users=engine.n_users,
+            n_items=len(engine.items), granularity=str(kind), activate=True)
+        artifact_id = artifact.id
+    say(f"model {version} is active")
+    return engine, {**metrics, "version": version, "path": str(path), "artifact_id": artifact_id}

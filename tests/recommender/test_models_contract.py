@@ -1,0 +1,105 @@
+"""The contract every model passes (after benfred/implicit's RecommenderBase tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from core.recommender.interactions import Interactions
+from core.recommender.models import (
+    EASE,
+    NMF,
+    ContentTfidf,
+    ItemKNN,
+    ItemLinks,
+    Model,
+    MostPop,
+    QualityPrior,
+    RP3beta,
+)
+from core.recommender.tags import ItemTags
+from tests.recommender.conftest import row_of, scene_items
+
+World = tuple[Interactions, ItemTags, sp.csr_matrix]
+
+
+def _quality(world: World) -> np.ndarray:
+    # A prior "passes" when the prior agrees with the truth: scene-0 albums are rated best.
+    data = world[0]
+    quality = np.full(data.n_items, 0.5, dtype=np.float32)
+    quality[data.items.indices(scene_items(0))] = 0.9
+    return quality
+
+
+FACTORIES: dict[str, Callable[[World], Model]] = {
+    "MostPop": lambda w: MostPop(),
+    "ItemKNN": lambda w: ItemKNN(),
+    "RP3beta": lambda w: RP3beta(),
+    "EASE": lambda w: EASE(),
+    "EASE+tags": lambda w: EASE(tags=w[1]),
+    "NMF": lambda w: NMF(factors=4, max_iter=200),
+    "Content": lambda w: ContentTfidf(w[1]),
+    "Links": lambda w: ItemLinks(w[2]),
+    "Quality": lambda w: QualityPrior(_quality(w)),
+}
+PERSONALISED = {"ItemKNN", "RP3beta", "EASE", "EASE+tags", "NMF", "Content", "Links"}
+
+
+@pytest.fixture(params=sorted(FACTORIES), scope="module")
+def fitted(request: pytest.FixtureRequest, world: World) -> tuple[str, Model]:
+    return request.param, FACTORIES[request.param](world).fit(world[0])
+
+
+def test_withheld_item_comes_back_first(fitted: tuple[str, Model], world: World) -> None:
+    name, model = fitted
+    data = world[0]
+    history = scene_items(0)[1:]  # a scene-0 fan who has not heard the first artist yet
+    top, _ = model.recommend(row_of(data, history), n=3)
+    assert data.items.external(int(top[0])) == scene_items(0)[0], name
+
+
+def test_known_items_are_filtered(fitted: tuple[str, Model], world: World) -> None:
+    _name, model = fitted
+    data = world[0]
+    row = row_of(data, scene_items(1)[:3])
+    top, _ = model.recommend(row, n=data.n_items)
+    assert not set(top.tolist()) & set(row.indices.tolist())
+
+
+def test_unknown_user_is_folded_in_or_falls_back(fitted: tuple[str, Model], world: World) -> None:
+    name, model = fitted
+    data = world[0]
+    empty = sp.csr_matrix((1, data.n_items), dtype=np.float32)
+    scores = model.score(empty)
+    assert scores.shape == (1, data.n_items) and np.all(np.isfinite(scores))
+    # A brand-new user (not a training row) who knows four scene-2 artists: fold-in finds the fifth.
+    new_user = row_of(data, scene_items(2)[:4])
+    top, _ = model.recommend(new_user, n=1)
+    if name in PERSONALISED:
+        assert data.items.external(int(top[0])) == scene_items(2)[4], name
+    else:
+        assert len(top) == 1
+
+
+def test_save_load_round_trip_gives_identical_scores(fitted: tuple[str, Model], world: World, tmp_path) -> None:
+    _name, model = fitted
+    data = world[0]
+    path = model.save(tmp_path / "model")
+    assert (path / "manifest.json").is_file() and (path / "arrays.npz").is_file()
+    loaded = Model.load(path)
+    rows = data.matrix[:7]
+    np.testing.assert_array_equal(model.score(rows), loaded.score(rows))
+
+
+def test_similar_items_stay_in_the_scene(fitted: tuple[str, Model], world: World) -> None:
+    name, model = fitted
+    data = world[0]
+    if name not in PERSONALISED:
+        pytest.skip(f"{name} has no notion of item similarity")
+    seed = data.items.index(scene_items(1)[0])
+    top, _ = model.similar_items(seed, n=3)
+    assert seed not in top.tolist()
+    assert {data.items.external(int(i)) for i in top} <= set(scene_items(1))
