@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.domain import Kind
 
@@ -25,9 +25,12 @@ class MalformedResponse(ValueError):
     """The body is JSON but not the shape the method documents (treated as transient by the client)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Scrobble:
-    """One play. `played_uts` is kept next to `played_at` because the sync engine keys on it."""
+class Scrobble(NamedTuple):
+    """One play. `played_uts` is kept next to `played_at` because the sync engine keys on it.
+
+    A NamedTuple: a full-history import builds millions of them, and tuples are much cheaper to
+    construct than frozen dataclasses.
+    """
 
     artist: str
     artist_mbid: str | None
