@@ -1,6 +1,7 @@
 """Repositories: every SQL statement of Sonance lives in this package."""
 
 from core.db.repositories.accounts import AccountRepository
+from core.db.repositories.aoty import AotyRepository
 from core.db.repositories.catalog import CatalogRepository
 from core.db.repositories.listens import ListenRepository
 from core.db.repositories.personal_data import PersonalDataRepository
@@ -9,6 +10,7 @@ from core.db.repositories.users import UserRepository
 
 __all__ = [
     "AccountRepository",
+    "AotyRepository",
     "CatalogRepository",
     "ListenRepository",
     "PersonalDataRepository",

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import Album, Artist, ItemTag, Tag, Track
+from core.db.models import Album, Artist, ArtistPlays, ItemTag, Tag, Track
 from core.db.repositories._dialect import chunks, composite_in, upsert_insert
 
 BATCH = 500
@@ -129,3 +129,42 @@ class CatalogRepository:
 
     async def artist_by_key(self, name_key: str) -> Artist | None:
         return (await self.session.execute(select(Artist).where(Artist.name_key == name_key))).scalar_one_or_none()
+
+    async def artists_missing_tags(self, source: str, *, limit: int, offset: int = 0
+                                   ) -> list[tuple[int, str, str | None]]:
+        """(id, name, mbid) of artists with no tag from `source`, most-played (over all users) first.
+
+        Why most-played first: tag enrichment runs under a request budget, and the content model
+        gains most from the artists that appear in many listeners' histories.
+        """
+        plays = (select(ArtistPlays.artist_id, func.sum(ArtistPlays.plays).label("plays"))
+                 .group_by(ArtistPlays.artist_id).subquery())
+        tagged = exists().where(ItemTag.item_kind == "artist", ItemTag.item_id == Artist.id, ItemTag.source == source)
+        stmt = (select(Artist.id, Artist.name, Artist.mbid).outerjoin(plays, plays.c.artist_id == Artist.id)
+                .where(~tagged).order_by(func.coalesce(plays.c.plays, 0).desc(), Artist.id)
+                .limit(limit).offset(offset))
+        return [(row[0], row[1], row[2]) for row in (await self.session.execute(stmt)).all()]
+
+    async def fill_track_spotify_ids(self, ids: dict[tuple[str, str], str]) -> int:
+        """Set `tracks.spotify_id` where still empty, by (artist name_key, track title_key).
+
+        Why: `ensure_tracks` never updates an existing row, so a track first seen through Last.fm
+        would otherwise never learn its Spotify id (which playlist export needs).
+        """
+        if not ids:
+            return 0
+        artist_ids = dict((await self.session.execute(
+            select(Artist.name_key, Artist.id).where(Artist.name_key.in_({a for a, _ in ids})))).all())
+        wanted = {(artist_ids[a], t): sid for (a, t), sid in ids.items() if a in artist_ids}
+        if not wanted:
+            return 0
+        columns = [Track.artist_id, Track.title_key]
+        stmt = (select(Track.id, Track.artist_id, Track.title_key)
+                .where(composite_in(self.session, columns, list(wanted)), Track.spotify_id.is_(None)))
+        updated = 0
+        for track_id, artist_id, title_key in (await self.session.execute(stmt)).all():
+            spotify_id = wanted.get((artist_id, title_key))
+            if spotify_id is not None:
+                await self.session.execute(update(Track).where(Track.id == track_id).values(spotify_id=spotify_id))
+                updated += 1
+        return updated
