@@ -47,17 +47,29 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
     Sync: `LastfmSync.sync_due` selects accounts whose cadence has come, *both* active ones (every
     `sync_active_minutes`) and dormant ones (daily), so the same call serves both jobs; the daily
     `sync_dormant` run is a safety net that finds nothing when the active job keeps up, and per-account
-    locks make overlapping runs harmless. Retrain: none yet (no recommender service to call).
+    locks make overlapping runs harmless. Spotify (a supplement: it only reveals the last 50 plays)
+    is synced on the same cadence. The daily job also fetches Last.fm tags for artists that have none,
+    which the content model needs for new artists.
     """
     settings = services.settings
 
     async def sync_due() -> None:
-        if services.lastfm is None:  # not configured, or the bot has not started its clients yet
-            return
-        from core.sync.engine import LastfmSync
+        if services.lastfm is not None:  # None: not configured, or the clients have not started yet
+            from core.sync.engine import LastfmSync
 
-        sync = services.component("lastfm_sync", lambda s: LastfmSync(s, s.lastfm))  # type: ignore[arg-type]
-        await sync.sync_due(active_minutes=settings.sync_active_minutes)
+            sync = services.component("lastfm_sync", lambda s: LastfmSync(s, s.lastfm))  # type: ignore[arg-type]
+            await sync.sync_due(active_minutes=settings.sync_active_minutes)
+        if services.spotify is not None:
+            from core.sync.spotify_sync import SpotifySync
+
+            await services.component("spotify_sync", SpotifySync).sync_due(active_minutes=settings.sync_active_minutes)
+
+    async def daily() -> None:
+        await sync_due()
+        if services.lastfm is not None:
+            from core.sync.enrichment import LastfmTagEnrichment
+
+            await services.component("lastfm_tags", LastfmTagEnrichment).enrich_artist_tags(limit=500)
 
     async def weekly_dms() -> None:
         if not bot.is_ready():  # DMs need a logged-in client; the next 5-minute run will do it
@@ -67,8 +79,8 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
             "weekly_digest", lambda s: WeeklyDigest(s, weekly_content(s), DiscordDmDelivery(bot)))
         await digest.run_due()
 
-    has_lastfm = settings.lastfm_api_key is not None
-    return JobSet(sync_active=sync_due if has_lastfm else None, sync_dormant=sync_due if has_lastfm else None,
+    has_source = settings.lastfm_api_key is not None or settings.spotify_client_id is not None
+    return JobSet(sync_active=sync_due if has_source else None, sync_dormant=daily if has_source else None,
                   retrain=None, weekly_dms=weekly_dms)
 
 
