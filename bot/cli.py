@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "bot.commands.import_cmds",
     "bot.commands.sync_cmds",
     "bot.commands.compat_cmds",
+    "bot.commands.train_demo_cmds",
 )
 
 

@@ -21,6 +21,8 @@ COGS: tuple[str, ...] = (
     "cogs.compat",
     "cogs.stats",
     "cogs.settings",
+    "cogs.recommend",
+    "cogs.playlist",
 )
 
 

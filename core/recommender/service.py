@@ -152,6 +152,14 @@ def merge_preferences(old: Preferences, new: Preferences) -> Preferences:
         discovery=new.discovery if new.discovery is not None else old.discovery)
 
 
+def tag_variants(tags: Sequence[str]) -> list[str]:
+    """The keyword parser writes "dream-pop" where Last.fm says "dream pop": accept both spellings."""
+    out: list[str] = []
+    for tag in tags:
+        out += [tag, tag.replace("-", " "), tag.replace(" ", "-")]
+    return list(dict.fromkeys(out))
+
+
 def evidence_to_json(rec: Recommendation) -> dict[str, Any]:
     """What a shown row stores: enough to rebuild the Recommendation for "Why?" months later."""
     return {"name": rec.name, "artist": rec.artist, "score": rec.score, "url": rec.url,
@@ -354,7 +362,7 @@ class RecommendService:
                                         [p.last_played_at for p in plays])
         liked = {i for i, v in votes.items() if v > 0}
         disliked = {i for i, v in votes.items() if v < 0}
-        tags = (tag.strip().lower(),) if tag and tag.strip() else ()
+        tags = tuple(tag_variants([tag.strip().lower()])) if tag and tag.strip() else ()
         avoid = self._avoided(engine, prefs, tags)
         want = min(MAX_COUNT * 4, max(count * 3, count + 10)) if prefs.boost_tags else count
         request = RecommendRequest(count=want, discovery=level, tags=tags,
@@ -377,7 +385,7 @@ class RecommendService:
                                           "evidence": evidence_to_json(r)} for r in recs],
                     context=context, guild_id=guild_id, model_version=loaded.version)
         items = tuple(ShownRecommendation(s, r, why) for s, r, why in zip(shown_ids, recs, reasons, strict=True))
-        return RecommendationList(kind, items, level, loaded.version, note, tags[0] if tags else None)
+        return RecommendationList(kind, items, level, loaded.version, note, tag.strip().lower() if tags and tag else None)
 
     @staticmethod
     def _avoided(engine: RecommenderEngine, prefs: Preferences, tags: tuple[str, ...]) -> list[object]:
@@ -385,7 +393,7 @@ class RecommendService:
         avoid = [t for t in prefs.avoid_tags if t not in tags]
         if not avoid:
             return []
-        mask = engine.tags.items_with_any(avoid, min_share=0.2)
+        mask = engine.tags.items_with_any(tag_variants(avoid), min_share=0.2)
         return [engine.items.external(int(i)) for i in np.flatnonzero(mask)]
 
     @staticmethod
@@ -393,7 +401,7 @@ class RecommendService:
         """Soft steering for "more X": tagged items move up (rank position halved), nothing is dropped."""
         if not boost or not recs:
             return recs
-        mask = engine.tags.items_with_any(boost)
+        mask = engine.tags.items_with_any(tag_variants(boost))
         rows = engine.items.indices([r.item_id for r in recs])
         keys = [pos * (BOOST_FACTOR if row >= 0 and mask[row] else 1.0) for pos, row in enumerate(rows.tolist())]
         order = sorted(range(len(recs)), key=lambda i: (keys[i], i))

@@ -1,0 +1,172 @@
+"""Persistent 👍/👎 and "Why?" buttons, and the paginator that carries them on /recommend answers.
+
+Why DynamicItems: every shown item has its own `recommendations_shown` row, and its id is all a click
+needs (``sonance:fb:<shown_id>:up|down``, ``sonance:why:<shown_id>``). discord.py matches the
+custom_id against the template on *any* message, so buttons keep working after a restart, on weekly
+DMs, and on pages the paginator is no longer tracking. The service checks that the clicker owns the
+row, so these buttons need no view-level owner check; only Prev/Next (plain, short-lived) do.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import discord
+
+from bot.interactions import handle_error
+from bot.render.recommend import page_count, page_items, recommendations_embed
+from core.recommender.service import RecommendationList, RecommendService
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_TEMPLATE = r"sonance:fb:(?P<rec>\d+):(?P<v>up|down)"
+WHY_TEMPLATE = r"sonance:why:(?P<rec>\d+)"
+VOTES = {"up": 1, "down": -1}
+PAGE_TIMEOUT_S = 300.0
+
+
+def _service(interaction: discord.Interaction) -> RecommendService:
+    return RecommendService.of(interaction.client.services)  # type: ignore[attr-defined]
+
+
+class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=FEEDBACK_TEMPLATE):
+    """👍/👎 on one shown item: ``FeedbackButton(shown_id, "up" | "down")``."""
+
+    def __init__(self, shown_id: int, vote: str, *, label: str | None = None, row: int | None = None) -> None:
+        if vote not in VOTES:
+            raise ValueError(f"vote must be 'up' or 'down', not {vote!r}")
+        shown_id = int(shown_id)
+        if shown_id < 0:
+            raise ValueError("shown_id must be a row id")
+        super().__init__(discord.ui.Button(
+            style=discord.ButtonStyle.success if vote == "up" else discord.ButtonStyle.secondary,
+            emoji="👍" if vote == "up" else "👎", label=label, custom_id=f"sonance:fb:{shown_id}:{vote}", row=row))
+        self.shown_id = shown_id
+        self.vote = vote
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> FeedbackButton:
+        return cls(int(match["rec"]), match["v"], label=getattr(item, "label", None))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            outcome = await _service(interaction).feedback(interaction.user.id, self.shown_id, VOTES[self.vote])
+            name = discord.utils.escape_markdown(outcome.name)
+            if outcome.value > 0:
+                text = f"👍 Noted: you like **{name}**. I'll lean towards things like it."
+            else:
+                text = f"👎 Noted: no more **{name}**, and less of what's like it."
+            await interaction.followup.send(text, ephemeral=True)
+        except Exception as exc:  # item callbacks bypass the tree's error handler: apply the policy here
+            await handle_error(interaction, exc)
+
+
+class WhyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=WHY_TEMPLATE):
+    """"Why?" on one shown item: the explanation from the evidence stored when it was shown."""
+
+    def __init__(self, shown_id: int, *, label: str | None = None, row: int | None = None) -> None:
+        shown_id = int(shown_id)
+        super().__init__(discord.ui.Button(style=discord.ButtonStyle.primary, label=label or "Why?",
+                                           custom_id=f"sonance:why:{shown_id}", row=row))
+        self.shown_id = shown_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> WhyButton:
+        return cls(int(match["rec"]), label=getattr(item, "label", None))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            text = await _service(interaction).why(interaction.user.id, self.shown_id)
+            await interaction.followup.send(text[:2000], ephemeral=True)
+        except Exception as exc:
+            await handle_error(interaction, exc)
+
+
+PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (FeedbackButton, WhyButton)
+
+
+class RecommendationPages(discord.ui.View):
+    """5 items per page: a row of 👍, a row of 👎, a row of Why?, then Prev/Next for the asker only.
+
+    On timeout Prev/Next are disabled; the persistent buttons stay live.
+    """
+
+    def __init__(self, result: RecommendationList, owner_id: int, asker: str, client: discord.Client,
+                 *, timeout: float = PAGE_TIMEOUT_S) -> None:
+        super().__init__(timeout=timeout)
+        self.result = result
+        self.owner_id = owner_id
+        self.asker = asker
+        self.client = client
+        self.page = 0
+        self.pages = page_count(result)
+        self.message: discord.Message | None = None
+        self.prev_button: discord.ui.Button[RecommendationPages] = discord.ui.Button(
+            label="◀ Prev", style=discord.ButtonStyle.secondary, row=3)
+        self.next_button: discord.ui.Button[RecommendationPages] = discord.ui.Button(
+            label="Next ▶", style=discord.ButtonStyle.secondary, row=3)
+        self.prev_button.callback = self._prev  # type: ignore[method-assign]
+        self.next_button.callback = self._next  # type: ignore[method-assign]
+        self._build()
+
+    def embed(self) -> discord.Embed:
+        return recommendations_embed(self.result, self.page, self.asker)
+
+    def _build(self) -> None:
+        self.clear_items()
+        first = self.page * 5 + 1
+        shown = page_items(self.result, self.page)
+        for offset, item in enumerate(shown):
+            self.add_item(FeedbackButton(item.shown_id, "up", label=str(first + offset), row=0))
+        for offset, item in enumerate(shown):
+            self.add_item(FeedbackButton(item.shown_id, "down", label=str(first + offset), row=1))
+        for offset, item in enumerate(shown):
+            self.add_item(WhyButton(item.shown_id, label=f"Why {first + offset}?", row=2))
+        if self.pages > 1:
+            self.prev_button.disabled = self.page == 0
+            self.next_button.disabled = self.page >= self.pages - 1
+            self.add_item(self.prev_button)
+            self.add_item(self.next_button)
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message("Only the person who asked can turn these pages. "
+                                                "Run /recommend for your own list!", ephemeral=True)
+        return False
+
+    async def _turn(self, interaction: discord.Interaction, delta: int) -> None:
+        self.page = max(0, min(self.pages - 1, self.page + delta))
+        self._build()
+        await interaction.response.edit_message(embed=self.embed(), view=self)
+
+    async def _prev(self, interaction: discord.Interaction) -> None:
+        await self._turn(interaction, -1)
+
+    async def _next(self, interaction: discord.Interaction) -> None:
+        await self._turn(interaction, +1)
+
+    def _keep_persistent(self) -> None:
+        """discord.py unregisters a view's DynamicItem templates when the view stops or times out
+        (ViewStore.remove_view pops them): register them again so old messages keep working."""
+        self.client.add_dynamic_items(*PERSISTENT_ITEMS)
+
+    def stop(self) -> None:
+        super().stop()
+        self._keep_persistent()
+
+    async def on_timeout(self) -> None:
+        self._keep_persistent()
+        self.prev_button.disabled = self.next_button.disabled = True
+        if self.message is None or self.pages <= 1:
+            return
+        try:
+            await self.message.edit(view=self)
+        except discord.HTTPException:
+            log.info("could not disable page buttons after timeout (message gone or token expired)")

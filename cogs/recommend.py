@@ -1,0 +1,92 @@
+"""/recommend, /similar, /tune and the persistent 👍/👎/"Why?" buttons.
+
+Each command: parse -> defer (a first request may load or train a model) -> one `RecommendService`
+call -> render -> send. The feedback buttons are DynamicItems registered in `setup`, so clicks on
+messages sent by an earlier process (or on weekly DMs) reach this process too.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.interactions import SonanceCog, display_name, send
+from bot.render.recommend import preferences_summary, similar_embed
+from bot.views.feedback import PERSISTENT_ITEMS, FeedbackButton, RecommendationPages, WhyButton
+from core.domain import Kind
+from core.recommender.service import RecommendService
+from core.services import Services
+
+__all__ = ["FeedbackButton", "RecommendCog", "WhyButton", "setup"]
+
+RECOMMEND_RATE, RECOMMEND_PER_S = 3, 30.0
+KINDS = {"artists": Kind.ARTIST, "albums": Kind.ALBUM, "tracks": Kind.TRACK}
+KIND_CHOICES = [app_commands.Choice(name=name, value=name) for name in KINDS]
+DISCOVERY_CHOICES = [app_commands.Choice(name=name, value=name) for name in ("familiar", "balanced", "deep cuts")]
+
+
+def _per_user(interaction: discord.Interaction) -> int:
+    return interaction.user.id
+
+
+def _choices(names: list[str]) -> list[app_commands.Choice[str]]:
+    return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names[:25]]
+
+
+class RecommendCog(SonanceCog):
+    """Recommendation commands; all share one process-wide `RecommendService`."""
+
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
+        super().__init__(bot, services)
+        self.recs = RecommendService.of(services)
+
+    @app_commands.command(name="recommend", description="Music picks for you, from your listening and your feedback")
+    @app_commands.describe(kind="Artists, albums or tracks", count="How many (1-25)",
+                           discovery="Familiar favourites-adjacent picks, or deep cuts",
+                           tag="Only picks with this tag or genre")
+    @app_commands.choices(kind=KIND_CHOICES, discovery=DISCOVERY_CHOICES)
+    @app_commands.checks.cooldown(RECOMMEND_RATE, RECOMMEND_PER_S, key=_per_user)
+    async def recommend_command(self, interaction: discord.Interaction,
+                                kind: app_commands.Choice[str] | None = None,
+                                count: app_commands.Range[int, 1, 25] = 10,
+                                discovery: app_commands.Choice[str] | None = None,
+                                tag: app_commands.Range[str, 1, 100] | None = None) -> None:
+        chosen = KINDS[kind.value] if kind is not None else Kind.ARTIST
+        await interaction.response.defer(thinking=True)
+        await self.who(interaction)
+        result = await self.recs.recommend(interaction.user.id, interaction.guild_id, chosen, count,
+                                           discovery.value if discovery is not None else None, tag,
+                                           "command")
+        view = RecommendationPages(result, interaction.user.id, display_name(interaction.user), self.bot)
+        view.message = await interaction.followup.send(embed=view.embed(), view=view, wait=True)
+
+    @recommend_command.autocomplete("tag")
+    async def tag_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return _choices(await self.recs.tag_autocomplete(current))
+
+    @app_commands.command(name="similar", description="Artists similar to one you name")
+    @app_commands.describe(artist="An artist (start typing to pick one)")
+    async def similar_command(self, interaction: discord.Interaction,
+                              artist: app_commands.Range[str, 1, 100]) -> None:
+        await interaction.response.defer(thinking=True)
+        result = await self.recs.similar(artist, Kind.ARTIST)
+        await send(interaction, embed=similar_embed(result))
+
+    @similar_command.autocomplete("artist")
+    async def artist_autocomplete(self, interaction: discord.Interaction,
+                                  current: str) -> list[app_commands.Choice[str]]:
+        return _choices(await self.recs.autocomplete(current))
+
+    @app_commands.command(name="tune", description="Steer your recommendations in your own words")
+    @app_commands.describe(text="e.g. “less metal, more 90s shoegaze” (or “reset”)")
+    async def tune_command(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 300]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.who(interaction)
+        prefs = await self.recs.set_preferences(interaction.user.id, text)
+        await send(interaction, preferences_summary(prefs), ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    bot.add_dynamic_items(*PERSISTENT_ITEMS)
+    await bot.add_cog(RecommendCog(bot, bot.services))  # type: ignore[attr-defined]

@@ -1,0 +1,189 @@
+"""What the recommender serves and hears back: shown items, thumbs up/down, item-level plays and names.
+
+Why a repository of its own: the serving layer needs, at request time and in a handful of queries,
+everything that makes a list personal *now* (per-album/track play aggregates, feedback, what was
+shown inside the no-repeat window), and every SQL statement lives in this package (house rule 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import (
+    Album,
+    AotyAlbum,
+    Artist,
+    ArtistPlays,
+    Feedback,
+    Listen,
+    RecommendationShown,
+    Tag,
+    Track,
+)
+from core.db.repositories._dialect import chunks, upsert_insert
+from core.db.types import utcnow
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class ItemPlayRow:
+    """Plays of one item (artist, album or track) by one user, with the item's artist for caps."""
+
+    user_id: int
+    item_id: int
+    plays: int
+    last_played_at: datetime | None
+    artist_id: int
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    """Display facts of a catalogue item: name, its artist (albums/tracks), links and cover art."""
+
+    item_id: int
+    name: str
+    artist: str | None
+    url: str | None
+    image_url: str | None
+
+
+@dataclass(frozen=True)
+class ShownRow:
+    id: int
+    user_id: int
+    item_kind: str
+    item_id: int
+    context: str
+    evidence: dict[str, Any] | None
+    model_version: str | None
+    shown_at: datetime
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Aggregates (MAX) bypass the column type on SQLite and come back naive: re-attach UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class RecommendationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- plays at every granularity -----------------------------------------------------------
+    def _plays_stmt(self, kind: str) -> Any:
+        if kind == "artist":
+            return select(ArtistPlays.user_id, ArtistPlays.artist_id, ArtistPlays.plays,
+                          ArtistPlays.last_played_at, ArtistPlays.artist_id).where(ArtistPlays.plays > 0)
+        column = Track.album_id if kind == "album" else Track.id
+        stmt = (select(Listen.user_id, column, func.count(Listen.id), func.max(Listen.played_at), Track.artist_id)
+                .join(Track, Track.id == Listen.track_id)
+                .group_by(Listen.user_id, column, Track.artist_id))
+        if kind == "album":
+            stmt = stmt.where(Track.album_id.is_not(None))
+        return stmt
+
+    async def item_plays(self, kind: str, user_id: int | None = None) -> list[ItemPlayRow]:
+        """(user, item, plays, last played, artist) for artists (stored counts) or albums/tracks
+        (aggregated from individual listens); all users when `user_id` is None (training input)."""
+        stmt = self._plays_stmt(kind)
+        if user_id is not None:
+            stmt = stmt.where((ArtistPlays.user_id if kind == "artist" else Listen.user_id) == user_id)
+        rows = (await self.session.execute(stmt)).all()
+        return [ItemPlayRow(int(u), int(i), int(p), _aware(t), int(a)) for u, i, p, t, a in rows]
+
+    async def has_item_plays(self, kind: str) -> bool:
+        stmt = self._plays_stmt(kind).limit(1)
+        return (await self.session.execute(stmt)).first() is not None
+
+    # --- names, links and facts -----------------------------------------------------------------
+    async def item_info(self, kind: str, ids: Iterable[int]) -> dict[int, ItemInfo]:
+        wanted = sorted(set(ids))
+        out: dict[int, ItemInfo] = {}
+        for batch in chunks(wanted, BATCH):
+            if kind == "artist":
+                stmt = select(Artist.id, Artist.name, Artist.lastfm_url, Artist.image_url).where(Artist.id.in_(batch))
+                out.update({i: ItemInfo(i, n, None, u, img) for i, n, u, img in (await self.session.execute(stmt)).all()})
+            elif kind == "album":
+                stmt = (select(Album.id, Album.title, Artist.name, Album.lastfm_url, Album.image_url)
+                        .join(Artist, Artist.id == Album.artist_id).where(Album.id.in_(batch)))
+                out.update({i: ItemInfo(i, t, a, u, img) for i, t, a, u, img in (await self.session.execute(stmt)).all()})
+            else:
+                stmt = (select(Track.id, Track.title, Artist.name, Track.lastfm_url, Album.image_url)
+                        .join(Artist, Artist.id == Track.artist_id).outerjoin(Album, Album.id == Track.album_id)
+                        .where(Track.id.in_(batch)))
+                out.update({i: ItemInfo(i, t, a, u, img) for i, t, a, u, img in (await self.session.execute(stmt)).all()})
+        return out
+
+    async def aoty_for_albums(self, album_ids: Iterable[int]) -> dict[int, AotyAlbum]:
+        """The AOTY page matched to each album, when one was fetched."""
+        out: dict[int, AotyAlbum] = {}
+        for batch in chunks(sorted(set(album_ids)), BATCH):
+            stmt = select(AotyAlbum).where(AotyAlbum.album_id.in_(batch))
+            out.update({a.album_id: a for a in (await self.session.execute(stmt)).scalars() if a.album_id})
+        return out
+
+    async def album_tags_from_aoty(self) -> dict[int, dict[str, float]]:
+        """Album id -> {genre: 1} from matched AOTY pages (the curated genre source for albums)."""
+        stmt = select(AotyAlbum.album_id, AotyAlbum.genres).where(AotyAlbum.album_id.is_not(None))
+        return {int(a): {str(g): 1.0 for g in (genres or [])} for a, genres in (await self.session.execute(stmt)).all()}
+
+    async def search_tags(self, prefix: str, limit: int = 25) -> list[str]:
+        """Autocomplete over known tag names (stored lower-cased)."""
+        stmt = (select(Tag.name).where(Tag.name.startswith(prefix.strip().lower(), autoescape=True))
+                .order_by(func.length(Tag.name), Tag.name).limit(limit))
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def tag_names(self, limit: int = 500) -> list[str]:
+        stmt = select(Tag.name).order_by(Tag.name).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    # --- feedback ---------------------------------------------------------------------------------
+    async def set_feedback(self, user_id: int, item_kind: str, item_id: int, value: int) -> None:
+        """Upsert the user's vote on an item (±1); a new vote replaces the old one."""
+        if value not in (-1, 1):
+            raise ValueError("feedback value must be +1 or -1")
+        insert = upsert_insert(self.session, Feedback).values(
+            user_id=user_id, item_kind=item_kind, item_id=item_id, value=value, created_at=utcnow())
+        await self.session.execute(insert.on_conflict_do_update(
+            index_elements=["user_id", "item_kind", "item_id"],
+            set_={"value": insert.excluded.value, "created_at": insert.excluded.created_at}))
+
+    async def feedback(self, user_id: int, item_kind: str) -> dict[int, int]:
+        """Item id -> vote for one user and granularity."""
+        stmt = select(Feedback.item_id, Feedback.value).where(Feedback.user_id == user_id,
+                                                              Feedback.item_kind == item_kind)
+        return {int(i): int(v) for i, v in (await self.session.execute(stmt)).all()}
+
+    # --- shown ------------------------------------------------------------------------------------
+    async def record_shown(self, user_id: int, item_kind: str, rows: Sequence[dict[str, Any]], *, context: str,
+                           guild_id: int | None, model_version: str | None) -> list[int]:
+        """Insert one row per shown item (in rank order) and return their ids (the buttons' keys)."""
+        now = utcnow()
+        objects = [RecommendationShown(user_id=user_id, item_kind=item_kind, item_id=row["item_id"], context=context,
+                                       guild_id=guild_id, rank=rank, score=row.get("score"),
+                                       evidence=row.get("evidence"), model_version=model_version, shown_at=now)
+                   for rank, row in enumerate(rows)]
+        self.session.add_all(objects)
+        await self.session.flush()
+        return [int(o.id) for o in objects]
+
+    async def recently_shown(self, user_id: int, item_kind: str, since: datetime) -> set[int]:
+        stmt = (select(RecommendationShown.item_id).where(
+            RecommendationShown.user_id == user_id, RecommendationShown.item_kind == item_kind,
+            RecommendationShown.shown_at >= since).distinct())
+        return {int(i) for i in (await self.session.execute(stmt)).scalars()}
+
+    async def shown(self, shown_id: int) -> ShownRow | None:
+        row = await self.session.get(RecommendationShown, shown_id)
+        if row is None:
+            return None
+        return ShownRow(row.id, row.user_id, row.item_kind, row.item_id, row.context, row.evidence,
+                        row.model_version, row.shown_at)

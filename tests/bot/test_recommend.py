@@ -1,0 +1,160 @@
+"""/recommend, /similar, /tune and the persistent feedback buttons, end to end against the fake Discord.
+
+World (tests/bot/world.py): alice plays electronic artists; erin has nothing linked. The model is
+trained lazily by the service on the first request (the seeded world trains in about a second).
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.command_limits import validate_message_payload
+from core.db.repositories.recommendations import RecommendationRepository
+from core.recommender.service import RecommendService
+from core.services import Services
+from tests.bot.world import MEMBERS
+from tests.fakes.discord_server import FakeDiscord, InteractionRecord, SentMessage
+
+ACK_DEADLINE_S = 3.0
+FB = re.compile(r"^sonance:fb:(\d+):(up|down)$")
+WHY = re.compile(r"^sonance:why:(\d+)$")
+
+
+async def run(fake: FakeDiscord, name: str, user: str, options: dict[str, object] | None = None,
+              ) -> tuple[InteractionRecord, SentMessage]:
+    record = await fake.dispatch(fake.slash(name, options=options or {}, user=fake.user(user)))
+    final = await record.wait_final(timeout=60.0)
+    assert record.ack_latency is not None and record.ack_latency < ACK_DEADLINE_S
+    assert not record.rejected_callbacks
+    return record, final
+
+
+async def click(fake: FakeDiscord, custom_id: str, user: str, message: SentMessage | None = None) -> SentMessage:
+    record = await fake.dispatch(fake.button(custom_id, message=message, user=fake.user(user)))
+    final = await record.wait_final(timeout=30.0)
+    assert record.ack_latency is not None and record.ack_latency < ACK_DEADLINE_S
+    assert not record.rejected_callbacks
+    return final
+
+
+def listed(message: SentMessage) -> list[str]:
+    """Item names on the page, in order (the bold-numbered lines of the description)."""
+    description = message.embeds[0]["description"]
+    return [re.sub(r"^\[(.*)\]\(.*\)$", r"\1", m) for m in re.findall(r"\*\*\d+\.\*\* (.+)", description)]
+
+
+def shown_ids(message: SentMessage) -> list[int]:
+    ids = []
+    for cid in message.custom_ids():
+        m = FB.match(cid)
+        if m and m.group(2) == "up":
+            ids.append(int(m.group(1)))
+    return ids
+
+
+async def test_recommend_lists_new_artists_with_persistent_buttons(sonance: FakeDiscord) -> None:
+    _, final = await run(sonance, "recommend", "alice", {"kind": "artists", "count": 8})
+    assert not validate_message_payload(final.body)
+    names = listed(final)
+    assert len(names) == 5  # page 1 of 2
+    assert not set(names) & set(MEMBERS["alice"].artists)
+    ids = final.custom_ids()
+    assert all(len(c) <= 100 for c in ids)
+    fb = [c for c in ids if FB.match(c)]
+    why = [c for c in ids if WHY.match(c)]
+    assert len(fb) == 10 and len(why) == 5
+    assert "Page 1/2" in final.embeds[0]["footer"]["text"]
+    # Next works for the asker, and is refused to others
+    nav = [c for c in ids if not c.startswith("sonance:")]
+    assert len(nav) == 2
+    turned = await click(sonance, nav[1], "alice", final)
+    assert "Page 2/2" in turned.embeds[0]["footer"]["text"]
+    assert not validate_message_payload(turned.body)
+    refused = await click(sonance, nav[1], "bob", final)
+    assert refused.ephemeral and "Only the person who asked" in (refused.content or "")
+
+
+async def test_thumbs_down_removes_an_item_for_good(sonance: FakeDiscord, world_services: Services) -> None:
+    _, first = await run(sonance, "recommend", "alice", {"count": 5})
+    target_name = listed(first)[0]
+    target_id = shown_ids(first)[0]
+    reply = await click(sonance, f"sonance:fb:{target_id}:down", "alice", first)
+    assert reply.ephemeral and "no more" in (reply.content or "")
+    async with world_services.session() as session:
+        votes = await RecommendationRepository(session).feedback(world_services.extras["world_ids"]["alice"], "artist")
+    assert -1 in votes.values()
+    world_services.settings.repeat_window_days = 0  # let everything else come back
+    for _ in range(2):
+        _, again = await run(sonance, "recommend", "alice", {"count": 10})
+        assert target_name not in listed(again)
+
+
+async def test_thumbs_up_changes_the_next_results(sonance: FakeDiscord, world_services: Services) -> None:
+    world_services.settings.repeat_window_days = 0
+    _, before = await run(sonance, "recommend", "alice", {"count": 5, "discovery": "familiar"})
+    ids = shown_ids(before)
+    await click(sonance, f"sonance:fb:{ids[-1]}:up", "alice", before)
+    _, after = await run(sonance, "recommend", "alice", {"count": 5, "discovery": "familiar"})
+    assert listed(after) != listed(before)
+    assert listed(before)[-1] in listed(after)[:-1]  # the liked item moved up
+
+
+async def test_buttons_from_a_previous_process_still_work(sonance: FakeDiscord, world_services: Services) -> None:
+    service = RecommendService.of(world_services)
+    result = await service.recommend(MEMBERS["alice"].fake.id, None, count=2)  # as if sent before a restart
+    shown = result.items[0]
+    reply = await click(sonance, f"sonance:fb:{shown.shown_id}:down", "alice")  # no message in this process
+    assert reply.ephemeral and shown.rec.name in (reply.content or "")
+    why = await click(sonance, f"sonance:why:{shown.shown_id}", "alice")
+    assert why.ephemeral and why.content
+    other = await click(sonance, f"sonance:fb:{shown.shown_id}:up", "bob")
+    assert other.ephemeral and "someone else" in (other.content or "")
+
+
+async def test_why_explains_ephemerally(sonance: FakeDiscord) -> None:
+    _, final = await run(sonance, "recommend", "alice", {"count": 3})
+    why = next(c for c in final.custom_ids() if WHY.match(c))
+    reply = await click(sonance, why, "alice", final)
+    assert reply.ephemeral and len(reply.content or "") > 20
+
+
+async def test_erin_without_links_gets_a_clear_message(sonance: FakeDiscord) -> None:
+    _, final = await run(sonance, "recommend", "erin")
+    assert "/link" in (final.content or "")
+    assert not final.embeds
+
+
+async def test_albums_from_synced_listens(sonance: FakeDiscord) -> None:
+    _, final = await run(sonance, "recommend", "alice", {"kind": "albums", "count": 3})
+    assert final.embeds and " — " in final.embeds[0]["description"]
+
+
+async def test_similar_with_autocomplete(sonance: FakeDiscord) -> None:
+    record = await sonance.dispatch(sonance.autocomplete("similar", "artist", "slo", user=sonance.user("carol")))
+    await record.wait_ack()
+    assert [c["name"] for c in record.choices or []] == ["Slowdive"]
+    _, final = await run(sonance, "similar", "carol", {"artist": "Slowdive"})
+    description = final.embeds[0]["description"]
+    assert "Artists like Slowdive" == final.embeds[0]["title"]
+    assert "My Bloody Valentine" in description or "Ride" in description or "Cocteau Twins" in description
+    _, missing = await run(sonance, "similar", "carol", {"artist": "Nobody At All"})
+    assert "don't know" in (missing.content or "")
+
+
+async def test_tag_autocomplete_and_filter(sonance: FakeDiscord) -> None:
+    record = await sonance.dispatch(sonance.autocomplete("recommend", "tag", "shoe", user=sonance.user("alice")))
+    await record.wait_ack()
+    assert "shoegaze" in [c["value"] for c in record.choices or []]
+    _, final = await run(sonance, "recommend", "alice", {"tag": "shoegaze", "count": 3})
+    assert set(listed(final)) <= {"Slowdive", "My Bloody Valentine", "Cocteau Twins", "Ride"}
+
+
+async def test_tune_stores_preferences(sonance: FakeDiscord, world_services: Services) -> None:
+    _, final = await run(sonance, "tune", "carol", {"text": "less metal, more 90s shoegaze"})
+    assert final.ephemeral and "less metal" in (final.content or "")
+    from core.db.repositories import UserRepository
+
+    async with world_services.session() as session:
+        settings = await UserRepository(session).settings(world_services.extras["world_ids"]["carol"])
+    assert "metal" in settings.preferences["avoid_tags"] and "shoegaze" in settings.preferences["boost_tags"]
+    assert settings.preferences["era"] == [1990, 1999]

@@ -1,0 +1,147 @@
+"""RecommendService over a real database: real-time history, repeat window, feedback, training, swaps."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.db.models import ModelArtifact, RecommendationShown
+from core.db.repositories import ListenRepository, SchedulingRepository
+from core.db.repositories.listens import PlayRow
+from core.db.repositories.recommendations import RecommendationRepository
+from core.db.types import utcnow
+from core.domain import Kind
+from core.errors import NotLinked
+from core.recommender.engine import RecommenderEngine
+from core.recommender.service import NotYours, RecommendService
+from core.recommender.training import train_from_db
+from core.services import Services
+from tests.bot.world import MEMBERS
+
+ALICE = MEMBERS["alice"].fake.id
+
+
+async def names(service: RecommendService, discord_id: int = ALICE, **kwargs: object) -> list[str]:
+    result = await service.recommend(discord_id, None, **kwargs)  # type: ignore[arg-type]
+    return [s.rec.name for s in result.items]
+
+
+async def test_training_from_db_saves_artifact_and_active_row(world: Services) -> None:
+    engine, metrics = await train_from_db(world, kind="artist")
+    path = Path(metrics["path"])
+    assert (path / "manifest.json").exists() and (path / "arrays.npz").exists()
+    assert sorted(os.listdir(path)) == ["arrays.npz", "manifest.json"]  # no pickle
+    assert metrics["n_users"] >= 60 and metrics["n_items"] == 20 and "validation_ndcg@10" in metrics
+    async with world.session() as session:
+        active = await SchedulingRepository(session).active_artifact("hybrid", "artist")
+    assert active is not None and active.version == metrics["version"] and active.path == str(path)
+    assert active.metrics["n_items"] == 20
+    reloaded = RecommenderEngine.load(path)
+    assert len(reloaded.items) == len(engine.items)
+    # a second training deactivates the first row: exactly one active
+    await train_from_db(world, kind="artist", tune=False)
+    async with world.session() as session:
+        rows = (await session.execute(select(ModelArtifact).where(ModelArtifact.active.is_(True)))).scalars().all()
+    assert len(rows) == 1 and rows[0].version != metrics["version"]
+
+
+async def test_new_listens_change_next_results_without_retraining(world: Services) -> None:
+    service = RecommendService.of(world)
+    before = await names(service, count=5)
+    version = service.model(Kind.ARTIST).version  # type: ignore[union-attr]
+    swaps = service.swaps
+    ids = world.extras["world_ids"]
+    async with world.session() as session:
+        from core.db.repositories import CatalogRepository
+        from core.matching import artist_key
+        catalog = CatalogRepository(session)
+        metal = [await catalog.artist_by_key(artist_key(n)) for n in ("Metallica", "Slayer", "Iron Maiden", "Megadeth")]
+        await ListenRepository(session).set_artist_plays(
+            [PlayRow(ids["alice"], a.id, 500, utcnow()) for a in metal if a is not None][:3])
+    after = await names(service, count=5, discovery=0.0)
+    assert service.swaps == swaps and service.model(Kind.ARTIST).version == version  # type: ignore[union-attr]
+    assert after != before
+    assert "Metallica" not in after  # now known
+    assert "Megadeth" in after  # the metal neighbour of her new listens
+
+
+async def test_repeat_window_and_feedback(world: Services) -> None:
+    service = RecommendService.of(world)
+    first = await service.recommend(ALICE, None, count=3)
+    second = await service.recommend(ALICE, None, count=3)
+    assert not {s.rec.item_id for s in first.items} & {s.rec.item_id for s in second.items}
+    # a liked item may come back despite the window
+    liked = first.items[0]
+    await service.feedback(ALICE, liked.shown_id, +1)
+    third = await service.recommend(ALICE, None, count=5)
+    assert liked.rec.item_id in {s.rec.item_id for s in third.items}
+    # a disliked one never does
+    disliked = third.items[-1]
+    await service.feedback(ALICE, disliked.shown_id, -1)
+    async with world.session() as session:  # age every shown row out of the window
+        for row in (await session.execute(select(RecommendationShown))).scalars():
+            row.shown_at = utcnow() - timedelta(days=world.settings.repeat_window_days + 1)
+    for _ in range(3):
+        again = await service.recommend(ALICE, None, count=10)
+        assert disliked.rec.item_id not in {s.rec.item_id for s in again.items}
+
+
+async def test_only_the_owner_may_vote_and_ask_why(world: Services) -> None:
+    service = RecommendService.of(world)
+    result = await service.recommend(ALICE, None, count=2)
+    shown = result.items[0]
+    with pytest.raises(NotYours):
+        await service.feedback(MEMBERS["bob"].fake.id, shown.shown_id, -1)
+    with pytest.raises(NotYours):
+        await service.why(MEMBERS["bob"].fake.id, shown.shown_id)
+    async with world.session() as session:
+        assert await RecommendationRepository(session).feedback(world.extras["world_ids"]["alice"], "artist") == {}
+    await service.feedback(ALICE, shown.shown_id, -1)
+    await service.feedback(ALICE, shown.shown_id, +1)  # a new vote replaces the old one
+    async with world.session() as session:
+        votes = await RecommendationRepository(session).feedback(world.extras["world_ids"]["alice"], "artist")
+    assert votes == {shown.rec.item_id: 1}
+    assert shown.rec.name in (await service.why(ALICE, shown.shown_id)) or await service.why(ALICE, shown.shown_id)
+
+
+async def test_unlinked_user_is_refused_and_albums_need_listens(world: Services) -> None:
+    service = RecommendService.of(world)
+    with pytest.raises(NotLinked):
+        await service.recommend(MEMBERS["erin"].fake.id, None)
+    with pytest.raises(NotLinked):
+        await service.recommend(999, None)
+    albums = await service.recommend(ALICE, None, kind="album", count=3)
+    assert albums.items and all(s.rec.artist for s in albums.items)
+
+
+async def test_retrain_swaps_atomically_while_serving(world: Services) -> None:
+    service = RecommendService.of(world)
+    await service.recommend(ALICE, None, count=3)
+    old = service.model(Kind.ARTIST)
+    assert old is not None
+    retrain = asyncio.create_task(service.retrain(Kind.ARTIST, tune=False))
+    # requests keep being served (by the old engine) while the new one trains in a thread
+    served = await service.recommend(ALICE, None, count=3)
+    assert served.items
+    metrics = await retrain
+    new = service.model(Kind.ARTIST)
+    assert new is not None and new is not old and new.version == metrics["version"] != old.version
+    assert old.engine.items is not None  # the old object is untouched (immutable, still usable)
+    assert (await service.recommend(ALICE, None, count=3)).model_version == new.version
+
+
+async def test_preferences_steer_results(world: Services) -> None:
+    service = RecommendService.of(world)
+    carol = MEMBERS["carol"].fake.id
+    prefs = await service.set_preferences(carol, "less electronic, more dream pop")
+    assert "electronic" in prefs.avoid_tags and {"dream pop", "dream-pop"} & set(prefs.boost_tags)
+    result = await service.recommend(carol, None, count=5)
+    engine = service.model(Kind.ARTIST).engine  # type: ignore[union-attr]
+    electronic = engine.tags.items_with_any(["electronic"], min_share=0.2)
+    for s in result.items:
+        assert not electronic[engine.items.index(s.rec.item_id)], s.rec.name
