@@ -26,18 +26,30 @@ from bot.web import PROBES_KEY, HealthProbe, build_web_app, start_web
 from core.config import Settings
 from core.scheduler import JobSet, SonanceScheduler
 from core.services import Services, build_services
-from core.weekly import ContentPort, ServerMatesContent, WeeklyDigest
+from core.weekly import ContentPort, DigestContent, ServerMatesContent, WeeklyDigest
 
 log = logging.getLogger(__name__)
 
 
 def weekly_content(services: Services) -> ContentPort:
-    """The weekly DM's content port.
+    """The weekly DM's content port: fresh recommendations (recorded as shown, so the DM's 👍/👎
+    buttons work), or, while the model is still learning or the user's history is too thin, the
+    server-mates fallback ("artists your server-mates play that you don't")."""
+    from core.errors import SonanceError
+    from core.recommender.service import RecommendService
 
-    The server-mates fallback for now ("artists your server-mates play that you don't"); swap in
-    the recommender here once it exposes a service: the port is all `WeeklyDigest` needs.
-    """
-    return ServerMatesContent(services)
+    fallback = ServerMatesContent(services)
+
+    async def content(user_id: int) -> DigestContent:
+        try:
+            picks = await RecommendService.of(services).weekly_content(user_id)
+        except SonanceError as exc:
+            log.info("weekly DM: recommender unavailable for this user (%s); using server-mates picks",
+                     exc.user_message, extra={"user_id": user_id, "job": "weekly_dms"})
+            return await fallback(user_id)
+        return picks if picks.items else await fallback(user_id)
+
+    return content
 
 
 def build_jobs(services: Services, bot: discord.Client) -> JobSet:
@@ -64,6 +76,14 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
 
             await services.component("spotify_sync", SpotifySync).sync_due(active_minutes=settings.sync_active_minutes)
 
+    async def retrain() -> None:
+        """Nightly: retrain the artist model off the event loop; it is swapped in atomically."""
+        from core.recommender.service import RecommendService
+
+        metrics = await RecommendService.of(services).retrain("artist")
+        log.info("nightly retrain done: %s", {k: metrics.get(k) for k in ("version", "validation_ndcg")},
+                 extra={"job": "retrain"})
+
     async def daily() -> None:
         await sync_due()
         if services.lastfm is not None:
@@ -81,7 +101,7 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
 
     has_source = settings.lastfm_api_key is not None or settings.spotify_client_id is not None
     return JobSet(sync_active=sync_due if has_source else None, sync_dormant=daily if has_source else None,
-                  retrain=None, weekly_dms=weekly_dms)
+                  retrain=retrain, weekly_dms=weekly_dms)
 
 
 def scheduler_probe(scheduler: SonanceScheduler) -> HealthProbe:
