@@ -1,0 +1,539 @@
+"""`PlaylistService`: Discord ids in, stored playlists and their exports out.
+
+One per process (`PlaylistService.of(services)`), used by the /playlist cog and its persistent
+export buttons. Why it is shaped like this:
+
+* **Tracks, not artists.** The recommender works on artists (that is where the listening data is
+  dense); a playlist needs tracks. So artists are ranked by the shared recommender engine
+  (`RecommendService.ensure_model`, never a second model) and each contributes its most-listened
+  catalogue tracks over *all* listeners, at most two, skipping tracks the asker wore out.
+* **Stored, then exported.** Every built playlist is a `playlists` row with ordered
+  `playlist_items`; the export buttons carry only its id, so they work after a restart and read
+  exactly what was previewed.
+* **Privacy before work.** A blend reveals both people's taste, so the partner must be a visible
+  member of the asking guild; the check runs (and refuses with the same words whatever their
+  history) before anything is read about them, and before the caller acknowledges (`on_slow`), so a
+  refusal can stay private.
+* **Spotify is optional.** Export to Spotify needs a linked account, and Spotify's development-mode
+  allow-list refuses most people (403): every failure there comes back as a clear message *with*
+  the XSPF/M3U files, never as a dead end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.repositories import AccountRepository, CatalogRepository, ListenRepository, UserRepository
+from core.db.repositories.playlists import PlaylistRepository, StoredItem, TrackRow
+from core.db.repositories.recommendations import RecommendationRepository
+from core.domain import Kind, Recommendation
+from core.errors import (
+    AccountProblem,
+    InvalidInput,
+    NotEnoughHistory,
+    NotFound,
+    NotLinked,
+    PrivacyHidden,
+    SonanceError,
+    SourceUnavailable,
+)
+from core.explain.types import PlaylistBrief
+from core.matching import artist_key, track_key
+from core.playlists import building, formats
+from core.playlists.building import RankedArtist
+from core.playlists.models import (
+    DEFAULT_LENGTH,
+    MAX_LENGTH,
+    MIN_LENGTH,
+    BuiltPlaylist,
+    FilesExport,
+    Origin,
+    PlaylistTrack,
+    SpotifyExport,
+)
+from core.recommender.engine import RecommenderEngine
+from core.recommender.requests import RecommendRequest, UserHistory
+from core.sources.spotify_models import TokenSet
+
+if TYPE_CHECKING:
+    from core.services import Services
+    from core.sources.spotify import SpotifyUserApi
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "playlists"
+#: Called once validation passed and the slow part begins; the flag means "answer privately".
+SlowHook = Callable[[bool], Awaitable[None]]
+#: A track the asker played this often is "worn out": a for-you playlist leaves it out.
+WORN_OUT_PLAYS = 3
+#: Tracks listed with search links in the "Download files" message.
+LINKS_SHOWN = 10
+#: Concurrent Spotify searches per export (the shared per-app rate limiter still paces them).
+SEARCH_CONCURRENCY = 4
+#: A for-you list leans familiar-adjacent: a playlist is for listening through, not a dare.
+PLAYLIST_DISCOVERY = 0.2
+#: A for-you list keeps this many top recommendations even without evidence (cold-ish listeners).
+ALWAYS_KEEP = 5
+#: A blend bridge must rank this high for both people.
+BRIDGE_RANK = 10
+MODES = ("for me", "from seed", "blend")
+BLEND_PRIVATE = "That member keeps their listening private, so I can't blend playlists with them."
+FILES_INSTEAD = "Here are the playlist files instead: import them anywhere, or use the search links."
+
+
+class NotYours(SonanceError):
+    user_message = "Those buttons belong to someone else's playlist. Run /playlist for your own!"
+
+
+class GuildOnly(SonanceError):
+    user_message = "A blend mixes the taste of two members of a server, so it only works inside one."
+
+
+def _join(names: Sequence[str]) -> str:
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def rec_reason(rec: Recommendation) -> str:
+    """A short, grounded reason for a recommended artist: the listener's artists and tags behind it."""
+    items = [w.name for w in rec.evidence.items[:2]]
+    tags = [w.name for w in rec.evidence.tags[:2]]
+    if items and tags:
+        return f"New for you: close to {_join(items)} ({', '.join(tags)})"
+    if items:
+        return f"New for you: close to {_join(items)}"
+    if tags:
+        return f"New for you: {', '.join(tags)}"
+    return "New for you: popular with listeners like you"
+
+
+def similar_reason(rec: Recommendation, seed: str) -> str:
+    tags = [w.name for w in rec.evidence.tags[:2]]
+    return f"Similar to {seed}" + (f" ({', '.join(tags)})" if tags else "")
+
+
+def top_tags(engine: RecommenderEngine, artist_ids: Sequence[int], count: int = 3) -> tuple[str, ...]:
+    """The playlist's dominant tags: summed tag weights of its artists in the engine's catalogue."""
+    rows = engine.items.indices(list(artist_ids))
+    rows = rows[rows >= 0]
+    if len(rows) == 0 or engine.tags.matrix.shape[1] == 0:
+        return ()
+    totals = np.asarray(engine.tags.matrix[rows].sum(axis=0)).ravel()
+    order = [i for i in np.argsort(-totals)[:count] if totals[i] > 0]
+    return tuple(str(engine.tags.names[i]) for i in order)
+
+
+def _tracks_from(items: Sequence[StoredItem]) -> tuple[PlaylistTrack, ...]:
+    return tuple(building.to_track(i.track, i.reason or "") for i in items)
+
+
+class PlaylistService:
+    """Builds, stores and exports playlists (see the module docstring)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @classmethod
+    def of(cls, services: Services) -> PlaylistService:
+        return services.component(COMPONENT, cls)
+
+    # --- the /playlist entry point ----------------------------------------------------------------
+    async def build(self, discord_id: int, guild_id: int | None, mode: str, *, seed: str | None = None,
+                    member_discord_id: int | None = None, length: int = DEFAULT_LENGTH,
+                    name: str | None = None, on_slow: SlowHook | None = None) -> BuiltPlaylist:
+        """Validate (fast, before `on_slow`), then build and store a playlist for a Discord user.
+
+        Refusals are `SonanceError`s raised before `on_slow` runs: unknown mode, bad length, no
+        seed, blending with yourself, a hidden/unknown/history-less partner.
+        """
+        if mode not in MODES:
+            raise InvalidInput(f"Mode must be one of: {', '.join(MODES)}.")
+        if not MIN_LENGTH <= length <= MAX_LENGTH:
+            raise InvalidInput(f"Pick a length between {MIN_LENGTH} and {MAX_LENGTH} tracks.")
+        name = (name or "").strip()[:100] or None
+        async with self.services.session() as session:
+            users = UserRepository(session)
+            asker = await users.by_discord_id(discord_id)
+            if asker is None:
+                raise NotLinked()
+            private = False
+            visible: list[int] = []
+            if guild_id is not None:
+                visible = await users.visible_member_ids(guild_id)
+                private = asker.id not in visible
+            partner_id: int | None = None
+            if mode == "blend":
+                partner_id = await self._partner(session, guild_id, discord_id, member_discord_id, visible)
+                if not await ListenRepository(session).users_with_plays([asker.id]):
+                    raise NotEnoughHistory("A blend needs your listening history too. Link an account with "
+                                           "/link lastfm <username>, and try again once it has synced.")
+                names = await users.display_names([asker.id, partner_id])
+            elif mode == "from seed" and not (seed or "").strip():
+                raise InvalidInput("Tell me a seed: an artist (start typing to pick one), or “Artist - Title”.")
+        if on_slow is not None:
+            await on_slow(private)
+        if mode == "blend":
+            assert partner_id is not None
+            built = await self.blend(asker.id, partner_id, length=length, name=name,
+                                     names=(names.get(asker.id, "a listener"), names.get(partner_id, "a listener")))
+        elif mode == "from seed":
+            built = await self.from_seed(asker.id, seed or "", length=length, name=name)
+        else:
+            built = await self.from_recommendations(asker.id, length=length, name=name)
+        return replace(built, private=private)
+
+    async def _partner(self, session: AsyncSession, guild_id: int | None, discord_id: int,
+                       member_discord_id: int | None, visible: list[int]) -> int:
+        """The blend partner's user id, or a refusal that says nothing about their listening."""
+        if guild_id is None:
+            raise GuildOnly()
+        if member_discord_id is None:
+            raise InvalidInput("Pick the member to blend with.")
+        if member_discord_id == discord_id:
+            raise InvalidInput("A blend of you and yourself is just your own playlist: pick “for me”, or "
+                               "another member to blend with.")
+        users = UserRepository(session)
+        other = await users.by_discord_id(member_discord_id)
+        if other is None:
+            raise NotFound("That member hasn't linked a music account with Sonance yet, so there's nothing to "
+                           "blend. They can start with /link.")
+        if other.id not in visible:
+            if await users.is_member(guild_id, other.id) or await users.privacy_level(other.id) != "public":
+                raise PrivacyHidden(BLEND_PRIVATE)
+            raise NotFound("That member hasn't used Sonance in this server yet. Once they run any Sonance "
+                           "command here, you can blend.")
+        if not await ListenRepository(session).users_with_plays([other.id]):
+            raise NotEnoughHistory("That member doesn't have any listening history with Sonance yet, so there's "
+                                   "nothing to blend. Once they link an account and it syncs, try again!")
+        return int(other.id)
+
+    # --- building -----------------------------------------------------------------------------------
+    async def _engine(self) -> RecommenderEngine:
+        from core.recommender.service import RecommendService
+
+        return (await RecommendService.of(self.services).ensure_model(Kind.ARTIST)).engine
+
+    async def _taste(self, user_id: int) -> tuple[dict[int, int], UserHistory, set[int], set[int]]:
+        """(artist plays, history row, liked artists, disliked artists) of a user, read now."""
+        async with self.services.session() as session:
+            repo = RecommendationRepository(session)
+            plays = await repo.item_plays("artist", user_id)
+            votes = await repo.feedback(user_id, "artist")
+        history = UserHistory.from_rows([p.item_id for p in plays], [p.plays for p in plays],
+                                        [p.last_played_at for p in plays])
+        return ({p.item_id: p.plays for p in plays}, history, {i for i, v in votes.items() if v > 0},
+                {i for i, v in votes.items() if v < 0})
+
+    async def from_recommendations(self, user_id: int, *, length: int = DEFAULT_LENGTH,
+                                   name: str | None = None) -> BuiltPlaylist:
+        """Tracks of the user's recommended artists (most-played over everyone, max 2 per artist,
+        none they wore out), then of their own artists when new ones run short; ordered for flow."""
+        plays, history, liked, disliked = await self._taste(user_id)
+        if not plays:
+            raise NotEnoughHistory("A playlist for you needs your listening history. Link an account with "
+                                   "/link lastfm <username>, and try again once it has synced.")
+        engine = await self._engine()
+        request = RecommendRequest(count=max(30, length), discovery=PLAYLIST_DISCOVERY, liked=tuple(liked),
+                                   disliked=tuple(disliked))
+        recs = await asyncio.to_thread(engine.recommend, history, request)
+        # Beyond the first few, keep only artists with evidence tying them to this listener: a
+        # track they barely played by an artist they love beats filler nothing connects to them.
+        recs = [r for i, r in enumerate(recs) if i < ALWAYS_KEEP or r.evidence.items or r.evidence.tags]
+        ranked = [RankedArtist(r.item_id, rec_reason(r)) for r in recs]
+        own = sorted((a for a in plays if a not in disliked), key=lambda a: -plays[a])
+        ranked += [RankedArtist(a, "One of your artists: a track you've barely played") for a in own]
+        async with self.services.session() as session:
+            repo = PlaylistRepository(session)
+            tracks = await repo.top_tracks([r.artist_id for r in ranked], per_artist=8)
+            worn = await repo.user_track_plays(user_id)
+        picked = building.pick_tracks(ranked, tracks, length,
+                                      skip=lambda row: worn.get(row.track_id, 0) >= WORN_OUT_PLAYS)
+        if not picked:
+            raise NotFound("I don't know any tracks by the artists I'd recommend you yet. Try again after the "
+                           "next sync, or build one from a seed.")
+        ordered = building.flow_order(picked, key=lambda t: t.artist_id)
+        return await self._store(user_id, Origin.RECOMMENDATIONS, ordered, engine, length, name=name)
+
+    async def _resolve_seed(self, seed: str) -> tuple[int, str, TrackRow | None]:
+        """(artist id, artist name, seed track or None) from "Artist" or "Artist - Title"."""
+        text = " ".join(seed.split())[:300]
+        async with self.services.session() as session:
+            catalog = CatalogRepository(session)
+            for sep in (" - ", " – ", " — "):
+                if sep in text:
+                    artist_text, title = (p.strip() for p in text.split(sep, 1))
+                    artist = await catalog.artist_by_key(artist_key(artist_text))
+                    if artist is not None and title:
+                        track = await PlaylistRepository(session).track_by_keys(artist.id, track_key(artist.name, title))
+                        if track is not None:
+                            return artist.id, artist.name, track
+            key = artist_key(text)
+            if not key:
+                raise InvalidInput("Tell me a seed: an artist, or “Artist - Title”.")
+            artist = await catalog.artist_by_key(key)
+            if artist is None:
+                found = await catalog.search_artists(key, limit=1)
+                artist = found[0] if found else None
+        if artist is None:
+            raise NotFound(f"I don't know an artist called “{text[:100]}”.")
+        return artist.id, artist.name, None
+
+    async def from_seed(self, user_id: int, seed: str, *, length: int = DEFAULT_LENGTH,
+                        name: str | None = None) -> BuiltPlaylist:
+        """Song-based discovery: the seed's artist plus the artists most similar to it (engine), each
+        with its most-played tracks; a track seed starts the list."""
+        artist_id, artist_name, seed_track = await self._resolve_seed(seed)
+        engine = await self._engine()
+        similar: list[Recommendation] = []
+        if artist_id in engine.items:
+            similar = await asyncio.to_thread(engine.similar, artist_id, max(30, length))
+        ranked = [RankedArtist(artist_id, f"The seed artist, {artist_name}")]
+        ranked += [RankedArtist(r.item_id, similar_reason(r, artist_name)) for r in similar]
+        first = [building.to_track(seed_track, "Your seed track")] if seed_track is not None else []
+        async with self.services.session() as session:
+            tracks = await PlaylistRepository(session).top_tracks([r.artist_id for r in ranked], per_artist=4)
+        picked = building.pick_tracks(ranked, tracks, length, first=first)
+        if not picked:
+            raise NotFound(f"I don't know any tracks by {artist_name} or similar artists yet.")
+        ordered = building.flow_order(picked, key=lambda t: t.artist_id, pinned_first=seed_track is not None)
+        label = f"{seed_track.artist} - {seed_track.title}" if seed_track is not None else artist_name
+        return await self._store(user_id, Origin.SEED, ordered, engine, length, name=name, seed=label)
+
+    async def blend(self, user_a: int, user_b: int, *, length: int = DEFAULT_LENGTH, name: str | None = None,
+                    names: tuple[str, str] = ("you", "them")) -> BuiltPlaylist:
+        """A playlist fair to both: picks alternate between A's and B's view of the blend (shared
+        artists, then bridges both would like, then each one's own), with the measured fairness.
+
+        Callers check privacy first (`build` does); this method trusts its user ids.
+        """
+        plays_a, history_a, _, disliked_a = await self._taste(user_a)
+        plays_b, history_b, _, disliked_b = await self._taste(user_b)
+        if not plays_a or not plays_b:
+            raise NotEnoughHistory("A blend needs listening history from both of you.")
+        engine = await self._engine()
+        disliked = disliked_a | disliked_b
+        name_a, name_b = names
+        total_a, total_b = sum(plays_a.values()) or 1, sum(plays_b.values()) or 1
+        shared = [a for a in plays_a if a in plays_b and a not in disliked]
+        shared.sort(key=lambda a: -min(plays_a[a] / total_a, plays_b[a] / total_b))
+        request = RecommendRequest(count=60, with_evidence=False, disliked=tuple(disliked))
+        recs_a, recs_b = await asyncio.gather(asyncio.to_thread(engine.recommend, history_a, request),
+                                              asyncio.to_thread(engine.recommend, history_b, request))
+        rank_a = {r.item_id: i for i, r in enumerate(recs_a)}
+        rank_b = {r.item_id: i for i, r in enumerate(recs_b)}
+        # A bridge is near the top of *both* lists; a few of them, so the blend stays about the two people.
+        bridges = sorted((a for a in rank_a if a in rank_b and a not in plays_a and a not in plays_b
+                          and max(rank_a[a], rank_b[a]) < BRIDGE_RANK),
+                         key=lambda a: (max(rank_a[a], rank_b[a]), rank_a[a] + rank_b[a]))[:max(1, length // 5)]
+        own_a = sorted((a for a in plays_a if a not in plays_b and a not in disliked), key=lambda a: -plays_a[a])
+        own_b = sorted((a for a in plays_b if a not in plays_a and a not in disliked), key=lambda a: -plays_b[a])
+
+        both_reason = f"{name_a} and {name_b} both play this artist"
+        bridge_reason = f"A bridge: likely to click with both {name_a} and {name_b}"
+        shared_by_a = sorted(shared, key=lambda a: -plays_a[a])
+        shared_by_b = sorted(shared, key=lambda a: -plays_b[a])
+        queue_a = ([RankedArtist(a, both_reason, "both") for a in shared_by_a]
+                   + [RankedArtist(a, bridge_reason, "both") for a in bridges]
+                   + [RankedArtist(a, f"From {name_a}'s favourites", "a") for a in own_a])
+        queue_b = ([RankedArtist(a, both_reason, "both") for a in shared_by_b]
+                   + [RankedArtist(a, bridge_reason, "both") for a in bridges]
+                   + [RankedArtist(a, f"From {name_b}'s favourites", "b") for a in own_b])
+        async with self.services.session() as session:
+            tracks = await PlaylistRepository(session).top_tracks(
+                [*shared, *bridges, *own_a, *own_b], per_artist=building.MAX_PER_ARTIST)
+        picked = building.blend_picks(queue_a, queue_b, tracks, length)
+        if not picked:
+            raise NotFound("I don't know tracks for either of your artists yet. Try again after the next sync.")
+        ordered = building.flow_order(picked, key=lambda t: t.artist_id)
+        return await self._store(user_a, Origin.BLEND, ordered, engine, length, name=name,
+                                 seed=f"blend of {name_a} and {name_b}", partner_user_id=user_b,
+                                 partner_name=name_b)
+
+    async def _store(self, user_id: int, origin: Origin, tracks: Sequence[PlaylistTrack],
+                     engine: RecommenderEngine, requested: int, *, name: str | None, seed: str | None = None,
+                     partner_user_id: int | None = None, partner_name: str | None = None) -> BuiltPlaylist:
+        """Name it (the explainer, or the instant template), store rows, return the domain object."""
+        artists = list(dict.fromkeys(t.artist for t in tracks))
+        artist_ids = list(dict.fromkeys(t.artist_id for t in tracks if t.artist_id is not None))
+        brief = PlaylistBrief(seed=seed if origin != Origin.RECOMMENDATIONS else None,
+                              top_artists=tuple(artists[:5]), top_tags=top_tags(engine, artist_ids),
+                              count=len(tracks))
+        explainer = self.services.explainer
+        if explainer is None:
+            from core.explain.template import TemplateExplainer
+
+            explanation = await TemplateExplainer().playlist(brief)
+        else:
+            explanation = await explainer.playlist(brief, user_id=user_id)
+        title = name or (explanation.name or "").strip() or "Sonance mix"
+        description = explanation.text.strip()
+        async with self.services.session() as session:
+            row = await PlaylistRepository(session).create(
+                user_id=user_id, name=title, origin=str(origin), description=description, seed=seed,
+                partner_user_id=partner_user_id, items=[(t.track_id, t.reason) for t in tracks])
+            linked = await self._spotify_linked(session, user_id)
+            playlist_id = int(row.id)
+        note = None
+        if len(tracks) < requested:
+            note = (f"Only {len(tracks)} of the {requested} tracks you asked for: that's all I know well enough "
+                    "right now (at most two per artist).")
+        log.info("playlist built", extra={"user_id": user_id, "origin": str(origin), "tracks": len(tracks)})
+        return BuiltPlaylist(playlist_id, title[:200], description[:500], origin, tuple(tracks), seed=seed,
+                             partner_name=partner_name,
+                             fairness=building.fairness(tracks) if origin == Origin.BLEND else None,
+                             requested=requested, note=note, spotify_linked=linked, top_artists=tuple(artists[:5]))
+
+    async def _spotify_linked(self, session: AsyncSession, user_id: int) -> bool:
+        if self.services.spotify is None:
+            return False
+        account = await AccountRepository(session, None).get(user_id, "spotify")
+        return account is not None and (account.access_token_enc is not None or account.refresh_token_enc is not None)
+
+    # --- reading back ------------------------------------------------------------------------------
+    async def get(self, playlist_id: int, discord_id: int) -> BuiltPlaylist:
+        """A stored playlist, for its owner only (the export buttons are the owner's)."""
+        async with self.services.session() as session:
+            user = await UserRepository(session).by_discord_id(discord_id)
+            repo = PlaylistRepository(session)
+            row = await repo.get(playlist_id)
+            if row is None:
+                raise NotFound("I can't find that playlist any more.")
+            if user is None or row.user_id != user.id:
+                raise NotYours()
+            items = await repo.items(playlist_id)
+            linked = await self._spotify_linked(session, user.id)
+        return BuiltPlaylist(int(row.id), row.name, row.description or "", Origin(row.origin), _tracks_from(items),
+                             seed=row.seed, requested=len(items), spotify_linked=linked)
+
+    async def export_files(self, playlist_id: int, discord_id: int) -> FilesExport:
+        """XSPF + M3U of a stored playlist, and Last.fm/Spotify search links for its first tracks."""
+        return self._files(await self.get(playlist_id, discord_id))
+
+    @staticmethod
+    def _files(playlist: BuiltPlaylist) -> FilesExport:
+        return FilesExport(playlist.name, formats.export_files(playlist.name, playlist.description, playlist.tracks),
+                           formats.search_links(playlist.tracks[:LINKS_SHOWN]), len(playlist.tracks))
+
+    # --- Spotify -------------------------------------------------------------------------------------
+    def _persist_tokens(self, account_id: int) -> Callable[[TokenSet], Awaitable[None]]:
+        """`on_refresh`: store a newly issued token set, encrypted, in its own transaction, at once.
+
+        Own transaction because Spotify may already have invalidated the old access token: if the
+        export failed afterwards, the only working token must not be lost with it.
+        """
+
+        async def on_refresh(tokens: TokenSet) -> None:
+            async with self.services.session() as session:
+                accounts = AccountRepository(session, self.services.cipher)
+                account = await accounts.by_id(account_id)
+                if account is None:
+                    return
+                accounts.set_tokens(account, access_token=tokens.access_token,
+                                    refresh_token=tokens.refresh_token or None,
+                                    expires_at=datetime.fromtimestamp(tokens.expires_at, UTC),
+                                    scope=tokens.scope or None)
+            log.info("spotify tokens refreshed and stored", extra={"account_id": account_id, "job": "playlist"})
+
+        return on_refresh
+
+    async def export_spotify(self, playlist_id: int, discord_id: int) -> SpotifyExport:
+        """Create the playlist in the owner's Spotify account; on refusal, say why and hand back files.
+
+        Tracks resolve through their stored Spotify id, else a Spotify search (found ids are kept for
+        next time); tracks Spotify doesn't have are counted, not silently dropped.
+        """
+        playlist = await self.get(playlist_id, discord_id)
+        client = self.services.spotify
+        if client is None:
+            return SpotifyExport(False, "Spotify isn't enabled on this bot. " + FILES_INSTEAD,
+                                 fallback=self._files(playlist))
+        async with self.services.session() as session:
+            user = await UserRepository(session).by_discord_id(discord_id)
+            assert user is not None  # `get` checked ownership
+            accounts = AccountRepository(session, self.services.cipher)
+            account = await accounts.get(user.id, "spotify")
+            if account is None:
+                return SpotifyExport(False, "You haven't linked Spotify: use /link spotify first. " + FILES_INSTEAD,
+                                     fallback=self._files(playlist))
+            access, refresh = accounts.tokens(account)
+            expires = account.token_expires_at
+            tokens = TokenSet(access or "", refresh or "", expires.timestamp() if access and expires else 0.0,
+                              account.scope or "")
+            account_id = int(account.id)
+            existing = (await PlaylistRepository(session).get(playlist_id))
+            already = existing.spotify_playlist_id if existing is not None else None
+        if already:
+            url = f"https://open.spotify.com/playlist/{already}"
+            return SpotifyExport(True, f"This playlist is already on Spotify: {url}", url=url)
+        if not access and not refresh:
+            return SpotifyExport(False, "Sonance can no longer use your Spotify account; run /link spotify again. "
+                                 + FILES_INSTEAD, fallback=self._files(playlist))
+        api = client.for_user(tokens, on_refresh=self._persist_tokens(account_id))
+        try:
+            uris, found = await self._resolve(api, playlist.tracks)
+            if not uris:
+                return SpotifyExport(False, "Spotify doesn't seem to have any of these tracks. " + FILES_INSTEAD,
+                                     unresolved=len(playlist.tracks), fallback=self._files(playlist))
+            created = await api.create_playlist(playlist.name[:100], uris, description=playlist.description[:300])
+        except AccountProblem as exc:
+            log.info("spotify export refused: %s", exc.reason, extra={"user_id": user.id, "job": "playlist"})
+            return SpotifyExport(False, f"{exc.user_message} {FILES_INSTEAD}", fallback=self._files(playlist))
+        except (SourceUnavailable, NotFound) as exc:
+            log.warning("spotify export failed: %s", exc, extra={"user_id": user.id, "job": "playlist"})
+            return SpotifyExport(False, "Spotify isn't answering right now. " + FILES_INSTEAD,
+                                 fallback=self._files(playlist))
+        async with self.services.session() as session:
+            repo = PlaylistRepository(session)
+            await repo.set_spotify_playlist_id(playlist_id, created.id)
+            await repo.set_track_spotify_ids(found)
+        url = created.url or f"https://open.spotify.com/playlist/{created.id}"
+        unresolved = len(playlist.tracks) - len(uris)
+        message = f"Your playlist is on Spotify with {created.added} tracks: {url}"
+        if unresolved:
+            message += f"\n{unresolved} track{'s' if unresolved != 1 else ''} couldn't be found on Spotify."
+        return SpotifyExport(True, message, url=url, added=created.added, unresolved=unresolved)
+
+    async def _resolve(self, api: SpotifyUserApi, tracks: Sequence[PlaylistTrack]) -> tuple[list[str], dict[int, str]]:
+        """(track URIs in playlist order without duplicates, newly found ids by track id)."""
+        gate = asyncio.Semaphore(SEARCH_CONCURRENCY)
+
+        async def one(track: PlaylistTrack) -> str | None:
+            if track.spotify_id:
+                return track.spotify_id
+            async with gate:
+                try:
+                    hit = await api.find_track(track.artist, track.title)
+                except NotFound:
+                    return None
+            return hit.id if hit is not None else None
+
+        ids = await asyncio.gather(*(one(t) for t in tracks))
+        found = {t.track_id: i for t, i in zip(tracks, ids, strict=True) if i and not t.spotify_id}
+        uris = list(dict.fromkeys(f"spotify:track:{i}" for i in ids if i))
+        return uris, found
+
+    # --- autocomplete --------------------------------------------------------------------------------
+    async def seed_autocomplete(self, prefix: str, limit: int = 25) -> list[str]:
+        """Artist names starting with `prefix`; after “Artist - ”, that artist's best-known tracks."""
+        text = " ".join((prefix or "").split())
+        async with self.services.session() as session:
+            catalog = CatalogRepository(session)
+            if " - " in text:
+                artist_text, title = (p.strip() for p in text.split(" - ", 1))
+                artist = await catalog.artist_by_key(artist_key(artist_text))
+                if artist is not None:
+                    tracks = (await PlaylistRepository(session).top_tracks([artist.id], per_artist=100)).get(artist.id, [])
+                    wanted = title.lower()
+                    return [f"{artist.name} - {t.title}" for t in tracks if t.title.lower().startswith(wanted)][:limit]
+            found = await catalog.search_artists(artist_key(text), limit=limit)
+        return [a.name for a in found]

@@ -1,0 +1,142 @@
+"""PlaylistService on the seeded bot world (tests/bot/world.py) and a real database.
+
+World: alice and bob play electronic artists (sharing Radiohead and Portishead), carol shoegaze,
+dave metal; every member has listens on tracks "<Artist> song <k>"; dataset listeners give the
+recommender something to learn from.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from core.db.models import Playlist, PlaylistItem
+from core.db.repositories import UserRepository
+from core.errors import InvalidInput, NotFound, PrivacyHidden
+from core.playlists.building import adjacent_repeats
+from core.playlists.models import Origin
+from core.playlists.service import PlaylistService
+from core.services import Services
+from tests.bot.world import GUILD_ID, MEMBERS, seed_world
+
+
+@pytest.fixture
+async def world(services: Services) -> dict[str, int]:
+    return await seed_world(services)
+
+
+def did(name: str) -> int:
+    return MEMBERS[name].fake.id
+
+
+async def test_for_me_builds_stores_and_flows(services: Services, world: dict[str, int]) -> None:
+    service = PlaylistService.of(services)
+    built = await service.from_recommendations(world["alice"], length=12)
+    assert len(built.tracks) == 12 and built.origin == Origin.RECOMMENDATIONS
+    assert built.name and built.description  # named by the (template) explainer
+    per_artist = Counter(t.artist for t in built.tracks)
+    assert max(per_artist.values()) <= 2
+    assert adjacent_repeats(built.tracks) == 0
+    # recommended (new) artists first; alice's own artists only fill in, with tracks she barely played
+    own = set(MEMBERS["alice"].artists)
+    new = [t for t in built.tracks if t.artist not in own]
+    assert len(new) >= 6 and all(t.reason.startswith("New for you") for t in new)
+    assert all(t.reason.startswith("One of your artists") for t in built.tracks if t.artist in own)
+    async with services.session() as session:
+        row = await session.get(Playlist, built.id)
+        assert row is not None and row.origin == "recommendations" and row.user_id == world["alice"]
+        items = (await session.execute(select(PlaylistItem).where(PlaylistItem.playlist_id == built.id)
+                                       .order_by(PlaylistItem.position))).scalars().all()
+    assert [i.track_id for i in items] == [t.track_id for t in built.tracks]
+    assert [i.position for i in items] == list(range(12))
+    # reading back gives the same playlist
+    again = await service.get(built.id, did("alice"))
+    assert [t.track_id for t in again.tracks] == [t.track_id for t in built.tracks]
+
+
+async def test_for_me_length_is_respected_and_named_when_asked(services: Services, world: dict[str, int]) -> None:
+    service = PlaylistService.of(services)
+    built = await service.from_recommendations(world["carol"], length=5, name="Carol's <Mix> & more")
+    assert len(built.tracks) == 5 and built.name == "Carol's <Mix> & more"
+    big = await service.from_recommendations(world["carol"], length=100)
+    assert 5 < len(big.tracks) < 100 and big.note and "Only" in big.note  # thin catalogue: says so
+    assert max(Counter(t.artist for t in big.tracks).values()) <= 2
+    assert adjacent_repeats(big.tracks) == 0
+
+
+async def test_seed_artist_and_track(services: Services, world: dict[str, int]) -> None:
+    service = PlaylistService.of(services)
+    by_artist = await service.from_seed(world["alice"], "slowdive", length=8)
+    assert by_artist.origin == Origin.SEED and by_artist.seed == "Slowdive"
+    assert "Slowdive" in {t.artist for t in by_artist.tracks}
+    assert any(t.reason.startswith("Similar to Slowdive") for t in by_artist.tracks)
+    assert adjacent_repeats(by_artist.tracks) == 0
+    by_track = await service.from_seed(world["alice"], "Ride - Ride song 3", length=6)
+    assert (by_track.tracks[0].artist, by_track.tracks[0].title) == ("Ride", "Ride song 3")
+    assert by_track.tracks[0].reason == "Your seed track"
+    assert Counter(t.artist for t in by_track.tracks)["Ride"] <= 2
+    with pytest.raises(NotFound):
+        await service.from_seed(world["alice"], "Nobody At All", length=5)
+
+
+async def test_blend_is_fair_and_stores_the_partner(services: Services, world: dict[str, int]) -> None:
+    service = PlaylistService.of(services)
+    for length in (6, 10, 12):
+        built = await service.build(did("alice"), GUILD_ID, "blend", member_discord_id=did("bob"), length=length)
+        assert built.origin == Origin.BLEND and len(built.tracks) == length
+        assert built.fairness is not None
+        assert 0.4 <= built.fairness.share_a <= 0.6, built.fairness
+        assert built.partner_name == "Bob"
+        assert adjacent_repeats(built.tracks) == 0
+        async with services.session() as session:
+            row = await session.get(Playlist, built.id)
+            assert row is not None and row.partner_user_id == world["bob"] and row.origin == "blend"
+    artists = {t.artist for t in built.tracks}
+    assert {"Radiohead", "Portishead"} <= artists  # shared artists come first
+    assert artists & {"Massive Attack", "Boards of Canada"} and artists & {"Aphex Twin", "Björk"}
+
+
+async def test_blend_refusals_come_before_the_slow_part(services: Services, world: dict[str, int]) -> None:
+    service = PlaylistService.of(services)
+    acked: list[bool] = []
+
+    async def on_slow(private: bool) -> None:
+        acked.append(private)
+
+    async with services.session() as session:
+        await UserRepository(session).set_guild_visibility(GUILD_ID, world["carol"], False)
+    with pytest.raises(PrivacyHidden):
+        await service.build(did("alice"), GUILD_ID, "blend", member_discord_id=did("carol"), on_slow=on_slow)
+    with pytest.raises(InvalidInput):
+        await service.build(did("alice"), GUILD_ID, "blend", member_discord_id=did("alice"), on_slow=on_slow)
+    with pytest.raises(InvalidInput):
+        await service.build(did("alice"), GUILD_ID, "for me", length=3, on_slow=on_slow)
+    with pytest.raises(InvalidInput):
+        await service.build(did("alice"), GUILD_ID, "from seed", seed="  ", on_slow=on_slow)
+    assert acked == []
+    # carol herself is hidden here: her own playlist is built, and marked private (shown to her alone)
+    mine = await service.build(did("carol"), GUILD_ID, "for me", length=5, on_slow=on_slow)
+    assert acked == [True] and mine.private
+
+
+async def test_only_the_owner_reads_or_exports(services: Services, world: dict[str, int]) -> None:
+    service = PlaylistService.of(services)
+    built = await service.from_recommendations(world["alice"], length=5)
+    files = await service.export_files(built.id, did("alice"))
+    assert [f.filename.rsplit(".", 1)[1] for f in files.files] == ["xspf", "m3u"]
+    assert len(files.links) == 5 and files.total == 5
+    from core.playlists.service import NotYours
+
+    with pytest.raises(NotYours):
+        await service.export_files(built.id, did("bob"))
+    with pytest.raises(NotFound):
+        await service.get(built.id + 1000, did("alice"))
+
+
+async def test_seed_autocomplete(services: Services, world: dict[str, int]) -> None:
+    service = PlaylistService.of(services)
+    assert "Slowdive" in await service.seed_autocomplete("slo")
+    tracks = await service.seed_autocomplete("Ride - Ride song 1")
+    assert tracks and all(t.startswith("Ride - Ride song 1") for t in tracks)

@@ -1,0 +1,120 @@
+"""Spotify export against the local Spotify fake (real wire format) and a real database."""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.config import Settings
+from core.db.models import Playlist, Track
+from core.db.repositories import AccountRepository, CatalogRepository, UserRepository
+from core.db.repositories.playlists import PlaylistRepository
+from core.matching import artist_key, track_key
+from core.playlists.service import PlaylistService
+from core.services import Services
+from tests.conftest import make_settings
+from tests.fakes.spotify_server import SpotifyFake, make_track
+
+DISCORD_ID = 7_100_000_000_000_000_001
+N_TRACKS = 150
+
+
+@pytest.fixture
+async def spotify_fake() -> AsyncIterator[SpotifyFake]:
+    async with SpotifyFake() as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, spotify_fake: SpotifyFake) -> Settings:
+    return make_settings(database_url, tmp_path, **spotify_fake.settings_overrides())
+
+
+async def make_playlist(services: Services, spotify_fake: SpotifyFake, *, expired: bool = True
+                        ) -> tuple[int, int, list[int]]:
+    """A 150-track playlist owned by a Spotify-linked user: 147 tracks with stored Spotify ids,
+    2 only findable by search, 1 Spotify doesn't have. Returns (playlist id, account id, track ids)."""
+    await services.start_clients()
+    grant = spotify_fake.grant("sp-alice")
+    expires = time.time() - 10 if expired else time.time() + 3600
+    async with services.session() as s:
+        user = await UserRepository(s).get_or_create_discord(DISCORD_ID, "Alice")
+        account = await AccountRepository(s, services.cipher).link(
+            user.id, "spotify", "sp-alice", access_token=grant["access_token"], refresh_token=grant["refresh_token"],
+            expires_at=datetime.fromtimestamp(expires, UTC), scope="playlist-modify-private")
+        catalog = CatalogRepository(s)
+        names = [f"Band & Co {k}" for k in range(10)]
+        artists = await catalog.ensure_artists({"name_key": artist_key(n), "name": n} for n in names)
+        rows = []
+        for i in range(N_TRACKS):
+            artist = names[i % 10]
+            title = f"Song <{i}> “quoted”"
+            rows.append({"artist_id": artists[artist_key(artist)], "title_key": track_key(artist, title), "title": title,
+                         "spotify_id": f"sp{i:04d}" if i < N_TRACKS - 3 else None, "duration_ms": 180_000 + i})
+        ids = await catalog.ensure_tracks(rows)
+        track_ids = [ids[(r["artist_id"], r["title_key"])] for r in rows]
+        playlist = await PlaylistRepository(s).create(
+            user_id=user.id, name="Big & <Bold> Mix", origin="recommendations", description="150 tracks",
+            items=[(t, "because") for t in track_ids])
+        pid, account_id = int(playlist.id), int(account.id)
+    for i in (N_TRACKS - 3, N_TRACKS - 2):  # findable by search, not stored
+        artist = f"Band & Co {i % 10}"
+        spotify_fake.catalogue.append(make_track(f"found{i}", f"Song <{i}> “quoted”", artist))
+    return pid, account_id, track_ids
+
+
+async def test_export_creates_playlist_in_chunks_and_stores_refreshed_tokens_encrypted(
+        services: Services, spotify_fake: SpotifyFake) -> None:
+    pid, account_id, track_ids = await make_playlist(services, spotify_fake)
+    service = PlaylistService.of(services)
+    result = await service.export_spotify(pid, DISCORD_ID)
+    assert result.ok, result.message
+    assert result.added == N_TRACKS - 1 and result.unresolved == 1
+    assert "1 track couldn't be found" in result.message
+    [created] = spotify_fake.users["sp-alice"].playlists.values()
+    assert created["name"] == "Big & <Bold> Mix" and result.url == created["external_urls"]["spotify"]
+    assert created["items"][:2] == ["spotify:track:sp0000", "spotify:track:sp0001"]
+    assert created["items"][-2:] == [f"spotify:track:found{N_TRACKS - 3}", f"spotify:track:found{N_TRACKS - 2}"]
+    adds = [entry for entry in spotify_fake.log if entry[1] == "POST" and entry[2].endswith("/items")]
+    assert len(adds) == 2  # 149 URIs: 100 + 49 (the fake refuses more than 100 per request)
+    # the expired token was refreshed, and the new one stored encrypted
+    assert any(r.get("grant_type") == "refresh_token" for r in spotify_fake.token_requests)
+    async with services.session() as s:
+        accounts = AccountRepository(s, services.cipher)
+        account = await accounts.by_id(account_id)
+        assert account is not None
+        access, _ = accounts.tokens(account)
+        assert access in spotify_fake.access and spotify_fake.access[access][1] > time.time()
+        assert access is not None and access.encode() not in (account.access_token_enc or b"")
+        row = await s.get(Playlist, pid)
+        assert row is not None and row.spotify_playlist_id == created["id"]
+        learnt = dict((await s.execute(select(Track.id, Track.spotify_id).where(Track.id.in_(track_ids[-3:])))).all())
+    assert learnt[track_ids[-3]] == f"found{N_TRACKS - 3}" and learnt[track_ids[-1]] is None
+    # a second click does not create a duplicate playlist
+    again = await service.export_spotify(pid, DISCORD_ID)
+    assert again.ok and again.url == result.url and len(spotify_fake.users["sp-alice"].playlists) == 1
+
+
+async def test_dev_mode_403_says_why_and_falls_back_to_files(services: Services, spotify_fake: SpotifyFake) -> None:
+    pid, _, _ = await make_playlist(services, spotify_fake, expired=False)
+    spotify_fake.users["sp-alice"].allowlisted = False
+    result = await PlaylistService.of(services).export_spotify(pid, DISCORD_ID)
+    assert not result.ok and "approved users" in result.message and "files instead" in result.message
+    assert result.fallback is not None
+    xspf = next(f for f in result.fallback.files if f.filename.endswith(".xspf"))
+    assert len(ET.fromstring(xspf.data).findall("{http://xspf.org/ns/0/}trackList/{http://xspf.org/ns/0/}track")) == N_TRACKS
+    assert not spotify_fake.users["sp-alice"].playlists
+
+
+async def test_revoked_token_says_relink_and_falls_back(services: Services, spotify_fake: SpotifyFake) -> None:
+    pid, _, _ = await make_playlist(services, spotify_fake)
+    spotify_fake.revoke("sp-alice")
+    result = await PlaylistService.of(services).export_spotify(pid, DISCORD_ID)
+    assert not result.ok and "/link spotify" in result.message and result.fallback is not None
+    assert not spotify_fake.users["sp-alice"].playlists
