@@ -9,76 +9,25 @@ of the answer that follows it, so we must not defer before we know.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from types import TracebackType
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import SonanceCog, send
+from bot.interactions import Acknowledger, SonanceCog
 from bot.render.compat import compat_embed, leaderboard_embed, matches_embed
 from bot.render.compat_card import render_compat_card
 from core.compat.service import CompatService
 from core.errors import InvalidInput, SonanceError
 from core.services import Services
 
-#: If validation itself is slow (a busy database), acknowledge anyway before Discord's 3 s deadline.
-SAFETY_ACK_S = 2.0
 COMPAT_RATE, COMPAT_PER_S = 3, 30.0
 
 
 class GuildOnly(SonanceError):
     user_message = ("Compatibility compares members of a server, so it only works inside one. Try it in a "
                     "server channel!")
-
-
-class Acknowledger:
-    """Defers an interaction exactly once: when the service says the slow part begins, or after
-    `safety_s` if it has not by then (the interaction token dies at 3 s)."""
-
-    def __init__(self, interaction: discord.Interaction, safety_s: float = SAFETY_ACK_S) -> None:
-        self.interaction = interaction
-        self.safety_s = safety_s
-        self.deferred_publicly = False
-        self._lock = asyncio.Lock()
-        self._timer: asyncio.Task[None] | None = None
-        self._firing = False
-
-    async def __call__(self, private: bool) -> None:
-        async with self._lock:
-            if self.interaction.response.is_done():
-                return
-            await self.interaction.response.defer(ephemeral=private, thinking=True)
-            self.deferred_publicly = not private
-
-    async def _safety(self) -> None:
-        await asyncio.sleep(self.safety_s)
-        self._firing = True
-        await self(False)
-
-    async def __aenter__(self) -> Acknowledger:
-        self._timer = asyncio.create_task(self._safety(), name="compat-safety-ack")
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        if self._timer is None:
-            return
-        if self._firing:  # never cancel a deferral mid-request: its outcome decides what follows
-            with contextlib.suppress(Exception):
-                await self._timer
-        else:
-            self._timer.cancel()
-
-    async def deliver(self, *, private: bool, **kwargs: Any) -> None:
-        """Send the answer; a private answer after a (safety) public deferral goes in its own message,
-        since the first follow-up of a deferral takes the deferral's visibility."""
-        if private and self.deferred_publicly:
-            await self.interaction.edit_original_response(content="I've sent you the answer privately.")
-        await send(self.interaction, ephemeral=private, **kwargs)
 
 
 def guild_of(interaction: discord.Interaction) -> int:

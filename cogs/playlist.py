@@ -19,9 +19,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import SonanceCog, display_name, handle_error
+from bot.interactions import Acknowledger, SonanceCog, display_name, handle_error
 from bot.render.playlist import files_message, playlist_embed, spotify_message
-from cogs.compat import Acknowledger
 from core.errors import InvalidInput
 from core.playlists.models import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, BuiltPlaylist
 from core.playlists.service import MODES, PlaylistService
