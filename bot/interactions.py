@@ -60,9 +60,26 @@ async def handle_error(interaction: discord.Interaction, error: BaseException) -
         log.error("command failed", exc_info=original, extra=context)
         message = APOLOGY
     try:
+        await _unpublish_deferral(interaction)
         await send(interaction, message, ephemeral=True)
     except discord.HTTPException:
         log.warning("could not deliver the error message", extra=context)
+
+
+async def _unpublish_deferral(interaction: discord.Interaction) -> None:
+    """Make room for a private error after a public "thinking…" deferral.
+
+    The first follow-up of a deferral inherits the deferral's visibility, so an error sent after a
+    public defer would be public. Deleting the deferred message first makes the follow-up a new,
+    ephemeral message. Only for slash commands: a button's deferral points at the message the button
+    is on, which must never be deleted.
+    """
+    if (interaction.type is not discord.InteractionType.application_command
+            or interaction.response.type is not discord.InteractionResponseType.deferred_channel_message):
+        return
+    original = await interaction.original_response()
+    if not original.flags.ephemeral:
+        await original.delete()
 
 
 class SonanceTree(app_commands.CommandTree):

@@ -122,6 +122,9 @@ async def test_erin_without_links_gets_a_clear_message(sonance: FakeDiscord) -> 
     _, final = await run(sonance, "recommend", "erin")
     assert "/link" in (final.content or "")
     assert not final.embeds
+    assert final.ephemeral, "a refusal after a public deferral is still private"
+    assert any(r.method == "DELETE" and r.path.endswith("/messages/@original") for r in sonance.requests), \
+        "the public 'thinking…' message is removed"
 
 
 async def test_albums_from_synced_listens(sonance: FakeDiscord) -> None:
