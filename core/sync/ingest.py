@@ -57,13 +57,21 @@ class IngestResult:
     skipped: int  # rows without usable names
 
 
-async def ingest_listens(session: AsyncSession, user_id: int, plays: Sequence[RawListen]) -> IngestResult:
-    """Resolve names to catalog rows and insert the listens that are new."""
-    if session.get_bind().dialect.name == "postgresql":
-        return await _ingest_postgresql(session, user_id, plays)
-    catalog = CatalogRepository(session)
-    usable: list[tuple[RawListen, str, str, str, str | None]] = []
-    artists: dict[str, dict[str, object]] = {}
+class _Resolved(NamedTuple):
+    """A play with cleaned names and its catalog keys (album fields None when it has no album)."""
+
+    play: RawListen
+    artist: str
+    artist_key: str
+    track: str
+    track_key: str
+    album: str | None
+    album_key: str | None
+
+
+def _resolve(plays: Sequence[RawListen]) -> list[_Resolved]:
+    """Clean names and compute keys once; plays without a usable artist or track are dropped."""
+    out: list[_Resolved] = []
     for play in plays:
         artist = _clean(play.artist, MAX_NAME)
         track = _clean(play.track, MAX_TITLE)
@@ -74,52 +82,43 @@ async def ingest_listens(session: AsyncSession, user_id: int, plays: Sequence[Ra
         if not a_key or not t_key:
             continue
         album = _clean(play.album, MAX_TITLE)
-        usable.append((play, a_key, t_key, track, album))
-        artists.setdefault(a_key, {"name_key": a_key, "name": artist, "mbid": play.artist_mbid})
+        al_key = (album_key(artist, album)[:MAX_TITLE] or None) if album else None
+        out.append(_Resolved(play, artist, a_key, track, t_key, album if al_key else None, al_key))
+    return out
+
+
+async def ingest_listens(session: AsyncSession, user_id: int, plays: Sequence[RawListen]) -> IngestResult:
+    """Resolve names to catalog rows and insert the listens that are new."""
+    usable = _resolve(plays)
     if not usable:
         return IngestResult(len(plays), 0, len(plays))
-
-    artist_ids = await catalog.ensure_artists(artists.values())
-    albums: dict[tuple[int, str], dict[str, object]] = {}
-    for play, a_key, _t_key, _track, album in usable:
-        if album:
-            key = album_key(play.artist, album)[:MAX_TITLE]
-            if key:
-                albums.setdefault((artist_ids[a_key], key), {"artist_id": artist_ids[a_key], "title_key": key,
-                                                              "title": album, "mbid": play.album_mbid})
-    album_ids = await catalog.ensure_albums(albums.values()) if albums else {}
-
-    tracks: dict[tuple[int, str], dict[str, object]] = {}
-    for play, a_key, t_key, track, album in usable:
-        artist_id = artist_ids[a_key]
-        album_id = album_ids.get((artist_id, album_key(play.artist, album)[:MAX_TITLE])) if album else None
-        tracks.setdefault((artist_id, t_key), {
-            "artist_id": artist_id, "title_key": t_key, "title": track, "album_id": album_id,
-            "mbid": play.track_mbid, "lastfm_url": play.track_url, "spotify_id": play.spotify_track_id})
-    track_ids = await catalog.ensure_tracks(tracks.values())
-
-    listens = [NewListen(track_ids[(artist_ids[a_key], t_key)], artist_ids[a_key], play.played_at, play.source)
-               for play, a_key, t_key, _track, _album in usable]
-    inserted = await ListenRepository(session).add_listens(user_id, listens)
+    if session.get_bind().dialect.name == "postgresql":
+        inserted = await pg_bulk_ingest(session, user_id, [
+            staged_row(r.artist_key, r.artist, r.play.artist_mbid, r.album_key, r.album, r.play.album_mbid,
+                       r.track_key, r.track, r.play.track_mbid, r.play.track_url, r.play.spotify_track_id,
+                       r.play.played_at, r.play.source) for r in usable])
+    else:
+        inserted = await _ingest_portable(session, user_id, usable)
     return IngestResult(len(plays), inserted, len(plays) - len(usable))
 
 
-async def _ingest_postgresql(session: AsyncSession, user_id: int, plays: Sequence[RawListen]) -> IngestResult:
-    """Same resolution rules, executed set-based through COPY (see `bulk_ingest`)."""
-    staged = []
-    for play in plays:
-        artist = _clean(play.artist, MAX_NAME)
-        track = _clean(play.track, MAX_TITLE)
-        if not artist or not track:
-            continue
-        a_key = artist_key(artist)[:MAX_NAME]
-        t_key = track_key(artist, track)[:MAX_TITLE]
-        if not a_key or not t_key:
-            continue
-        album = _clean(play.album, MAX_TITLE)
-        al_key = (album_key(play.artist, album)[:MAX_TITLE] or None) if album else None
-        staged.append(staged_row(a_key, artist, play.artist_mbid, al_key, album if al_key else None,
-                                 play.album_mbid, t_key, track, play.track_mbid, play.track_url,
-                                 play.spotify_track_id, play.played_at, play.source))
-    inserted = await pg_bulk_ingest(session, user_id, staged)
-    return IngestResult(len(plays), inserted, len(plays) - len(staged))
+async def _ingest_portable(session: AsyncSession, user_id: int, usable: list[_Resolved]) -> int:
+    """Get-or-create artists, albums and tracks by key, then insert the new listens (any engine).
+    PostgreSQL takes the set-based COPY path in `bulk_ingest` with the same rules."""
+    catalog = CatalogRepository(session)
+    artist_ids = await catalog.ensure_artists(
+        {r.artist_key: {"name_key": r.artist_key, "name": r.artist, "mbid": r.play.artist_mbid}
+         for r in reversed(usable)}.values())
+    albums = {(artist_ids[r.artist_key], r.album_key): {
+        "artist_id": artist_ids[r.artist_key], "title_key": r.album_key, "title": r.album, "mbid": r.play.album_mbid}
+        for r in reversed(usable) if r.album_key}
+    album_ids = await catalog.ensure_albums(albums.values()) if albums else {}
+    tracks = {(artist_ids[r.artist_key], r.track_key): {
+        "artist_id": artist_ids[r.artist_key], "title_key": r.track_key, "title": r.track,
+        "album_id": album_ids.get((artist_ids[r.artist_key], r.album_key)) if r.album_key else None,
+        "mbid": r.play.track_mbid, "lastfm_url": r.play.track_url, "spotify_id": r.play.spotify_track_id}
+        for r in reversed(usable)}
+    track_ids = await catalog.ensure_tracks(tracks.values())
+    listens = [NewListen(track_ids[(artist_ids[r.artist_key], r.track_key)], artist_ids[r.artist_key],
+                         r.play.played_at, r.play.source) for r in usable]
+    return await ListenRepository(session).add_listens(user_id, listens)
