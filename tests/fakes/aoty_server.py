@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from tests.fakes.local_server import LocalServer
+
 CHALLENGE_HTML = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title>
 <meta http-equiv="refresh" content="390"></head><body><div class="main-wrapper" role="main">
 <div class="main-content"><noscript><div class="h2"><span id="challenge-error-text">Enable JavaScript
@@ -39,7 +41,7 @@ class Failure:
     path: str | None = None
 
 
-class AotyFake:
+class AotyFake(LocalServer):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host, self.port = host, port
         self.pages: dict[str, str] = {}
@@ -59,27 +61,6 @@ class AotyFake:
         app.router.add_get("/{tail:.*}", self._handle)
         return app
 
-    async def start(self) -> AotyFake:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> AotyFake:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def fail_next(self, kind: str, *, count: int = 1, status: int = 500, retry_after: float | None = None,
                   delay: float = 0.0, path: str | None = None) -> None:

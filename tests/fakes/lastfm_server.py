@@ -35,6 +35,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from tests.fakes.local_server import LocalServer
+
 JSON = "application/json"
 ERROR_MESSAGES = {
     4: "Invalid authentication token supplied",
@@ -144,7 +146,7 @@ class Failure:
     after: int = 0  # let this many matching requests through first
 
 
-class LastfmFake:
+class LastfmFake(LocalServer):
     """The fake service: state (users, tokens, tags) + scripted failures + a request log."""
 
     def __init__(self, *, api_key: str = "test-lastfm-key", api_secret: str = "test-lastfm-secret",
@@ -177,28 +179,6 @@ class LastfmFake:
         app.router.add_route("*", "/2.0", self._handle)
         return app
 
-    async def start(self) -> LastfmFake:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> LastfmFake:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def api_root(self) -> str:

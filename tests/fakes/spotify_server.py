@@ -30,6 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.local_server import LocalServer
+
 JSON = "application/json"
 
 
@@ -80,7 +82,7 @@ class Failure:
     user: str | None = None
 
 
-class SpotifyFake:
+class SpotifyFake(LocalServer):
     def __init__(self, *, client_id: str = "test-client", client_secret: str = "test-secret",
                  redirect_uri: str = "http://127.0.0.1:8080/oauth/spotify", token_ttl_s: int = 3600,
                  host: str = "127.0.0.1", port: int = 0) -> None:
@@ -116,27 +118,6 @@ class SpotifyFake:
         r.add_get("/v1/search", self._search)
         return app
 
-    async def start(self) -> SpotifyFake:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> SpotifyFake:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def settings_overrides(self) -> dict[str, Any]:
         return {"SPOTIFY_CLIENT_ID": self.client_id, "SPOTIFY_CLIENT_SECRET": self.client_secret,
