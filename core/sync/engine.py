@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -173,24 +173,32 @@ class LastfmSync:
                                                                message=message[:500])
 
     async def sync_due(self, *, concurrency: int = 4, active_minutes: int = 15) -> list[SyncReport]:
-        """The scheduler's job: sync accounts whose cadence has come (active often, dormant daily).
+        """The scheduler's job: sync Last.fm accounts whose cadence has come.
 
-        The shared Last.fm limiter keeps all of them together within the API's budget; one
-        account's failure does not stop the others.
+        The shared Last.fm limiter keeps all of them together within the API's budget.
         """
-        now = utcnow()
-        async with self.services.session() as session:
-            due = await AccountRepository(session, None).due_for_sync(
-                "lastfm", active_before=now - timedelta(minutes=active_minutes),
-                dormant_before=now - timedelta(days=1), active_since=now - timedelta(days=14))
-        gate = asyncio.Semaphore(concurrency)
+        return await sync_due_accounts(self.services, "lastfm", self.sync_account,
+                                       concurrency=concurrency, active_minutes=active_minutes)
 
-        async def one(account_id: int) -> SyncReport:
-            async with gate:
-                try:
-                    return await self.sync_account(account_id)
-                except Exception:  # a bug in one account's data must not stop the batch
-                    log.exception("sync crashed", extra={"account_id": account_id, "job": "sync"})
-                    return SyncReport(account_id, "error", reason="internal_error")
 
-        return list(await asyncio.gather(*(one(a.id) for a in due)))
+async def sync_due_accounts(services: Services, provider: str, sync_one: Callable[[int], Awaitable[SyncReport]],
+                            *, concurrency: int = 4, active_minutes: int = 15) -> list[SyncReport]:
+    """Sync every `provider` account whose cadence has come: active listeners (a listen in the last
+    14 days) every `active_minutes`, dormant ones daily. One account's failure — even a bug in its
+    data — does not stop the others."""
+    now = utcnow()
+    async with services.session() as session:
+        due = await AccountRepository(session, None).due_for_sync(
+            provider, active_before=now - timedelta(minutes=active_minutes),
+            dormant_before=now - timedelta(days=1), active_since=now - timedelta(days=14))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(account_id: int) -> SyncReport:
+        async with gate:
+            try:
+                return await sync_one(account_id)
+            except Exception:
+                log.exception("%s sync crashed", provider, extra={"account_id": account_id, "job": "sync"})
+                return SyncReport(account_id, "error", reason="internal_error")
+
+    return list(await asyncio.gather(*(one(a.id) for a in due)))

@@ -23,19 +23,17 @@ outage keeps the cursor.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from core.db.repositories import AccountRepository, CatalogRepository
-from core.db.types import utcnow
 from core.errors import AccountProblem, NotFound, SourceUnavailable
 from core.matching import artist_key, track_key
 from core.services import Services
 from core.sources.spotify import REVOKED, SpotifyClient, SpotifyUserApi
 from core.sources.spotify_models import RecentlyPlayed, SpotifyPlay, TokenSet
-from core.sync.engine import LOCK_TTL, SyncReport, default_owner, invalidate_user_caches
+from core.sync.engine import LOCK_TTL, SyncReport, default_owner, invalidate_user_caches, sync_due_accounts
 from core.sync.ingest import MAX_NAME, MAX_TITLE, RawListen, ingest_listens
 
 log = logging.getLogger(__name__)
@@ -184,19 +182,5 @@ class SpotifySync:
         """
         if self._client is None and self.services.spotify is None:
             return []
-        now = utcnow()
-        async with self.services.session() as session:
-            due = await AccountRepository(session, None).due_for_sync(
-                SOURCE, active_before=now - timedelta(minutes=active_minutes),
-                dormant_before=now - timedelta(days=1), active_since=now - timedelta(days=14))
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(account_id: int) -> SyncReport:
-            async with gate:
-                try:
-                    return await self.sync_account(account_id)
-                except Exception:  # one account's bad data must not stop the batch
-                    log.exception("spotify sync crashed", extra={"account_id": account_id, "job": "sync"})
-                    return SyncReport(account_id, "error", reason="internal_error")
-
-        return list(await asyncio.gather(*(one(a.id) for a in due)))
+        return await sync_due_accounts(self.services, SOURCE, self.sync_account,
+                                       concurrency=concurrency, active_minutes=active_minutes)
