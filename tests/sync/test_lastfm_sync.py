@@ -120,6 +120,8 @@ async def test_one_sync_per_account_at_a_time(services: Services, sync: LastfmSy
     fake.add_user("busy", scrobbles=plays(400))
     user_id, account_id = await _link(services, "busy")
     other = LastfmSync(services, sync.client, owner="other-process")
+    # a slow first page keeps the first sync holding the lock while the second one arrives
+    fake.fail_next("slow", delay=0.5, method="user.getRecentTracks")
     reports = await asyncio.gather(sync.sync_account(account_id), other.sync_account(account_id))
     assert sorted(r.status for r in reports) == ["busy", "ok"]
     assert await _listens(services, user_id) == 400
