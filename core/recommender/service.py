@@ -375,15 +375,16 @@ class RecommendService:
         note = self._note(kind, len(plays), known_in_model, len(recs), count, tag)
         if not recs:
             raise NotFound(note or "I ran out of new things to recommend right now. Try again later or widen the tag.")
-        recs = await self._decorate(kind, recs)
-        reasons = await self._reasons(recs, user_id)
         shown_ids: list[int] = [0] * len(recs)
-        if record:
-            async with self.services.session() as session:
-                shown_ids = await RecommendationRepository(session).record_shown(
+        async with self.services.session() as session:  # one unit of work: decorate, then record
+            repo = RecommendationRepository(session)
+            recs = await self._decorate(repo, kind, recs)
+            if record:
+                shown_ids = await repo.record_shown(
                     user_id, str(kind), [{"item_id": r.item_id, "score": float(r.score),
                                           "evidence": evidence_to_json(r)} for r in recs],
                     context=context, guild_id=guild_id, model_version=loaded.version)
+        reasons = await self._reasons(recs, user_id)
         items = tuple(ShownRecommendation(s, r, why) for s, r, why in zip(shown_ids, recs, reasons, strict=True))
         return RecommendationList(kind, items, level, loaded.version, note, tag.strip().lower() if tags and tag else None)
 
@@ -422,12 +423,12 @@ class RecommendService:
                     + " right now (I skip what you know and what I showed you recently).")
         return None
 
-    async def _decorate(self, kind: Kind, recs: list[Recommendation]) -> list[Recommendation]:
+    @staticmethod
+    async def _decorate(repo: RecommendationRepository, kind: Kind,
+                        recs: list[Recommendation]) -> list[Recommendation]:
         """Attach links, cover art and (albums) AOTY facts from the catalogue."""
-        async with self.services.session() as session:
-            repo = RecommendationRepository(session)
-            infos: dict[int, ItemInfo] = await repo.item_info(str(kind), [r.item_id for r in recs])
-            aoty = await repo.aoty_for_albums([r.item_id for r in recs]) if kind == Kind.ALBUM else {}
+        infos: dict[int, ItemInfo] = await repo.item_info(str(kind), [r.item_id for r in recs])
+        aoty = await repo.aoty_for_albums([r.item_id for r in recs]) if kind == Kind.ALBUM else {}
         out = []
         for rec in recs:
             info = infos.get(rec.item_id)
@@ -517,7 +518,9 @@ class RecommendService:
         if artist.id not in engine.items:
             raise NotFound(f"I don't know enough about {artist.name} yet to find similar artists.")
         recs = await asyncio.to_thread(engine.similar, artist.id, count)
-        return SimilarResult(artist.name, tuple(await self._decorate(kind, recs)))
+        async with self.services.session() as session:
+            decorated = await self._decorate(RecommendationRepository(session), kind, recs)
+        return SimilarResult(artist.name, tuple(decorated))
 
     async def autocomplete(self, prefix: str, limit: int = 25) -> list[str]:
         """Artist names starting with `prefix` (normalised), for /similar."""

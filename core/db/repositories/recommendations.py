@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import (
@@ -166,14 +166,16 @@ class RecommendationRepository:
     async def record_shown(self, user_id: int, item_kind: str, rows: Sequence[dict[str, Any]], *, context: str,
                            guild_id: int | None, model_version: str | None) -> list[int]:
         """Insert one row per shown item (in rank order) and return their ids (the buttons' keys)."""
+        if not rows:
+            return []
         now = utcnow()
-        objects = [RecommendationShown(user_id=user_id, item_kind=item_kind, item_id=row["item_id"], context=context,
-                                       guild_id=guild_id, rank=rank, score=row.get("score"),
-                                       evidence=row.get("evidence"), model_version=model_version, shown_at=now)
-                   for rank, row in enumerate(rows)]
-        self.session.add_all(objects)
-        await self.session.flush()
-        return [int(o.id) for o in objects]
+        # One INSERT … RETURNING for the batch (ids in parameter order), not an ORM unit of work:
+        # this runs on every /recommend.
+        stmt = insert(RecommendationShown).returning(RecommendationShown.id, sort_by_parameter_order=True)
+        params = [{"user_id": user_id, "item_kind": item_kind, "item_id": row["item_id"], "context": context,
+                   "guild_id": guild_id, "rank": rank, "score": row.get("score"), "evidence": row.get("evidence"),
+                   "model_version": model_version, "shown_at": now} for rank, row in enumerate(rows)]
+        return [int(i) for i in (await self.session.execute(stmt, params)).scalars()]
 
     async def recently_shown(self, user_id: int, item_kind: str, since: datetime) -> set[int]:
         stmt = (select(RecommendationShown.item_id).where(
