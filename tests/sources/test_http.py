@@ -34,8 +34,10 @@ async def test_rate_limiter_spaces_concurrent_callers() -> None:
     assert len(stamps) == 20
     assert time.monotonic() - start >= 19 / 50 - 0.01
     stamps.sort()
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert min(gaps) >= 0.02 * 0.7  # event-loop jitter allowed, but no bursts
+    # No bursts: the i-th grant never comes before i/rate. (A busy event loop can only delay wake-ups,
+    # which bunches the stamps together, so gaps between stamps are not a sound measure.)
+    early = [i for i, t in enumerate(stamps) if t - start < i / 50 - 0.005]
+    assert not early, f"grants ahead of the rate: {early}"
 
 
 async def test_rate_limiter_burst_then_steady() -> None:
