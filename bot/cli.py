@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "bot.commands.compat_cmds",
     "bot.commands.train_demo_cmds",
     "bot.commands.bench_bot_cmds",
+    "bot.commands.soak_cmds",
 )
 
 

@@ -134,6 +134,7 @@ class AccountsCog(SonanceCog):
 
     @app_commands.command(name="account", description="What Sonance knows: linked accounts, sync status, history")
     async def account(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # `who` writes: slow under load
         user_id = await self.who(interaction)
         overview = await self.accounts.overview(user_id, interaction.guild_id)
         await send(interaction, embed=render.account_embed(overview), ephemeral=True)

@@ -51,8 +51,8 @@ class CompatCog(SonanceCog):
         guild_id = guild_of(interaction)
         if member.bot:
             raise InvalidInput("Bots don't keep a listening history, so there's nothing to compare. Pick a person!")
-        await self.who(interaction)
-        async with Acknowledger(interaction) as ack:
+        async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
+            await self.who(interaction)
             result = await self.compat.compare(guild_id, interaction.user.id, member.id, on_slow=ack,
                                                render_card=render_compat_card)
         embed, file = compat_embed(result)
@@ -63,8 +63,8 @@ class CompatCog(SonanceCog):
     @app_commands.guild_only()
     async def leaderboard_command(self, interaction: discord.Interaction) -> None:
         guild_id = guild_of(interaction)
-        await self.who(interaction)
-        async with Acknowledger(interaction) as ack:
+        async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
+            await self.who(interaction)
             result = await self.compat.leaderboard(guild_id, on_slow=ack)
         guild_name = interaction.guild.name if interaction.guild is not None else None
         await ack.deliver(private=False, embed=leaderboard_embed(result, guild_name))
@@ -73,8 +73,8 @@ class CompatCog(SonanceCog):
     @app_commands.guild_only()
     async def matches_command(self, interaction: discord.Interaction) -> None:
         guild_id = guild_of(interaction)
-        await self.who(interaction)
-        async with Acknowledger(interaction) as ack:
+        async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
+            await self.who(interaction)
             result = await self.compat.matches(guild_id, interaction.user.id, on_slow=ack)
         await ack.deliver(private=result.private, embed=matches_embed(result))
 

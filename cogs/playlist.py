@@ -19,7 +19,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import Acknowledger, SonanceCog, display_name, handle_error
+from bot.interactions import Acknowledger, SonanceCog, display_name, handle_error, within_budget
 from bot.render.playlist import files_message, playlist_embed, spotify_message
 from core.errors import InvalidInput
 from core.playlists.models import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, BuiltPlaylist
@@ -100,8 +100,8 @@ class PlaylistCog(SonanceCog):
                                name: app_commands.Range[str, 1, 100] | None = None) -> None:
         if member is not None and member.bot:
             raise InvalidInput("Bots don't keep a listening history, so there's nothing to blend. Pick a person!")
-        await self.who(interaction)
-        async with Acknowledger(interaction) as ack:
+        async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
+            await self.who(interaction)
             result = await self.playlists.build(
                 interaction.user.id, interaction.guild_id, mode.value, seed=seed,
                 member_discord_id=member.id if member is not None else None, length=length, name=name,
@@ -112,7 +112,7 @@ class PlaylistCog(SonanceCog):
     @playlist_command.autocomplete("seed")
     async def seed_autocomplete(self, interaction: discord.Interaction,
                                 current: str) -> list[app_commands.Choice[str]]:
-        names = await self.playlists.seed_autocomplete(current)
+        names = await within_budget(self.playlists.seed_autocomplete(current))
         return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names[:25]]
 
 

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import SonanceCog, display_name, send
+from bot.interactions import SonanceCog, display_name, send, within_budget
 from bot.render.recommend import preferences_summary, similar_embed
 from bot.views.feedback import PERSISTENT_ITEMS, FeedbackButton, RecommendationPages, WhyButton
 from core.domain import Kind
@@ -63,7 +63,7 @@ class RecommendCog(SonanceCog):
 
     @recommend_command.autocomplete("tag")
     async def tag_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return _choices(await self.recs.tag_autocomplete(current))
+        return _choices(await within_budget(self.recs.tag_autocomplete(current)))
 
     @app_commands.command(name="similar", description="Artists similar to one you name")
     @app_commands.describe(artist="An artist (start typing to pick one)")
@@ -76,7 +76,7 @@ class RecommendCog(SonanceCog):
     @similar_command.autocomplete("artist")
     async def artist_autocomplete(self, interaction: discord.Interaction,
                                   current: str) -> list[app_commands.Choice[str]]:
-        return _choices(await self.recs.autocomplete(current))
+        return _choices(await within_budget(self.recs.autocomplete(current)))
 
     @app_commands.command(name="tune", description="Steer your recommendations in your own words")
     @app_commands.describe(text="e.g. “less metal, more 90s shoegaze” (or “reset”)")

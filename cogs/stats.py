@@ -1,7 +1,8 @@
 """/whoknows and /top: guild listening stats. Parse -> one `StatsService` call -> render.
 
 Both are guild-only because visibility is per guild (a member may be visible in one server and hidden
-in another). Neither defers: each is one or two indexed queries, far below the 3 s deadline.
+in another). Both defer first: `who` writes a membership row, and under load (200 interactions at once)
+queueing for the database pushed an undeferred answer past the 3 s deadline.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import SonanceCog, display_name, send
+from bot.interactions import SonanceCog, display_name, send, within_budget
 from bot.render.stats import top_embed, who_knows_embed
 from core.stats import StatsService
 
@@ -33,6 +34,7 @@ class StatsCog(SonanceCog):
     @app_commands.describe(artist="The artist (pick from the suggestions)")
     @app_commands.guild_only()
     async def whoknows(self, interaction: discord.Interaction, artist: app_commands.Range[str, 1, 200]) -> None:
+        await interaction.response.defer(thinking=True)  # `who` writes: under load that exceeds 3 s
         await self.who(interaction)  # the asker appears on this guild's lists from now on
         assert interaction.guild_id is not None  # guild_only
         result = await self.stats.who_knows(interaction.guild_id, artist)
@@ -41,7 +43,7 @@ class StatsCog(SonanceCog):
 
     @whoknows.autocomplete("artist")
     async def whoknows_artist(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=name, value=name) for name in await self.stats.artist_choices(current)]
+        return [app_commands.Choice(name=name, value=name) for name in await within_budget(self.stats.artist_choices(current))]
 
     @app_commands.command(name="top", description="Top artists for a period: yours or a server member's")
     @app_commands.describe(period="Which period", member="Whose top artists (default: yours)")
@@ -49,6 +51,7 @@ class StatsCog(SonanceCog):
     @app_commands.guild_only()
     async def top(self, interaction: discord.Interaction, period: app_commands.Choice[str],
                   member: discord.Member | None = None) -> None:
+        await interaction.response.defer(thinking=True)  # `who` writes: under load that exceeds 3 s
         asker = await self.who(interaction)
         result = await self.stats.top_artists(
             interaction.guild_id, asker, period.value,

@@ -141,7 +141,7 @@ class RedisCache:
         return time.monotonic() >= self._down_until
 
     def _failed(self, exc: Exception, op: str) -> None:
-        if self.available:
+        if not self._down_until:  # the first failure of an outage; not again after every back-off retry
             log.warning("cache unavailable (redis %s, %s: %s); continuing without cache",
                         self._url_for_logs, op, exc.__class__.__name__)
         self._down_until = time.monotonic() + self._retry_after_s

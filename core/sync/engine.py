@@ -15,6 +15,7 @@ The contract:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -118,6 +119,10 @@ class LastfmSync:
                     if buffered:
                         await batches.put(buffered)
                     await batches.put(None)
+                except asyncio.CancelledError:
+                    # The writer failed and is stopping us: handing this over would block forever on a
+                    # full queue nobody reads any more (the sync, its lock and sync_due would hang).
+                    raise
                 except BaseException as exc:  # handed to the writer, which re-raises it in order
                     await batches.put(exc)
 
@@ -162,6 +167,15 @@ class LastfmSync:
         except SourceUnavailable as exc:
             await self._record_failure(account_id, "lastfm_unavailable", exc.user_message)
             return SyncReport(account_id, "error", pages, fetched, inserted, "lastfm_unavailable", exc.user_message)
+        except Exception:
+            # Anything else (e.g. the database restarted mid-batch): committed batches and their cursor
+            # stay, so the next run resumes. Record the failure so the account does not look "running"
+            # until then (that also stops a re-link from starting an import); best effort, as the
+            # database may still be unreachable. The caller (sync_due) logs and reports the exception.
+            with contextlib.suppress(Exception):
+                await self._record_failure(account_id, "internal_error",
+                                           "The last sync was interrupted; it will be retried.")
+            raise
         finally:
             async with self.services.session() as session:
                 await AccountRepository(session, None).unlock(account_id, self.owner)

@@ -137,9 +137,12 @@ class UserRepository:
     async def settings(self, user_id: int) -> UserSettings:
         current = await self.session.get(UserSettings, user_id)
         if current is None:
-            current = UserSettings(user_id=user_id)
-            self.session.add(current)
-            await self.session.flush()
+            # INSERT .. ON CONFLICT DO NOTHING: two first requests of one user at once must not race
+            # into a duplicate-key error (get, add, flush did under load)
+            await self.session.execute(upsert_insert(self.session, UserSettings).values(user_id=user_id)
+                                       .on_conflict_do_nothing(index_elements=["user_id"]))
+            current = await self.session.get(UserSettings, user_id)
+            assert current is not None
         return current
 
     async def update_settings(self, user_id: int, **changes: Any) -> UserSettings:
