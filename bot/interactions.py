@@ -35,6 +35,9 @@ SAFETY_ACK_S = 1.0
 AUTOCOMPLETE_BUDGET_S = 1.5
 T = TypeVar("T")
 
+#: Memberships this process has already written (bounded; oldest forgotten first).
+SEEN_MEMBERSHIPS_MAX = 100_000
+
 APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again in a moment."
 
 
@@ -121,11 +124,18 @@ class SonanceCog(commands.Cog):
         Slash commands need no privileged intents, so membership is learnt from use: a member
         appears on a guild's boards after using Sonance there (and while not hidden).
         """
+        seen: dict[tuple[int, int], None] = self.services.component("seen_memberships", lambda _: {})
         async with self.services.session() as session:
             users = UserRepository(session)
             user = await users.get_or_create_discord(interaction.user.id, display_name(interaction.user))
-            if interaction.guild_id is not None:
+            key = (interaction.guild_id or 0, user.id)
+            if interaction.guild_id is not None and key not in seen:
+                # A write on every command is costly under load; once per process is enough. Keyed by
+                # the row id, so a user who ran /forget (new row next time) is recorded again.
                 await users.ensure_membership(interaction.guild_id, user.id)
+                if len(seen) >= SEEN_MEMBERSHIPS_MAX:
+                    seen.pop(next(iter(seen)))
+                seen[key] = None
             return user.id
 
     async def cog_app_command_error(self, interaction: discord.Interaction,

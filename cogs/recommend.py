@@ -54,10 +54,10 @@ class RecommendCog(SonanceCog):
                                 tag: app_commands.Range[str, 1, 100] | None = None) -> None:
         chosen = KINDS[kind.value] if kind is not None else Kind.ARTIST
         await interaction.response.defer(thinking=True)
-        await self.who(interaction)
-        result = await self.recs.recommend(interaction.user.id, interaction.guild_id, chosen, count,
-                                           discovery.value if discovery is not None else None, tag,
-                                           "command")
+        user_id = await self.who(interaction)
+        result = await self.recs.recommend_for_user(
+            user_id, guild_id=interaction.guild_id, kind=chosen, count=count,
+            discovery=discovery.value if discovery is not None else None, tag=tag, context="command")
         view = RecommendationPages(result, interaction.user.id, display_name(interaction.user), self.bot)
         view.message = await interaction.followup.send(embed=view.embed(), view=view, wait=True)
 
