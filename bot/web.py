@@ -101,8 +101,18 @@ async def spotify_callback(request: web.Request) -> web.Response:
                                  lambda s: s.complete_spotify(query.get("code", ""), query.get("state", "")))
 
 
+@web.middleware
+async def limit_body(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                     ) -> web.StreamResponse:
+    """413 for a body over MAX_BODY_BYTES on a known route. No handler reads a body, so aiohttp's
+    `client_max_size` alone would never trigger; reading here enforces it (chunked bodies too)."""
+    if request.match_info.http_exception is None and request.body_exists:
+        await request.read()  # raises HTTPRequestEntityTooLarge beyond client_max_size
+    return await handler(request)
+
+
 def build_web_app(services: Services) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[limit_body])
     app[SERVICES_KEY] = services
     app[PROBES_KEY] = []
     app.router.add_get("/healthz", healthz)

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from core.config import Settings
 
 CONTEXT_FIELDS = ("command", "user_id", "guild_id", "account_id", "job")
+QUIET_LOGGERS = ("discord", "spotipy", "urllib3", "aiosqlite")
 
 
 class SecretScrubber(logging.Filter):
@@ -55,7 +56,9 @@ class ContextFormatter(logging.Formatter):
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    return [v.get_secret_value() for v in settings.__dict__.values() if isinstance(v, SecretStr)]
+    values = [v.get_secret_value() for v in settings.__dict__.values() if isinstance(v, SecretStr)]
+    # SONANCE_SECRET_KEY may list several keys ("new,old"): each one is a secret on its own.
+    return values + [part.strip() for v in values if "," in v for part in v.split(",")]
 
 
 def setup_logging(settings: Settings) -> None:
@@ -66,4 +69,8 @@ def setup_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    logging.getLogger("discord").setLevel(max(logging.INFO, root.level))
+    # Chatty third-party loggers stay at INFO even when we debug: spotipy logs request headers and
+    # bodies at DEBUG (Bearer tokens, Basic client credentials, refresh tokens), aiosqlite every
+    # statement with its parameters. Per-user tokens are unknown to the scrubber, so never emit them.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))

@@ -103,6 +103,11 @@ def _text(node: Tag | None) -> str | None:
     return text or None
 
 
+def _name(value: Any) -> str | None:
+    """A title/artist as found (JSON-LD may hold any JSON type): a non-blank string, else None."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def _int(text: str | None) -> int | None:
     if not text:
         return None
@@ -247,11 +252,12 @@ def parse_album(html: str | bytes, url: str, *, fetched_at: datetime | None = No
     title = ld.get("name") or _text(soup.select_one(".albumHeadline .albumTitle, h1.albumTitle"))
     artist = (by_artist.get("name") if isinstance(by_artist, dict) else None) \
         or _text(soup.select_one(".albumHeadline .artist"))
+    title, artist = _name(title), _name(artist)
     if not (title and artist):
         og = soup.select_one('meta[property="og:title"]')
         content = str(og.get("content", "")) if og is not None else ""
         if " - " in content:
-            artist, title = (artist or content.split(" - ", 1)[0]), (title or content.split(" - ", 1)[1])
+            artist, title = (artist or _name(content.split(" - ", 1)[0])), (title or _name(content.split(" - ", 1)[1]))
     missing = [name for name, value in (("title", title), ("artist", artist)) if not value]
     if missing:
         raise AotyParseError(f"album page without {' and '.join(missing)}", url)

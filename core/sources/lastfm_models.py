@@ -131,7 +131,7 @@ def _mbid(value: Any) -> str | None:
 def _int(value: Any, default: int = 0) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a float infinity
         return default
 
 
@@ -158,7 +158,7 @@ def _named(obj: Any) -> tuple[str | None, str | None]:
 def parse_recent_tracks(data: Any) -> RecentTracksPage:
     """user.getRecentTracks -> page of plays, now-playing row split off, rows without date dropped."""
     rt = _section(data, "recenttracks")
-    attr = rt.get("@attr") or {}
+    attr = rt.get("@attr") if isinstance(rt.get("@attr"), dict) else {}
     rows: list[Scrobble] = []
     append = rows.append
     now_playing: NowPlaying | None = None
@@ -177,20 +177,24 @@ def parse_recent_tracks(data: Any) -> RecentTracksPage:
             if not date or not artist_name:
                 continue  # undated rows cannot be stored as plays
             uts = int(date["uts"])
+            name = it["name"]
+            if type(name) is not str or type(artist_name) is not str:
+                raise TypeError("artist and track names must be strings")
             loved = it.get("loved")
             append(Scrobble(
                 artist_name,
                 artist.get("mbid") or None,
                 album_name or None,
                 (album.get("mbid") or None) if album else None,
-                it["name"],
+                name,
                 it.get("mbid") or None,
                 it.get("url") or None,
                 fromtimestamp(uts, UTC),
                 uts,
                 None if loved is None else loved == "1",
             ))
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError, OverflowError, OSError) as exc:
+            # OverflowError/OSError: a `uts` beyond what a datetime can hold
             raise MalformedResponse(f"bad recenttracks row: {exc!r}") from None
     return RecentTracksPage(
         rows=rows,

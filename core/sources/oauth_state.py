@@ -92,7 +92,8 @@ class OAuthStateSigner:
     async def verify(self, state: str, purpose: str = "spotify") -> int:
         """Return the Discord user id the state was issued for; consume it. Raises OAuthStateError."""
         body, _, mac = (state or "").partition(".")
-        if not body or not mac or not hmac.compare_digest(mac, self._mac(body)):
+        if not body or not mac or not (body.isascii() and mac.isascii()) \
+                or not hmac.compare_digest(mac, self._mac(body)):  # non-ASCII: refuse, don't crash
             raise OAuthStateError(detail="bad signature")
         try:
             payload = json.loads(_unb64(body))

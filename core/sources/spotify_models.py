@@ -131,7 +131,7 @@ def parse_recently_played(data: Any, after_ms: int | None) -> RecentlyPlayed:
     for item in data["items"]:
         try:
             plays.append(SpotifyPlay(parse_track(item["track"]), parse_time(item["played_at"])))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: a non-string time
             raise SpotifyMalformed(f"bad play item: {exc!r}") from None
     plays.sort(key=lambda p: p.played_at)
     cursor = after_ms
@@ -151,8 +151,11 @@ def parse_saved_tracks(data: Any) -> SavedTracksPage:
     for item in parse_items(data):
         try:
             items.append((parse_track(item["track"]), parse_time(item["added_at"])))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: a non-string time
             raise SpotifyMalformed(f"bad saved track: {exc!r}") from None
-    offset, total = int(data.get("offset") or 0), int(data.get("total") or 0)
+    try:
+        offset, total = int(data.get("offset") or 0), int(data.get("total") or 0)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SpotifyMalformed(f"bad paging numbers: {exc!r}") from None
     following = offset + len(items)
     return SavedTracksPage(items, offset, total, following if data.get("next") and items else None)

@@ -59,7 +59,8 @@ class UserRepository:
         if refs:
             await self.session.execute(
                 upsert_insert(self.session, User)
-                .values([{"origin": origin, "external_ref": ref, "display_name": ref} for ref in refs])
+                .values([{"origin": origin, "external_ref": ref, "display_name": ref[:100]}  # column: String(100)
+                         for ref in refs])
                 .on_conflict_do_nothing(index_elements=["external_ref"])
             )
         return await self.by_external_refs(refs)
