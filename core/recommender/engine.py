@@ -24,6 +24,7 @@ from core.recommender.components import default_components
 from core.recommender.hybrid import Hybrid, normalise_scores
 from core.recommender.interactions import Interactions, Vocabulary
 from core.recommender.models import Model
+from core.recommender.models._row import UserRow
 from core.recommender.models.content import ContentTfidf
 from core.recommender.requests import RecommendRequest, UserHistory
 from core.recommender.tags import ItemTags
@@ -60,6 +61,9 @@ class RecommenderEngine:
         self.tags = tags or ItemTags.empty(n)
         self.aoty = dict(aoty or {})
         self._pop01 = np.log1p(self.popularity) / max(np.log1p(self.popularity.max(initial=0)), 1e-9)
+        self._pop01_f32 = self._pop01.astype(np.float32)
+        # Normalised scores of row-independent components (priors), computed on first use.
+        self._constant_scores: dict[str, tuple[Model, np.ndarray, np.ndarray]] = {}
 
     # --- training -------------------------------------------------------------------------------
     @classmethod
@@ -122,8 +126,11 @@ class RecommenderEngine:
             # A thumbs-down on something the user played: stop using it as a positive signal.
             row = sp.csr_matrix(row.multiply(~np.isin(np.arange(row.shape[1]), disliked)[None, :]), dtype=np.float32)
             row.eliminate_zeros()
+        # The row as arrays, shared by every component and the evidence (None: repeated columns,
+        # then every model scores the sparse row as before).
+        user = UserRow.from_csr(row)
         weights = self.hybrid.weights_for(row.nnz)
-        parts = {name: w * normalise_scores(self.hybrid.components[name].score(row))[0]
+        parts = {name: w * self._normalised_scores(name, row, user)
                  for name, w in weights.items() if w and name in self.hybrid.components}
         total = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(self.items), np.float32)
         total = total.astype(np.float32)
@@ -133,16 +140,15 @@ class RecommenderEngine:
         if len(disliked):
             total -= DISLIKE_PUSH * spread * self._neighbourhood(disliked)
         if request.discovery > 0:
-            total -= np.float32(request.discovery * DISCOVERY_PENALTY * spread) * self._pop01.astype(np.float32)
-            quality = self.hybrid.components.get("quality")
-            if quality is not None:
-                lift = normalise_scores(quality.score(row))[0]
+            total -= np.float32(request.discovery * DISCOVERY_PENALTY * spread) * self._pop01_f32
+            if self.hybrid.components.get("quality") is not None:
+                lift = self._normalised_scores("quality", row, user)
                 total += np.float32(request.discovery * DISCOVERY_QUALITY * spread) * lift
         # Known = the user's own history; liked items folded into `row` above may come back.
         allowed = self._allowed(history_row, request, liked, disliked)
         total = np.where(allowed, total, -np.inf)
         chosen = self._rank(total, request.count, request.max_per_artist)
-        return self._recommendations(np.asarray(chosen, dtype=np.int64), total, row, parts,
+        return self._recommendations(np.asarray(chosen, dtype=np.int64), total, row, user, parts,
                                      request.with_evidence)
 
     def similar(self, item_id: object, count: int = 10, *, max_per_artist: int | None = None) -> list[Recommendation]:
@@ -155,6 +161,19 @@ class RecommenderEngine:
         return self.recommend(row, request)
 
     # --- internals ------------------------------------------------------------------------------
+    def _normalised_scores(self, name: str, row: sp.csr_matrix, user: UserRow | None) -> np.ndarray:
+        """One component's per-user z-normalised scores (1-D), as `normalise_scores(model.score(row))[0]`."""
+        model = self.hybrid.components[name]
+        constant = model.row_independent_scores()
+        if constant is not None and len(constant) == model.n_items:
+            cached = self._constant_scores.get(name)
+            if cached is None or cached[0] is not model or cached[1] is not constant:
+                cached = (model, constant, normalise_scores(constant[None, :])[0])
+                self._constant_scores[name] = cached
+            return cached[2]
+        scores = model.score(row) if user is None else model.score_row(user)[None, :]
+        return normalise_scores(scores)[0]
+
     def _neighbourhood(self, items: np.ndarray) -> np.ndarray:
         """Summed similarity of every item to `items`, scaled to 0..1 (the feedback spread)."""
         total = np.zeros(len(self.items), dtype=np.float32)
@@ -209,19 +228,20 @@ class RecommenderEngine:
                 return chosen
             pool = min(finite, pool * 4)
 
-    def _recommendations(self, chosen: np.ndarray, total: np.ndarray, row: sp.csr_matrix,
+    def _recommendations(self, chosen: np.ndarray, total: np.ndarray, row: sp.csr_matrix, user: UserRow | None,
                          parts: Mapping[str, np.ndarray], with_evidence: bool) -> list[Recommendation]:
         if len(chosen) == 0:
             return []
         cold = row.nnz < self.hybrid.cold_threshold
-        items_evidence = self._evidence_items(row, chosen) if with_evidence else [()] * len(chosen)
-        tags_evidence = self._evidence_tags(row, chosen) if with_evidence else [()] * len(chosen)
+        items_evidence = self._evidence_items(row, chosen, user) if with_evidence else [()] * len(chosen)
+        tags_evidence = self._evidence_tags(row, chosen, user) if with_evidence else [()] * len(chosen)
         out = []
         for position, item in enumerate(chosen.tolist()):
             item_id = self.items.external(item)
             popularity = float(self.popularity[item] / self.n_users)
-            evidence = Evidence(popularity=popularity)
-            if with_evidence:
+            if not with_evidence:
+                evidence = Evidence(popularity=popularity)
+            else:
                 evidence = Evidence(
                     items=items_evidence[position], tags=tags_evidence[position],
                     sources={name: round(float(p[item]), 4) for name, p in parts.items()},
@@ -232,40 +252,54 @@ class RecommenderEngine:
                                       score=float(total[item]), evidence=evidence, artist=artist or None))
         return out
 
-    def _evidence_items(self, row: sp.csr_matrix, items: np.ndarray, top: int = 3) -> list[tuple[Weighted, ...]]:
+    def _evidence_items(self, row: sp.csr_matrix, items: np.ndarray, user: UserRow | None = None,
+                        top: int = 3) -> list[tuple[Weighted, ...]]:
         """Per item, the user's items that pushed it up most, summed over components (weights sum to 1)."""
         weights = self.hybrid.weights_for(row.nnz)
-        history = np.unique(row.indices)
+        history = np.unique(row.indices) if user is None else user.indices  # sorted, distinct
         totals = np.zeros((len(history), len(items)), dtype=np.float64)
         for name in EVIDENCE_COMPONENTS:
             model = self.hybrid.components.get(name)
             if model is None or not weights.get(name) or len(history) == 0:
                 continue
-            found = model.contributions(row, items)
+            found = model.contributions(row, items) if user is None else model.contributions_row(user, items)
             if found is None:
                 continue
             indices, values = found
             scale = np.abs(values).sum(axis=0)
             values = np.divide(values, scale, out=np.zeros_like(values, dtype=np.float64), where=scale > 0)
-            np.add.at(totals, np.searchsorted(history, indices), weights[name] * values)
+            rows = np.searchsorted(history, indices)
+            if len(rows) < 2 or (np.diff(rows) > 0).all():
+                totals[rows] += weights[name] * values  # distinct rows: the same sums as np.add.at
+            else:
+                np.add.at(totals, rows, weights[name] * values)
+        # Per item (column): the top history items by argsort of the negated column, as one call.
+        columns = totals.T
+        ranked = np.argsort(-columns, axis=1)[:, :top]
+        picked = np.take_along_axis(columns, ranked, axis=1)
         out: list[tuple[Weighted, ...]] = []
-        for column in totals.T:
-            order = [i for i in np.argsort(-column)[:top] if column[i] > 0]
-            norm = float(column[order].sum()) or 1.0
-            out.append(tuple(Weighted(str(self.names[history[i]]), round(float(column[i]) / norm, 4))
-                             for i in order))
+        for order, values in zip(ranked, picked, strict=True):
+            positive = values > 0
+            values = values[positive]
+            norm = float(values.sum()) or 1.0
+            out.append(tuple(Weighted(str(self.names[history[i]]), round(value / norm, 4))
+                             for i, value in zip(order[positive].tolist(), values.tolist(), strict=True)))
         return out
 
-    def _evidence_tags(self, row: sp.csr_matrix, items: np.ndarray, top: int = 3) -> list[tuple[Weighted, ...]]:
+    def _evidence_tags(self, row: sp.csr_matrix, items: np.ndarray, user: UserRow | None = None,
+                       top: int = 3) -> list[tuple[Weighted, ...]]:
         content = self.hybrid.components.get("content")
         if not isinstance(content, ContentTfidf) or row.nnz == 0:
             return [()] * len(items)
+        overlap = content.tag_overlap(row, items) if user is None else content.tag_overlap_row(user, items)
         out: list[tuple[Weighted, ...]] = []
-        for names, weights in content.tag_overlap(row, items):
+        for names, weights in overlap:
             order = np.argsort(-weights)[:top]
-            norm = float(weights[order].sum()) or 1.0
-            out.append(tuple(Weighted(str(names[i]), round(float(weights[i]) / norm, 4))
-                             for i in order if weights[i] > 0))
+            best = weights[order]
+            norm = float(best.sum()) or 1.0
+            out.append(tuple(Weighted(str(name), round(weight / norm, 4))
+                             for name, weight in zip(names[order].tolist(), best.tolist(), strict=True)
+                             if weight > 0))
         return out
 
     # --- persistence ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
+from core.recommender.models._row import UserRow
 
 
 class Model(ABC):
@@ -59,6 +60,22 @@ class Model(ABC):
         len(history) x len(items)), or None if the model cannot say (e.g. popularity).
 
         Batched over the recommended items because evidence is built for a whole list at once.
+        """
+        return None
+
+    # --- one user at serving time (must equal the sparse methods above bit for bit) -----------
+    def score_row(self, row: UserRow) -> np.ndarray:
+        """``score(row)[0]`` for one user row given as arrays; models override it to skip SciPy."""
+        return self.score(row.csr())[0]
+
+    def contributions_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``contributions(row, items)`` for one user row given as arrays."""
+        return self.contributions(row.csr(), items)
+
+    def row_independent_scores(self) -> np.ndarray | None:
+        """The scores every row gets, for models that ignore the row (priors); None otherwise.
+
+        Lets the engine normalise them once instead of on every request.
         """
         return None
 

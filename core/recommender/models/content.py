@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
+from core.recommender.models._row import UserRow, is_canonical, ranges
 from core.recommender.models._sparse import dense_rows
 from core.recommender.models.base import Model
 from core.recommender.tags import ItemTags, tfidf_vectors
@@ -79,6 +80,116 @@ class ContentTfidf(Model):
         for r in range(product.shape[0]):
             start, end = product.indptr[r], product.indptr[r + 1]
             out.append((self.tag_names[product.indices[start:end]], product.data[start:end].astype(np.float32)))
+        return out
+
+    # --- one user row (bit-identical to profile/score/contributions/tag_overlap above) ----------
+    def _row_ready(self) -> bool:
+        """The fast path replays SciPy on canonical tag vectors (no repeated tag within an item)."""
+        cached = self.__dict__.get("_canonical")
+        if cached is None or cached[0] is not self.vectors:
+            cached = self._canonical = (self.vectors, is_canonical(self.vectors))
+        return cached[1]
+
+    def _profile_row(self, row: UserRow) -> tuple[np.ndarray, np.ndarray]:
+        """`profile(row)` as (tag indices, values) in the order SciPy stores them.
+
+        profile = diag(1/‖p‖) @ p with p = weighted row @ vectors. csr_matmat emits columns in the
+        reverse order of their first touch, so p is stored in reverse first-touch order and the
+        scaled profile in first-touch order; the norm sums p² in the order `multiply` leaves it.
+        """
+        key = ("content-profile", id(self.vectors))
+        found = row.cache.get(key)
+        if found is not None:
+            return found[0], found[1]
+        vectors = self.vectors
+        positions, lengths = ranges(vectors.indptr, row.indices)
+        tags = vectors.indices[positions]
+        sums = np.zeros(vectors.shape[1], dtype=np.float32)
+        np.add.at(sums, tags, np.repeat(row.weighted(self.weighting), lengths) * vectors.data[positions])
+        first = np.full(vectors.shape[1], len(tags), dtype=np.int64)
+        np.minimum.at(first, tags, np.arange(len(tags), dtype=np.int64))
+        is_first = np.zeros(len(tags), dtype=bool)
+        is_first[first[first < len(tags)]] = True
+        stored = tags[is_first][::-1]  # reverse first-touch order
+        stored = stored[sums[stored] != 0]
+        values = sums[stored]
+        canonical = len(stored) < 2 or bool((np.diff(stored) > 0).all())
+        squares = values * values if canonical else (values * values)[::-1]
+        squares = squares[squares != 0]
+        norms = np.zeros(1, dtype=np.float32)
+        if len(squares):
+            norms[0] = np.add.reduceat(squares, [0])[0]
+        norms = np.sqrt(norms)
+        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+        if scale[0] == 0:
+            profile_tags, profile_values = stored[:0], values[:0]
+        else:
+            scaled = scale[0] * values
+            keep = scaled != 0
+            profile_tags, profile_values = stored[keep][::-1], scaled[keep][::-1]
+        row.cache[key] = (profile_tags, profile_values, vectors)
+        return profile_tags, profile_values
+
+    def score_row(self, row: UserRow) -> np.ndarray:
+        if self.vectors.shape[1] == 0 or not self._row_ready():
+            return super().score_row(row)
+        tags, values = self._profile_row(row)
+        transposed = self._vectors_t
+        positions, lengths = ranges(transposed.indptr, tags)
+        out = np.zeros(transposed.shape[1], dtype=np.float32)
+        np.add.at(out, transposed.indices[positions], np.repeat(values, lengths) * transposed.data[positions])
+        return out
+
+    def contributions_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.vectors.shape[1] == 0 or not self._row_ready():
+            return super().contributions_row(row, items)
+        items = np.asarray(items)
+        vectors = self.vectors
+        # The chosen items' tag vectors, dense over the tags they carry (tags x items).
+        positions, lengths = ranges(vectors.indptr, items)
+        item_tags = vectors.indices[positions]
+        carried = np.sort(item_tags)  # the distinct tags (np.unique is slow on small arrays)
+        carried = carried[np.concatenate(([True], carried[1:] != carried[:-1]))] if len(carried) else carried
+        chosen = np.zeros((len(carried), len(items)), dtype=np.float32)
+        stored = np.zeros((len(carried), len(items)), dtype=bool)
+        at = (np.searchsorted(carried, item_tags), np.repeat(np.arange(len(items)), lengths))
+        chosen[at] = vectors.data[positions]
+        stored[at] = True
+        # Each (history item, tag) entry meets the chosen items carrying that tag; the products are
+        # summed per (history item, chosen item) in the history item's tag order, as csr_matmat does.
+        positions, lengths = ranges(vectors.indptr, row.indices)
+        tags = vectors.indices[positions]
+        sims = np.zeros(row.nnz * len(items), dtype=np.float32)
+        if len(carried) and len(tags):
+            spot = np.minimum(np.searchsorted(carried, tags), len(carried) - 1)
+            shared = np.flatnonzero(carried[spot] == tags)
+            flat = np.flatnonzero(stored[spot[shared]])  # row-major: history tag order kept
+            entry, column = shared[flat // len(items)], flat % len(items)
+            terms = vectors.data[positions[entry]] * chosen[spot[entry], column]
+            cells = np.repeat(np.arange(row.nnz), lengths)[entry] * len(items) + column
+            np.add.at(sims, cells, terms)
+        return row.indices, row.weighted(self.weighting)[:, None] * sims.reshape(row.nnz, len(items))
+
+    def tag_overlap_row(self, row: UserRow, items: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`tag_overlap(row, items)` for one user row given as arrays."""
+        if self.vectors.shape[1] == 0 or not self._row_ready():
+            return self.tag_overlap(row.csr(), items)
+        items = np.asarray(items)
+        tags, values = self._profile_row(row)
+        profile = np.zeros(self.vectors.shape[1], dtype=np.float32)
+        profile[tags] = values
+        # One item: `multiply` is an element-wise product, in tag order when both rows are sorted.
+        # Several: a product with diag(profile), which stores each item's tags in reverse order.
+        ascending = len(items) == 1 and (len(tags) < 2 or bool((np.diff(tags) > 0).all()))
+        indptr, indices, data = self.vectors.indptr, self.vectors.indices, self.vectors.data
+        out = []
+        for item in items.tolist():
+            item_tags = indices[indptr[item]:indptr[item + 1]]
+            weights = data[indptr[item]:indptr[item + 1]] * profile[item_tags]
+            if not ascending:
+                item_tags, weights = item_tags[::-1], weights[::-1]
+            keep = weights != 0
+            out.append((self.tag_names[item_tags[keep]], weights[keep].astype(np.float32)))
         return out
 
     def write_state(self, writer: ArtifactWriter, prefix: str) -> None:

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
+from core.recommender.models._row import UserRow, gather
 from core.recommender.models._sparse import blocked_top_k_product, dense_rows
 from core.recommender.models.base import Model
 from core.recommender.weighting import apply_weighting
@@ -45,6 +46,13 @@ class ItemKNN(Model):
 
     def item_similarity(self, items: np.ndarray) -> np.ndarray:
         return dense_rows(self.sim[np.asarray(items)])
+
+    def score_row(self, row: UserRow) -> np.ndarray:
+        return gather(row, self.sim, self.weighting).dense(self.sim.shape[1])
+
+    def contributions_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        block = gather(row, self.sim, self.weighting).block(np.asarray(items), row.nnz)
+        return row.indices, row.weighted(self.weighting)[:, None] * block
 
     def contributions(self, row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         weighted = apply_weighting(row, self.weighting)

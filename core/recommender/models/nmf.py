@@ -24,6 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
+from core.recommender.models._row import UserRow, sequential_rows_sum
 from core.recommender.models.base import Model, binary_columns_popularity
 from core.recommender.weighting import apply_weighting
 
@@ -86,6 +87,24 @@ class NMF(Model):
     def score(self, rows: sp.csr_matrix) -> np.ndarray:
         out = np.zeros((rows.shape[0], self.n_items), dtype=np.float32)
         out[:, self.items] = self.fold_in(rows) @ self.item_factors
+        return out
+
+    def score_row(self, row: UserRow) -> np.ndarray:
+        """`score` for one row: the same fold-in, with x Hᵀ accumulated as SciPy does it."""
+        values = row.weighted(self.weighting)
+        positions = np.minimum(np.searchsorted(self.items, row.indices), len(self.items) - 1)
+        modelled = self.items[positions] == row.indices
+        factors = np.zeros((1, self.item_factors.shape[0]))
+        if modelled.any():
+            cached = self.__dict__.get("_factors_t")
+            if cached is None or cached[0] is not self.item_factors:  # refitted or reloaded
+                cached = self._factors_t = (self.item_factors, np.ascontiguousarray(self.item_factors.T))
+            transposed = cached[1]
+            rhs = sequential_rows_sum(values[modelled].astype(np.float64), transposed, positions[modelled])
+            target = sl.solve_triangular(self._chol, rhs, lower=True)
+            factors[0], _ = nnls(self._chol.T, target)
+        out = np.zeros(self.n_items, dtype=np.float32)
+        out[self.items] = (factors @ self.item_factors)[0]
         return out
 
     def item_similarity(self, items: np.ndarray) -> np.ndarray:

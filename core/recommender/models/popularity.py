@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
+from core.recommender.models._row import UserRow
 from core.recommender.models.base import Model, binary_columns_popularity
 
 
@@ -27,6 +28,12 @@ class MostPop(Model):
 
     def score(self, rows: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.counts, (rows.shape[0], self.n_items)).copy()
+
+    def score_row(self, row: UserRow) -> np.ndarray:
+        return np.broadcast_to(self.counts, (self.n_items,)).copy()
+
+    def row_independent_scores(self) -> np.ndarray:
+        return self.counts
 
     def item_similarity(self, items: np.ndarray) -> np.ndarray:
         # Popularity has no notion of similarity; say so with zeros rather than a popularity list.
