@@ -11,15 +11,13 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
-from core.recommender.models._row import UserRow, gather
-from core.recommender.models._sparse import blocked_top_k_product, dense_rows
-from core.recommender.models.base import Model
+from core.recommender.models._sparse import blocked_top_k_product
+from core.recommender.models.item_item import ItemItemModel
 from core.recommender.weighting import apply_weighting
 
 
-class ItemKNN(Model):
+class ItemKNN(ItemItemModel):
     """sim(i, j) = |U_i ∩ U_j| / (sqrt(|U_i| |U_j|) + shrink), top-k neighbours per item."""
 
     name = "ItemKNN"
@@ -40,27 +38,3 @@ class ItemKNN(Model):
         self.sim = blocked_top_k_product(sp.csr_matrix(x.T), x, self.k, scale_rows=norms, scale_cols=norms,
                                          shrink=self.shrink)
         return self
-
-    def score(self, rows: sp.csr_matrix) -> np.ndarray:
-        return dense_rows(apply_weighting(rows, self.weighting) @ self.sim)
-
-    def item_similarity(self, items: np.ndarray) -> np.ndarray:
-        return dense_rows(self.sim[np.asarray(items)])
-
-    def score_row(self, row: UserRow) -> np.ndarray:
-        return gather(row, self.sim, self.weighting).dense(self.sim.shape[1])
-
-    def contributions_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        block = gather(row, self.sim, self.weighting).block(np.asarray(items), row.nnz)
-        return row.indices, row.weighted(self.weighting)[:, None] * block
-
-    def contributions(self, row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        weighted = apply_weighting(row, self.weighting)
-        block = dense_rows(self.sim[weighted.indices][:, np.asarray(items)])
-        return weighted.indices, weighted.data[:, None] * block
-
-    def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
-        writer.put_sparse(f"{prefix}sim", self.sim)
-
-    def read_state(self, reader: ArtifactReader, prefix: str) -> None:
-        self.sim = reader.get_sparse(f"{prefix}sim").astype(np.float32)

@@ -11,15 +11,14 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
-from core.recommender.models._row import UserRow, gather
-from core.recommender.models._sparse import blocked_top_k_product, dense_rows, row_normalise
-from core.recommender.models.base import Model, binary_columns_popularity
+from core.recommender.models._sparse import blocked_top_k_product, row_normalise
+from core.recommender.models.base import binary_columns_popularity
+from core.recommender.models.item_item import ItemItemModel
 from core.recommender.weighting import apply_weighting
 
 
-class RP3beta(Model):
+class RP3beta(ItemItemModel):
     name = "RP3beta"
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.5, k: int = 200, weighting: str = "binary") -> None:
@@ -44,27 +43,3 @@ class RP3beta(Model):
         damp = np.power(np.maximum(popularity, 1.0), -self.beta).astype(np.float32)
         self.sim = blocked_top_k_product(p_iu, p_ui, self.k, scale_cols=damp)
         return self
-
-    def score(self, rows: sp.csr_matrix) -> np.ndarray:
-        return dense_rows(apply_weighting(rows, self.weighting) @ self.sim)
-
-    def item_similarity(self, items: np.ndarray) -> np.ndarray:
-        return dense_rows(self.sim[np.asarray(items)])
-
-    def score_row(self, row: UserRow) -> np.ndarray:
-        return gather(row, self.sim, self.weighting).dense(self.sim.shape[1])
-
-    def contributions_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        block = gather(row, self.sim, self.weighting).block(np.asarray(items), row.nnz)
-        return row.indices, row.weighted(self.weighting)[:, None] * block
-
-    def contributions(self, row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        weighted = apply_weighting(row, self.weighting)
-        block = dense_rows(self.sim[weighted.indices][:, np.asarray(items)])
-        return weighted.indices, weighted.data[:, None] * block
-
-    def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
-        writer.put_sparse(f"{prefix}sim", self.sim)
-
-    def read_state(self, reader: ArtifactReader, prefix: str) -> None:
-        self.sim = reader.get_sparse(f"{prefix}sim").astype(np.float32)
