@@ -14,30 +14,16 @@ from datetime import UTC, datetime
 from core.db.repositories import ListenRepository, UserRepository
 from core.db.repositories.listens import PlayRow
 from core.services import Services
+from tests.bot.driving import everything_sent, run
 from tests.bot.world import GUILD_ID, MEMBERS, OTHER_GUILD_ID
-from tests.fakes.discord_server import FakeDiscord, InteractionRecord, SentMessage
+from tests.fakes.discord_server import FakeDiscord, SentMessage
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ACK_DEADLINE_S = 3.0
 CAROL_ONLY = ("Slowdive", "My Bloody Valentine")  # carol's artists nobody else in the guild plays
 
 
 def uid(name: str) -> int:
     return MEMBERS[name].fake.id
-
-
-async def run(fake: FakeDiscord, name: str, user: str, options: dict[str, object] | None = None,
-              ) -> tuple[InteractionRecord, SentMessage]:
-    record = await fake.dispatch(fake.slash(name, options=options or {}, user=fake.user(user)))
-    final = await record.wait_final(timeout=30.0)
-    assert record.ack_latency is not None and record.ack_latency < ACK_DEADLINE_S
-    assert not record.rejected_callbacks
-    return record, final
-
-
-def everything_sent(fake: FakeDiscord) -> str:
-    """Every byte of text the bot sent anywhere (bodies of all requests), for leak checks."""
-    return json.dumps([r.json for r in fake.requests], default=str, ensure_ascii=False)
 
 
 def score_of(message: SentMessage) -> float:

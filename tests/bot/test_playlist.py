@@ -13,10 +13,10 @@ import xml.etree.ElementTree as ET
 from bot.command_limits import validate_message_payload
 from core.db.repositories import UserRepository
 from core.services import Services
+from tests.bot.driving import click, everything_sent, run
 from tests.bot.world import GUILD_ID, MEMBERS
-from tests.fakes.discord_server import FakeDiscord, InteractionRecord, SentMessage
+from tests.fakes.discord_server import FakeDiscord
 
-ACK_DEADLINE_S = 3.0
 EXPORT = re.compile(r"^sonance:pl:(\d+):(spotify|files)$")
 XSPF = "{http://xspf.org/ns/0/}"
 CAROL_ONLY = ("Slowdive", "My Bloody Valentine", "Ride")
@@ -26,28 +26,8 @@ def uid(name: str) -> int:
     return MEMBERS[name].fake.id
 
 
-async def run(fake: FakeDiscord, user: str, options: dict[str, object]) -> tuple[InteractionRecord, SentMessage]:
-    record = await fake.dispatch(fake.slash("playlist", options=options, user=fake.user(user)))
-    final = await record.wait_final(timeout=60.0)
-    assert record.ack_latency is not None and record.ack_latency < ACK_DEADLINE_S
-    assert not record.rejected_callbacks
-    return record, final
-
-
-async def click(fake: FakeDiscord, custom_id: str, user: str, message: SentMessage | None = None) -> SentMessage:
-    record = await fake.dispatch(fake.button(custom_id, message=message, user=fake.user(user)))
-    final = await record.wait_final(timeout=30.0)
-    assert record.ack_latency is not None and record.ack_latency < ACK_DEADLINE_S
-    assert not record.rejected_callbacks
-    return final
-
-
-def everything_sent(fake: FakeDiscord) -> str:
-    return json.dumps([r.json for r in fake.requests], default=str, ensure_ascii=False)
-
-
 async def test_playlist_for_me_preview_and_download_files(sonance: FakeDiscord) -> None:
-    _, preview = await run(sonance, "alice", {"mode": "for me", "length": 20})
+    _, preview = await run(sonance, "playlist", "alice", {"mode": "for me", "length": 20})
     assert not preview.ephemeral and not validate_message_payload(preview.body)
     embed = preview.embeds[0]
     assert embed["title"] and "tracks" in embed["footer"]["text"]
@@ -83,7 +63,7 @@ async def test_blend_shows_fairness_and_hidden_member_is_refused_without_leaks(
     ids = world_services.extras["world_ids"]
     async with world_services.session() as session:
         await UserRepository(session).set_guild_visibility(GUILD_ID, ids["carol"], False)
-    _, refusal = await run(sonance, "bob", {"mode": "blend", "member": uid("carol")})
+    _, refusal = await run(sonance, "playlist", "bob", {"mode": "blend", "member": uid("carol")})
     assert refusal.ephemeral and "keeps their listening private" in (refusal.content or "")
     assert not refusal.embeds and not refusal.files and not refusal.components
     sent = everything_sent(sonance)
@@ -91,7 +71,7 @@ async def test_blend_shows_fairness_and_hidden_member_is_refused_without_leaks(
         assert artist not in sent
     assert "Carol" not in sent
 
-    _, blend = await run(sonance, "alice", {"mode": "blend", "member": uid("bob"), "length": 10})
+    _, blend = await run(sonance, "playlist", "alice", {"mode": "blend", "member": uid("bob"), "length": 10})
     assert not blend.ephemeral
     fairness = next(f["value"] for f in blend.embeds[0]["fields"] if f["name"] == "Fairness")
     assert "Alice" in fairness and "Bob" in fairness
@@ -102,9 +82,9 @@ async def test_seed_mode_autocomplete_and_refusals(sonance: FakeDiscord) -> None
                                                          user=sonance.user("dave")))
     choices = await record.wait_for(lambda r: r.choices, timeout=10.0)
     assert [c["value"] for c in choices] == ["Portishead"]
-    _, seeded = await run(sonance, "dave", {"mode": "from seed", "seed": "Portishead"})
+    _, seeded = await run(sonance, "playlist", "dave", {"mode": "from seed", "seed": "Portishead"})
     assert "Portishead" in seeded.embeds[0]["description"]
-    _, missing = await run(sonance, "dave", {"mode": "from seed"})
+    _, missing = await run(sonance, "playlist", "dave", {"mode": "from seed"})
     assert missing.ephemeral and "seed" in (missing.content or "")
-    _, limited = await run(sonance, "dave", {"mode": "for me"})  # third /playlist within a minute
+    _, limited = await run(sonance, "playlist", "dave", {"mode": "for me"})  # third /playlist within a minute
     assert limited.ephemeral and "Try again" in (limited.content or "")

@@ -12,29 +12,12 @@ from bot.command_limits import validate_message_payload
 from core.db.repositories.recommendations import RecommendationRepository
 from core.recommender.service import RecommendService
 from core.services import Services
+from tests.bot.driving import click, run
 from tests.bot.world import MEMBERS
-from tests.fakes.discord_server import FakeDiscord, InteractionRecord, SentMessage
+from tests.fakes.discord_server import FakeDiscord, SentMessage
 
-ACK_DEADLINE_S = 3.0
 FB = re.compile(r"^sonance:fb:(\d+):(up|down)$")
 WHY = re.compile(r"^sonance:why:(\d+)$")
-
-
-async def run(fake: FakeDiscord, name: str, user: str, options: dict[str, object] | None = None,
-              ) -> tuple[InteractionRecord, SentMessage]:
-    record = await fake.dispatch(fake.slash(name, options=options or {}, user=fake.user(user)))
-    final = await record.wait_final(timeout=60.0)
-    assert record.ack_latency is not None and record.ack_latency < ACK_DEADLINE_S
-    assert not record.rejected_callbacks
-    return record, final
-
-
-async def click(fake: FakeDiscord, custom_id: str, user: str, message: SentMessage | None = None) -> SentMessage:
-    record = await fake.dispatch(fake.button(custom_id, message=message, user=fake.user(user)))
-    final = await record.wait_final(timeout=30.0)
-    assert record.ack_latency is not None and record.ack_latency < ACK_DEADLINE_S
-    assert not record.rejected_callbacks
-    return final
 
 
 def listed(message: SentMessage) -> list[str]:
