@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from bot.cli_app import app
+from core.runtime import tune_gc
 
 # Each module registers its commands on the groups of `bot.cli_app` when imported.
 COMMAND_MODULES = (
@@ -26,6 +27,7 @@ def _load_commands() -> None:
 
 def main() -> None:
     _load_commands()
+    tune_gc()  # after imports: the loaded modules are the first long-lived heap (see core.runtime)
     app()
 
 

@@ -30,7 +30,7 @@ from core.errors import AccountProblem, SourceUnavailable
 from core.services import Services
 from core.sources.lastfm import LastfmClient
 from core.sources.lastfm_history import HistoryCursor, HistoryPage, iterate_history
-from core.sync.ingest import RawListen, ingest_listens
+from core.sync.ingest import CatalogIds, RawListen, ingest_listens
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ class LastfmSync:
         try:
             user_id, username, cursor = await self._cursor_for(account_id)
             batches: asyncio.Queue[list[HistoryPage] | BaseException | None] = asyncio.Queue(maxsize=2)
+            known = CatalogIds()  # this run's resolved spellings; dropped with the run if a batch fails
 
             async def fetch() -> None:
                 """Producer: reads pages ahead while the previous batch is being written."""
@@ -132,7 +133,7 @@ class LastfmSync:
                     accounts = AccountRepository(session, None)
                     if not await accounts.try_lock(account_id, self.owner, LOCK_TTL):
                         raise RuntimeError("sync lock lost to another worker")
-                    result = await ingest_listens(session, user_id, _raw([r for p in batch for r in p.rows]))
+                    result = await ingest_listens(session, user_id, _raw([r for p in batch for r in p.rows]), known)
                     await accounts.save_cursor(account_id, batch[-1].cursor.to_dict())
                 return result.inserted
 

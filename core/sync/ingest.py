@@ -16,7 +16,6 @@ from typing import NamedTuple
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.repositories import CatalogRepository, ListenRepository
-from core.db.repositories.bulk_ingest import pg_bulk_ingest, staged_row
 from core.db.repositories.listens import NewListen
 from core.matching import album_key, artist_key, track_key
 
@@ -87,24 +86,60 @@ def _resolve(plays: Sequence[RawListen]) -> list[_Resolved]:
     return out
 
 
-async def ingest_listens(session: AsyncSession, user_id: int, plays: Sequence[RawListen]) -> IngestResult:
-    """Resolve names to catalog rows and insert the listens that are new."""
+class CatalogIds:
+    """What the catalog already said about raw names: (artist, track, album) as the source spelled
+    them -> (artist_id, track_id), or None when the play has no usable names.
+
+    Why: a listening history repeats itself (a 1,000,000-play history has ~100k distinct tracks),
+    and resolving a play costs name cleaning, key normalisation and catalog round trips. Only the
+    first sighting of a spelling pays; later ones are a dict lookup. The ids are exactly what
+    resolution would return again (catalog rows are never renamed), so the stored result does not
+    change. One instance per sync run; bounded, because a process syncs many users.
+    """
+
+    def __init__(self, limit: int = 500_000) -> None:
+        self.limit = limit
+        self.ids: dict[tuple[str, str, str | None], tuple[int, int] | None] = {}
+
+    def make_room(self) -> None:
+        if len(self.ids) > self.limit:
+            self.ids.clear()
+
+
+async def ingest_listens(session: AsyncSession, user_id: int, plays: Sequence[RawListen],
+                         known: CatalogIds | None = None) -> IngestResult:
+    """Resolve names to catalog rows (creating missing ones) and insert the listens that are new.
+
+    Pass the same `known` for every batch of one sync so repeated spellings skip resolution.
+    """
+    known = known if known is not None else CatalogIds()
+    known.make_room()
+    ids = known.ids
+    misses: dict[tuple[str, str, str | None], RawListen] = {}
+    for play in plays:
+        key = (play.artist, play.track, play.album)
+        if key not in ids and key not in misses:
+            misses[key] = play
+    if misses:
+        await _resolve_catalog(session, list(misses.values()), ids)
+    rows = []
+    for play in plays:
+        hit = ids[(play.artist, play.track, play.album)]
+        if hit is not None:
+            rows.append(NewListen(hit[1], hit[0], play.played_at, play.source))
+    inserted = await ListenRepository(session).add_listens(user_id, rows)
+    return IngestResult(len(plays), inserted, len(plays) - len(rows))
+
+
+async def _resolve_catalog(session: AsyncSession, plays: list[RawListen],
+                           ids: dict[tuple[str, str, str | None], tuple[int, int] | None]) -> None:
+    """Get-or-create the artists, albums and tracks of `plays` (one spelling each) and record each
+    spelling's (artist_id, track_id) in `ids`; the first play of a new track names its album."""
     usable = _resolve(plays)
+    for play in plays:
+        ids[(play.artist, play.track, play.album)] = None
     if not usable:
-        return IngestResult(len(plays), 0, len(plays))
-    if session.get_bind().dialect.name == "postgresql":
-        inserted = await pg_bulk_ingest(session, user_id, [
-            staged_row(r.artist_key, r.artist, r.play.artist_mbid, r.album_key, r.album, r.play.album_mbid,
-                       r.track_key, r.track, r.play.track_mbid, r.play.track_url, r.play.spotify_track_id,
-                       r.play.played_at, r.play.source) for r in usable])
-    else:
-        inserted = await _ingest_portable(session, user_id, usable)
-    return IngestResult(len(plays), inserted, len(plays) - len(usable))
-
-
-async def _ingest_portable(session: AsyncSession, user_id: int, usable: list[_Resolved]) -> int:
-    """Get-or-create artists, albums and tracks by key, then insert the new listens (any engine).
-    PostgreSQL takes the set-based COPY path in `bulk_ingest` with the same rules."""
+        return
     catalog = CatalogRepository(session)
     artist_ids = await catalog.ensure_artists(
         {r.artist_key: {"name_key": r.artist_key, "name": r.artist, "mbid": r.play.artist_mbid}
@@ -119,6 +154,6 @@ async def _ingest_portable(session: AsyncSession, user_id: int, usable: list[_Re
         "mbid": r.play.track_mbid, "lastfm_url": r.play.track_url, "spotify_id": r.play.spotify_track_id}
         for r in reversed(usable)}
     track_ids = await catalog.ensure_tracks(tracks.values())
-    listens = [NewListen(track_ids[(artist_ids[r.artist_key], r.track_key)], artist_ids[r.artist_key],
-                         r.play.played_at, r.play.source) for r in usable]
-    return await ListenRepository(session).add_listens(user_id, listens)
+    for r in usable:
+        artist_id = artist_ids[r.artist_key]
+        ids[(r.play.artist, r.play.track, r.play.album)] = (artist_id, track_ids[(artist_id, r.track_key)])

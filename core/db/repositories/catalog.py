@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Album, Artist, ArtistPlays, ItemTag, Tag, Track
@@ -36,6 +36,8 @@ class CatalogRepository:
         engines answer from the unique index), insert only the missing rows with RETURNING, and
         re-select whatever a concurrent writer inserted in between (ON CONFLICT DO NOTHING hides it).
         """
+        if self.session.get_bind().dialect.name == "postgresql":
+            return await self._get_or_create_unnest(model, key_columns, rows)
         ids: dict[tuple[Any, ...], int] = {}
         columns = [getattr(model, c) for c in key_columns]
 
@@ -58,6 +60,48 @@ class CatalogRepository:
                     ids[tuple(key)] = row_id
             raced = [k for k in missing if k not in ids]
             if raced:
+                await select_existing(raced)
+        return ids
+
+    async def _get_or_create_unnest(self, model: Any, key_columns: tuple[str, ...],
+                                    rows: dict[tuple[Any, ...], dict[str, Any]]) -> dict[tuple[Any, ...], int]:
+        """PostgreSQL: the same three steps, each ONE statement whatever the batch size.
+
+        Why: the keys travel as one array per column (`unnest`), so there are no IN lists for
+        SQLAlchemy to expand and compile per value (measured: that compilation cost more than the
+        queries), and the lookups join the unique index row by row, whatever the catalog's size.
+        Identifiers come from the model, never from input.
+        """
+        table = model.__table__
+        dialect = self.session.get_bind().dialect
+
+        def arrays(names: list[str], prefix: str) -> str:
+            return ", ".join(f"CAST(:{prefix}{i} AS {table.c[n].type.compile(dialect=dialect)}[])"
+                             for i, n in enumerate(names))
+
+        keys = ", ".join(key_columns)
+        match = " AND ".join(f"t.{c} = k.{c}" for c in key_columns)
+        lookup = text(f"SELECT {', '.join('t.' + c for c in key_columns)}, t.id FROM {table.name} t "
+                      f"JOIN unnest({arrays(list(key_columns), 'k')}) AS k({keys}) ON {match}")
+        ids: dict[tuple[Any, ...], int] = {}
+
+        async def select_existing(wanted: list[tuple[Any, ...]]) -> None:
+            params = {f"k{i}": [k[i] for k in wanted] for i in range(len(key_columns))}
+            for *key, row_id in (await self.session.execute(lookup, params)).all():
+                ids[tuple(key)] = row_id
+
+        await select_existing(list(rows))
+        missing = [k for k in rows if k not in ids]
+        if missing:
+            columns = sorted({c for k in missing for c in rows[k]})
+            insert = text(f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                          f"SELECT * FROM unnest({arrays(columns, 'c')}) "
+                          f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}, id")
+            params = {f"c{i}": [rows[k].get(c) for k in missing] for i, c in enumerate(columns)}
+            for *key, row_id in (await self.session.execute(insert, params)).all():
+                ids[tuple(key)] = row_id
+            raced = [k for k in missing if k not in ids]
+            if raced:  # inserted by a concurrent writer since our lookup
                 await select_existing(raced)
         return ids
 

@@ -11,18 +11,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Artist, ArtistPlays, Listen, Track
 from core.db.repositories._dialect import chunks, upsert_insert
+from core.db.repositories.bulk_ingest import pg_copy_listens
 
 BATCH = 1000
 
 
-@dataclass(frozen=True)
-class NewListen:
+class NewListen(NamedTuple):
+    """A resolved play to insert (a NamedTuple: sync builds millions, and COPY takes tuples as-is)."""
+
     track_id: int
     artist_id: int
     played_at: datetime
@@ -53,7 +56,12 @@ class ListenRepository:
         self.session = session
 
     async def add_listens(self, user_id: int, listens: Sequence[NewListen]) -> int:
-        """Insert listens that are not stored yet; returns how many were new."""
+        """Insert listens that are not stored yet; returns how many were new.
+
+        PostgreSQL takes the COPY path in `bulk_ingest` (same rules, one statement per batch).
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            return await pg_copy_listens(self.session, user_id, listens)
         artist_of = {lst.track_id: lst.artist_id for lst in listens}
         new_by_artist: dict[int, list[datetime]] = defaultdict(list)
         inserted = 0

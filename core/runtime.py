@@ -1,0 +1,27 @@
+"""Process-wide runtime tuning for Sonance's long-running processes (the bot, sync, benchmarks).
+
+Why the garbage collector: CPython's default thresholds (700, 10, 10) run a collection every 700
+container allocations, and a full collection whenever the survivors grew by a quarter. Sonance's
+hot paths allocate millions of short-lived containers (decoded JSON pages, rows) beside a large,
+stable heap (imported modules, SQLAlchemy metadata, loaded models), which every full collection
+walks again. Measured with `sonance bench sync --scrobbles 1000000` against PostgreSQL: full
+collections took 10.4 s of a 50.8 s run; after freezing the start-up heap and collecting the young
+generation every 20,000 allocations, client CPU fell from 29.0 s to 16.3 s and throughput rose
+from 19.7k to 26.6k listens/s. Reference cycles are still collected, only in larger, rarer sweeps.
+"""
+
+from __future__ import annotations
+
+import gc
+
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Collect young objects less often and exempt everything alive now from future collections.
+
+    Call once at start-up and again after loading large long-lived state (models, caches):
+    `gc.freeze()` moves what exists into a permanent generation that collections skip.
+    """
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.freeze()
