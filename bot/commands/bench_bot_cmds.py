@@ -24,7 +24,8 @@ def _fmt(value: float | None) -> str:
 
 def print_report(data: dict[str, Any]) -> None:
     """Human-readable figures: one row per run (and per command of the mixed run)."""
-    table = Table(title=f"sonance bench bot ({data['database']}, {data['members']} members)")
+    table = Table(title=f"sonance bench bot ({data['database']}, {data['members']} members, "
+                        f"bot {'in its own process' if data['bot'] == 'process' else 'in-process'})")
     for column in ("run", "n", "in flight", "ack p50", "ack p95", "ack max", "final p50", "final p95",
                    "final max", "per s", "errors"):
         table.add_column(column, justify="left" if column == "run" else "right")
@@ -45,8 +46,10 @@ def print_report(data: dict[str, Any]) -> None:
     for name in ("recommend", "mixed"):
         run = data.get(name)
         if run is not None:
-            console.print(f"{name}: wall {run['wall_s']} s, CPU {run['cpu_s']} s, "
-                          f"event-loop lag p95 {run['loop_lag_ms']['p95']} ms / max {run['loop_lag_ms']['max']} ms")
+            loop = "event-loop" if data["bot"] == "in-process" else "load generator's loop"
+            console.print(f"{name}: wall {run['wall_s']} s, bot CPU {run['cpu_s']} s "
+                          f"({run['cpu_ms_per_interaction']} ms per interaction), "
+                          f"{loop} lag p95 {run['loop_lag_ms']['p95']} ms / max {run['loop_lag_ms']['max']} ms")
             for sample in run["error_samples"]:
                 console.print(f"  [red]error[/] {sample}", highlight=False)
     targets = data["targets"]
@@ -71,6 +74,8 @@ def bench_bot(
     tune: bool = typer.Option(False, "--tune/--no-tune", help="Tune hyperparameters when training (slower setup)."),
     profile: Path | None = typer.Option(None, "--profile", help="cProfile the /recommend run; write pstats here "
                                         "and print the top functions to stderr."),
+    in_process: bool = typer.Option(False, "--in-process", help="Run the bot in this process's event loop, "
+                                    "beside the fake (implied by --profile); default: its own process."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
 ) -> None:
     """Slash-command latency of the real bot (ack and final answer) with many interactions in flight."""
@@ -82,7 +87,7 @@ def bench_bot(
     config = bench.BotBenchConfig(
         hetrec_dir=folder, database_url=database_url, members=members, interactions=interactions,
         concurrency=concurrency, warmup=warmup, mixed=mixed, tune=tune, profile=profile is not None,
-        profile_path=profile)
+        profile_path=profile, in_process=in_process)
     report = run_cli(lambda: bench.run(config, lambda m: err_console.print(f"[dim]{m}…[/]")))
     data = report.to_json()
     print_report(data)

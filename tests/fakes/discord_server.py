@@ -734,7 +734,14 @@ class FakeDiscord:
     def _owner_id(self, guild: FakeGuild) -> int:
         if guild.owner_id is not None:
             return guild.owner_id
-        return next((u.id for u in self._guild_members(guild) if not u.bot), self.owner.id)
+        # Lazily, without building the member list: this runs for every interaction, and a bench
+        # guild has hundreds of members.
+        ids = guild.members if guild.members is not None else self.users.keys()
+        for user_id in ids:
+            user = self.users.get(user_id)
+            if user is not None and not user.bot:
+                return user.id
+        return self.owner.id
 
     def _member_permissions(self, guild: FakeGuild, user: FakeUser) -> int:
         if user.id == self._owner_id(guild):
