@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.config import Settings
 
+SQLITE_POOL_SIZE = 3
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -29,6 +31,13 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": echo}
     if url.get_backend_name() == "postgresql":
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10, pool_recycle=1800)
+    elif url.database and url.database != ":memory:":
+        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
+        # busy handler (steps up to 100 ms). With the default 15 connections, 50 concurrent
+        # /recommend calls queued there: `sonance bench bot` p95 2.2 s, max 7.9 s. Three connections
+        # (each an aiosqlite thread) keep reads overlapping and put the queue in the pool instead,
+        # where waiting is fair and costs nothing: p95 1.2 s, max 1.6 s on the same run.
+        kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=0)
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -59,6 +59,11 @@ class AccountRepository:
             LinkedAccount.user_id != user_id, LinkedAccount.verified.is_(True))
         return int((await self.session.execute(stmt)).scalar_one()) > 0
 
+    async def has_any(self, user_id: int) -> bool:
+        """Whether the user linked any account (no rows loaded, no tokens decrypted)."""
+        stmt = select(LinkedAccount.id).where(LinkedAccount.user_id == user_id).limit(1)
+        return (await self.session.execute(stmt)).first() is not None
+
     async def for_user(self, user_id: int) -> list[LinkedAccount]:
         stmt = select(LinkedAccount).where(LinkedAccount.user_id == user_id).order_by(LinkedAccount.provider)
         return list((await self.session.execute(stmt)).scalars())

@@ -135,6 +135,16 @@ class UserRepository:
 
     # --- settings ---------------------------------------------------------------------------------
 
+    async def taste_settings(self, user_id: int) -> tuple[float | None, dict[str, Any] | None]:
+        """(discovery, preferences) for recommending, without creating the settings row.
+
+        Why a separate read: `settings` inserts a row for a first-time user, which made every
+        first /recommend a write transaction (SQLite serialises those); reading needs no row.
+        """
+        row = (await self.session.execute(select(UserSettings.discovery, UserSettings.preferences)
+                                          .where(UserSettings.user_id == user_id))).first()
+        return (None, None) if row is None else (row[0], row[1])
+
     async def settings(self, user_id: int) -> UserSettings:
         current = await self.session.get(UserSettings, user_id)
         if current is None:
