@@ -104,6 +104,16 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
                   retrain=retrain, weekly_dms=weekly_dms)
 
 
+def recommender_probe(services: Services) -> HealthProbe:
+    """/healthz: is the model loaded and are the scoring workers warm (a readiness signal)."""
+    from core.recommender.service import RecommendService
+
+    async def probe() -> dict[str, Any]:
+        return RecommendService.of(services).status()
+
+    return probe
+
+
 def scheduler_probe(scheduler: SonanceScheduler) -> HealthProbe:
     """/healthz: leader | standby | stopped, and the number of jobs (never touches the database)."""
 
@@ -113,6 +123,16 @@ def scheduler_probe(scheduler: SonanceScheduler) -> HealthProbe:
     return probe
 
 
+async def _warm_recommender(services: Services) -> None:
+    """Load the model and scoring workers at start, so the first /recommend does not pay for it."""
+    from core.recommender.service import RecommendService
+
+    try:
+        await RecommendService.of(services).warm_up()
+    except Exception:
+        log.warning("recommender warm-up failed; the first request will load the model", exc_info=True)
+
+
 async def run_bot(settings: Settings) -> None:
     settings.require("discord_token")
     assert settings.discord_token is not None
@@ -120,12 +140,15 @@ async def run_bot(settings: Settings) -> None:
     services = await build_services(settings)
     runner = None
     scheduler: SonanceScheduler | None = None
+    warm_up: asyncio.Task[None] | None = None
     try:
         web_app = build_web_app(services)
         runner = await start_web(web_app, settings.web_host, settings.web_port)
         bot = create_bot(services)
         scheduler = SonanceScheduler(services, build_jobs(services, bot))
         web_app[PROBES_KEY].append(scheduler_probe(scheduler))
+        web_app[PROBES_KEY].append(recommender_probe(services))
+        warm_up = asyncio.create_task(_warm_recommender(services), name="recommender-warm-up")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -145,6 +168,8 @@ async def run_bot(settings: Settings) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner_task
     finally:
+        if warm_up is not None and not warm_up.done():
+            warm_up.cancel()
         if scheduler is not None:
             await scheduler.stop()  # idempotent; covers a failed login, and always before services close
         if runner is not None:

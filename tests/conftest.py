@@ -26,6 +26,10 @@ from core.db.migrate import upgrade
 from core.db.models import Base
 from core.services import Services, build_services
 
+# Tests score recommendations in-process unless they test the scoring workers themselves: a worker
+# process per test would cost seconds of spawning and model loading each.
+os.environ.setdefault("SONANCE_SCORING_PROCESSES", "0")
+
 PG_URL = os.environ.get("SONANCE_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("SONANCE_TEST_REDIS_URL")
 TEST_SECRET = "test-secret-key-that-is-long-enough"
