@@ -7,7 +7,6 @@ and a non-zero exit, never a traceback (see `run_cli`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -15,6 +14,7 @@ import typer
 from rich.console import Console
 
 from core.errors import SonanceError
+from core.runtime import run_main
 
 T = TypeVar("T")
 
@@ -58,4 +58,4 @@ def run_cli(func: Callable[[], T]) -> T:
 
 def run_async(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run an async command body on a fresh event loop, with `run_cli`'s error handling."""
-    return run_cli(lambda: asyncio.run(coro_factory()))
+    return run_cli(lambda: run_main(coro_factory()))

@@ -43,6 +43,7 @@ from typing import Any
 
 from core.config import Settings
 from core.errors import ConfigError
+from core.runtime import run_main
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -778,4 +779,4 @@ async def _run_bot_phase(config: SoakConfig, fakes: Fakes, guilds: list[Any], us
 def run(config: SoakConfig, progress: Callable[[str], None] = lambda _m: None,
         on_sample: Callable[[ResourceSample], None] = lambda _s: None) -> SoakReport:
     """Synchronous entry point for the CLI."""
-    return asyncio.run(run_soak(config, progress, on_sample))
+    return run_main(run_soak(config, progress, on_sample))

@@ -6,7 +6,6 @@ that generating pages does not steal the event loop being measured.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from core.datasets import PROJECT_ROOT
 from core.db.engine import create_engine
 from core.db.repositories import AccountRepository, UserRepository
 from core.errors import ConfigError
+from core.runtime import run_main
 from core.services import build_services
 from core.sources.http import RateLimiter, RetryPolicy
 from core.sources.lastfm import LastfmClient
@@ -144,4 +144,4 @@ def default_postgres_url() -> str | None:
 
 
 def run(scrobbles: int, postgres_url: str | None) -> list[SyncBenchResult]:
-    return asyncio.run(run_sync_bench(scrobbles, postgres_url))
+    return run_main(run_sync_bench(scrobbles, postgres_url))
