@@ -55,6 +55,7 @@ from core.db.repositories import AccountRepository, ListenRepository, UserReposi
 from core.db.repositories.listens import PlayRow
 from core.domain import Kind
 from core.errors import ConfigError
+from core.runtime import run_main
 from core.services import Services, build_services
 from core.sync.imports import import_hetrec
 
@@ -248,7 +249,7 @@ def bench_settings(database_url: str, data_dir: Path) -> Settings:
         SPOTIFY_CLIENT_ID=None, SONANCE_LOG_LEVEL="WARNING",
         # This process only sets up (and, with --in-process, serves on its own loop); the bot process
         # gets the production default.
-        SONANCE_SCORING_PROCESSES=0)
+        SONANCE_WORKER_PROCESSES=0)
 
 
 async def create_members(services: Services, folder: Path, count: int, seed: int) -> list[int]:
@@ -344,9 +345,11 @@ async def _recommender_warm(web_port: int, timeout_s: float) -> dict[str, Any]:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of a process and all its threads."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 @contextlib.asynccontextmanager
@@ -635,5 +638,5 @@ async def run_bot_bench(config: BotBenchConfig, progress: Callable[[str], None] 
 
 def run(config: BotBenchConfig, progress: Callable[[str], None] = lambda _m: None) -> BotBenchReport:
     """Synchronous entry point for the CLI."""
-    return asyncio.run(run_bot_bench(config, progress))
+    return run_main(run_bot_bench(config, progress))
 

@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     log_json: bool = Field(False, validation_alias="SONANCE_LOG_JSON")
     sync_active_minutes: int = Field(15, validation_alias="SONANCE_SYNC_ACTIVE_MINUTES")
     repeat_window_days: int = Field(30, validation_alias="SONANCE_REPEAT_WINDOW_DAYS")
-    scoring_processes: int = Field(1, ge=0, le=16, validation_alias="SONANCE_SCORING_PROCESSES")
+    worker_processes: int = Field(1, ge=0, le=16, validation_alias="SONANCE_WORKER_PROCESSES")
 
     @field_validator("database_url")
     @classmethod

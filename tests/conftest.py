@@ -28,7 +28,7 @@ from core.services import Services, build_services
 
 # Tests score recommendations in-process unless they test the scoring workers themselves: a worker
 # process per test would cost seconds of spawning and model loading each.
-os.environ.setdefault("SONANCE_SCORING_PROCESSES", "0")
+os.environ.setdefault("SONANCE_WORKER_PROCESSES", "0")
 
 PG_URL = os.environ.get("SONANCE_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("SONANCE_TEST_REDIS_URL")

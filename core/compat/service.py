@@ -48,6 +48,7 @@ from core.compat.scoring import pair_score
 from core.db.repositories import CatalogRepository, ListenRepository, UserRepository
 from core.domain import Bridge, Compatibility, SharedArtist, Weighted
 from core.errors import InvalidInput, NotEnoughHistory, NotFound, PrivacyHidden, SonanceError
+from core.workers import ProcessWorkers
 
 if TYPE_CHECKING:
     from core.services import Services
@@ -139,6 +140,12 @@ class CompatService:
         self._checked_at = float("-inf")
         self._lock = asyncio.Lock()
         self.builds = 0  # how many spaces were built (observability and tests)
+        # Cards are matplotlib renders (~50-75 ms of CPU each) that, in a thread, hold the
+        # interpreter lock the event loop needs; a worker process draws them on another core.
+        self.cards = ProcessWorkers(services.settings.worker_processes, "compat card")
+
+    async def aclose(self) -> None:
+        await self.cards.aclose()
 
     @classmethod
     def of(cls, services: Services) -> CompatService:
@@ -296,7 +303,7 @@ class CompatService:
         # The asker may be hidden (they can still compare themselves); the other one was checked above.
         comp = compare_in_space(space, asker.user_id, other_id, visible={asker.user_id, other_id})
         summary = await self._summary(comp, name_b, asker.user_id)
-        card = await asyncio.to_thread(render_card, comp, name_a, name_b) if render_card else None
+        card = await self.cards.run(render_card, comp, name_a, name_b) if render_card else None
         await self.services.cache.set("compat", key, {
             "format": CACHE_FORMAT, "comp": _comp_to_json(comp), "summary": summary,
             "card": base64.b64encode(card).decode() if card else None}, ttl_s=self.compat_ttl_s)

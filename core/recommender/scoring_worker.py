@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from core.domain import Recommendation
 from core.recommender.engine import RecommenderEngine
 from core.recommender.requests import RecommendRequest, UserHistory
+from core.workers import ProcessWorkers
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def _recommend(path: str, version: str, history: UserHistory, request: Recommend
 
 
 class ScoringWorkers:
-    """A pool of `processes` scoring workers (a process-wide component of the recommender).
+    """Scoring workers for the recommender (a process-wide component of `RecommendService`).
 
     Nothing starts until a model is served: `warm` (called on the first request for a model
     version) starts the pool and loads the model there in the background, and until that is done
@@ -64,8 +63,7 @@ class ScoringWorkers:
     """
 
     def __init__(self, processes: int) -> None:
-        self.processes = processes
-        self._pool: ProcessPoolExecutor | None = None
+        self.pool = ProcessWorkers(processes, "scoring")
         self._ready: str | None = None  # the model version every worker was asked to load
         self._warming: str | None = None
         self._failed: str | None = None  # a version the workers could not load (served in-process)
@@ -73,22 +71,16 @@ class ScoringWorkers:
 
     @property
     def enabled(self) -> bool:
-        return self.processes > 0
+        return self.pool.enabled
 
     def ready(self, version: str) -> bool:
-        return self._pool is not None and self._ready == version
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn, not fork: the bot process has threads (database drivers) and a running loop.
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
-        return self._pool
+        return self.pool.started and self._ready == version
 
     def status(self) -> str:
         """For /healthz: off | idle | warming | ready | unavailable (scoring in-process)."""
         if not self.enabled:
             return "off"
-        if self._pool is not None and self._ready is not None and self._ready == self._warming:
+        if self.pool.started and self._ready is not None and self._ready == self._warming:
             return "ready"
         if self._warming is not None and self._failed == self._warming:
             return "unavailable"
@@ -102,11 +94,9 @@ class ScoringWorkers:
         self._warming = version
 
         async def load() -> None:
-            loop = asyncio.get_running_loop()
             try:
-                pool = self._executor()
-                await asyncio.gather(*(loop.run_in_executor(pool, _load, str(path), version)
-                                       for _ in range(self.processes)))
+                await asyncio.gather(*(self.pool.submit(_load, str(path), version)
+                                       for _ in range(self.pool.processes)))
             except Exception:
                 log.warning("scoring workers could not load model %s; scoring in-process", version, exc_info=True)
                 self._failed = version
@@ -122,17 +112,13 @@ class ScoringWorkers:
     async def recommend(self, path: Path, version: str, history: UserHistory,
                         request: RecommendRequest) -> list[Recommendation]:
         """Score in a worker; raises whatever went wrong (callers fall back to in-process scoring)."""
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor(), _recommend, str(path), version, history, request)
+            return await self.pool.submit(_recommend, str(path), version, history, request)
         except BrokenProcessPool:
-            # A worker died: forget the pool, so the next request warms a fresh one.
-            self._pool, self._ready, self._warming = None, None, None
+            self._ready, self._warming = None, None  # the next request warms a fresh pool
             raise
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        await self.pool.aclose()

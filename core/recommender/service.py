@@ -206,7 +206,7 @@ class RecommendService:
         self._state: dict[Kind, _KindState] = {}
         self.swaps = 0  # how many engines were swapped in (observability and tests)
         self._last_metrics: dict[Kind, dict[str, Any]] = {}
-        self.scoring = ScoringWorkers(services.settings.scoring_processes)
+        self.scoring = ScoringWorkers(services.settings.worker_processes)
 
     @classmethod
     def of(cls, services: Services) -> RecommendService:

@@ -161,3 +161,16 @@ async def test_leaderboard_scores_match_the_pair_scores(world: Services) -> None
     pair = await compat.compare(GUILD_ID, did("alice"), did("bob"))
     assert board.pairs[0].score == pair.comp.score
     assert board.centre is not None
+
+
+async def test_the_card_is_drawn_in_a_worker_process_like_in_a_thread(world: Services) -> None:
+    from bot.render.compat_card import render_compat_card
+
+    compat = service(world)
+    compat.cards.processes = 1  # the settings default outside tests (conftest turns workers off)
+    try:
+        result = await compat.compare(GUILD_ID, did("alice"), did("bob"), render_card=render_compat_card)
+        assert compat.cards.started  # drawn in the worker, not in a thread
+        assert result.card_png == render_compat_card(result.comp, result.name_a, result.name_b)
+    finally:
+        await compat.aclose()

@@ -20,7 +20,7 @@ ALICE = MEMBERS["alice"].fake.id
 
 @pytest.fixture
 async def world_with_worker(settings: Settings) -> AsyncIterator[Services]:
-    services = await build_services(settings.model_copy(update={"scoring_processes": 1}), upgrade_schema=False)
+    services = await build_services(settings.model_copy(update={"worker_processes": 1}), upgrade_schema=False)
     services.extras["world_ids"] = await seed_world(services)
     yield services
     await services.close()
