@@ -1,17 +1,14 @@
-"""Recommendation scoring in worker processes, so the bot's event loop keeps its interpreter.
+"""Recommendation scoring in worker processes (`core.workers`), so the event loop keeps its core.
 
-Why a process and not a thread: scoring is numpy work on short arrays that releases and retakes
-the GIL many times per request, so a worker thread and the event loop trade the lock back and
-forth (measured under `sonance bench bot`, 50 concurrent /recommend: ~5 ms more CPU per request
-than scoring on the loop). Scoring on the loop costs ~5 ms per request of the loop's one core while
-the machine's other cores idle. A worker process scores in parallel with everything the loop does
-(Discord I/O, the database, rendering); the bot process only pickles a short history in and ten
-recommendations out.
+Scoring is numpy work on short arrays (~5 ms a request): on the loop it takes the loop's one core,
+in a thread it fights the loop for the GIL (~5 ms more CPU a request, measured under `sonance
+bench bot`). A worker process scores in parallel with everything the loop does (Discord I/O, the
+database, rendering); the bot process only pickles a short history in and ten recommendations out.
 
 Each worker loads the engine from the model's saved artifact the first time it sees that version
-(`preload` does that when the service swaps a model in), and keeps only the newest. Any failure
-here (a pruned artifact, a crashed worker) is the caller's cue to score in-process instead: the
-worker is an accelerator, never a dependency.
+(`ScoringWorkers.warm` asks for that on the first request for a version, or at bot start) and
+keeps only the newest. Any failure here (a pruned artifact, a crashed worker) is the caller's cue
+to score in-process instead: the worker is an accelerator, never a dependency.
 """
 
 from __future__ import annotations
