@@ -77,12 +77,13 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
             await services.component("spotify_sync", SpotifySync).sync_due(active_minutes=settings.sync_active_minutes)
 
     async def retrain() -> None:
-        """Nightly: retrain the artist model off the event loop; it is swapped in atomically."""
+        """Nightly: retrain the artist, album and track models off the event loop; each is swapped in
+        atomically, and a kind without data yet is skipped."""
         from core.recommender.service import RecommendService
 
-        metrics = await RecommendService.of(services).retrain("artist")
-        log.info("nightly retrain done: %s", {k: metrics.get(k) for k in ("version", "validation_ndcg")},
-                 extra={"job": "retrain"})
+        results = await RecommendService.of(services).retrain_all()
+        log.info("nightly retrain done: %s",
+                 {kind: m.get("version") or m.get("skipped") for kind, m in results.items()}, extra={"job": "retrain"})
 
     async def daily() -> None:
         await sync_due()

@@ -262,6 +262,22 @@ class RecommendService:
         loaded = await self._train(kind, tune=tune)
         return {"version": loaded.version, **self._last_metrics.get(kind, {})}
 
+    async def retrain_all(self, *, tune: bool = True) -> dict[str, dict[str, Any]]:
+        """The nightly job: retrain every granularity that has listening data (artists, albums,
+        tracks), one after the other; a kind without enough data is skipped, not an error.
+
+        Why all three: album and track models were otherwise trained once, on their first request,
+        and never again, so albums and tracks listened to after that could never be recommended.
+        Returns per kind either the metrics or {"skipped": reason}.
+        """
+        results: dict[str, dict[str, Any]] = {}
+        for kind in (Kind.ARTIST, Kind.ALBUM, Kind.TRACK):
+            try:
+                results[str(kind)] = await self.retrain(kind, tune=tune)
+            except NotEnoughHistory as exc:
+                results[str(kind)] = {"skipped": exc.user_message}
+        return results
+
     async def _train(self, kind: Kind, *, tune: bool = True) -> LoadedModel:
         state = self._kind_state(kind)
         if state.training is None or state.training.done():

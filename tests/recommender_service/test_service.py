@@ -145,3 +145,19 @@ async def test_preferences_steer_results(world: Services) -> None:
     electronic = engine.tags.items_with_any(["electronic"], min_share=0.2)
     for s in result.items:
         assert not electronic[engine.items.index(s.rec.item_id)], s.rec.name
+
+
+async def test_the_nightly_retrain_covers_every_kind_with_data(world: Services) -> None:
+    service = RecommendService.of(world)
+    results = await service.retrain_all(tune=False)
+    assert set(results) == {"artist", "album", "track"}
+    for kind in (Kind.ARTIST, Kind.ALBUM, Kind.TRACK):
+        loaded = service.model(kind)
+        assert loaded is not None and results[str(kind)]["version"] == loaded.version
+    albums = await service.recommend(ALICE, None, kind="album", count=3)  # served, no training on demand
+    assert albums.model_version == service.model(Kind.ALBUM).version  # type: ignore[union-attr]
+
+
+async def test_a_kind_without_data_is_skipped_by_the_nightly_retrain(services: Services) -> None:
+    results = await RecommendService.of(services).retrain_all(tune=False)  # an empty database
+    assert all("skipped" in r for r in results.values()) and set(results) == {"artist", "album", "track"}
