@@ -3,23 +3,26 @@
 Discord shows an attachment in an embed at up to ~800 px wide, so the card is 800 x 420 px with text
 no smaller than ~9 pt: left, the score, its words and the confidence; right, the shared artists as bars
 (their share of the overlap, with both play counts); below, shared tags and the bridges. Uses
-matplotlib's object API on the Agg canvas (no pyplot global state), so it is safe in a worker thread.
+matplotlib's object API on the Agg canvas (no pyplot global state), so it is safe in a worker thread
+or process; everything is drawn on the figure itself, without Axes (see `_shared_bars`).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
+from matplotlib.patches import FancyBboxPatch, Rectangle
 from matplotlib.text import Text
 
-from core.domain import Bridge, Compatibility
+from core.domain import Bridge, Compatibility, SharedArtist
 
 WIDTH_PX, HEIGHT_PX, DPI = 800, 420, 100
 BG, FG, MUTED = "#1e1f22", "#f2f3f5", "#a4a8b0"
 COLOR_A, COLOR_B, ACCENT = "#5865f2", "#eb459e", "#57f287"
+BARS = (0.55, 0.30, 0.42, 0.58)  # the shared-artists chart: x, y, width, height in figure coordinates
 
 
 def _short(text: str, limit: int) -> str:
@@ -53,11 +56,8 @@ def render_compat_card(comp: Compatibility, name_a: str, name_b: str) -> bytes:
                    fontweight="bold")
     fig.text(_right_edge(fig, big) + 0.01, 0.52, "/ 100", color=MUTED, fontsize=13)
     fig.text(0.03, 0.43, comp.label, color=FG, fontsize=15, fontstyle="italic")
-    bar = fig.add_axes((0.03, 0.355, 0.28, 0.025))
-    bar.barh([0], [1.0], color="#3a3c42", height=1.0)
-    bar.barh([0], [max(0.0, min(1.0, comp.confidence))], color=MUTED, height=1.0)
-    bar.set_xlim(0, 1)
-    bar.axis("off")
+    _box(fig, 0.03, 0.356, 0.28, 0.023, "#3a3c42")
+    _box(fig, 0.03, 0.356, 0.28 * max(0.0, min(1.0, comp.confidence)), 0.023, MUTED)
     fig.text(0.03, 0.30, f"confidence {comp.confidence:.0%}"
              + ("  (thin history)" if comp.confidence < 0.5 else ""), color=MUTED, fontsize=9)
     parts = [("artists", comp.components.get("overlap")), ("tags", comp.components.get("tags")),
@@ -67,27 +67,14 @@ def render_compat_card(comp: Compatibility, name_a: str, name_b: str) -> bytes:
         fig.text(0.03, 0.25, shown, color=MUTED, fontsize=8)
 
     # --- right: shared artists ---------------------------------------------------------------------
-    ax = fig.add_axes((0.55, 0.30, 0.42, 0.58), facecolor=BG)
     fig.text(0.37, 0.92, "Top shared artists", color=FG, fontsize=11, fontweight="bold")
     shared = comp.shared_artists[:7]
     if shared:
-        names = [_short(s.name, 20) for s in shared][::-1]
-        weights = [s.weight for s in shared][::-1]
-        ax.barh(range(len(shared)), weights, color=ACCENT, height=0.62)
-        ax.set_yticks(range(len(shared)), names, color=FG, fontsize=9)
-        for y, s in enumerate(shared[::-1]):
-            ax.text(max(weights) * 1.02, y, f"{_plays(s.plays_a)} · {_plays(s.plays_b)}", va="center",
-                    fontsize=8, color=MUTED)
-        ax.set_xlim(0, max(weights) * 1.45)
+        _shared_bars(fig, shared)
         fig.text(0.37, 0.885, f"bar: share of the overlap · plays: {_short(name_a, 14)} · {_short(name_b, 14)}",
                  color=MUTED, fontsize=7.5, va="top")
     else:
-        ax.text(0.0, 0.5, "No artists in common (yet)", color=MUTED, fontsize=11, transform=ax.transAxes)
-        ax.set_yticks([])
-    ax.set_xticks([])
-    for side in ax.spines.values():
-        side.set_visible(False)
-    ax.tick_params(length=0)
+        fig.text(BARS[0], BARS[1] + BARS[3] / 2, "No artists in common (yet)", color=MUTED, fontsize=11)
 
     # --- bottom: tags and bridges ------------------------------------------------------------------
     fig.add_artist(FancyBboxPatch((0.02, 0.02), 0.96, 0.20, boxstyle="round,pad=0.005", transform=fig.transFigure,
@@ -112,8 +99,30 @@ def render_compat_card(comp: Compatibility, name_a: str, name_b: str) -> bytes:
         fig.text(0.52, 0.035, f"{_short(name_b, 10)}: {_short(diff_b or '—', 40)}", color=COLOR_B, fontsize=8.5)
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, facecolor=BG)
+    # compress_level 1: PNG encoding ~13 -> ~4 ms for a card 8% larger (~58 KB).
+    fig.savefig(buffer, format="png", dpi=DPI, facecolor=BG, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
+
+
+def _box(fig: Figure, x: float, y: float, width: float, height: float, colour: str) -> None:
+    fig.add_artist(Rectangle((x, y), width, height, transform=fig.transFigure, facecolor=colour, edgecolor="none"))
+
+
+def _shared_bars(fig: Figure, shared: Sequence[SharedArtist]) -> None:
+    """Horizontal bars in figure coordinates, largest on top, with names left and plays right.
+
+    Drawn as patches and texts on the figure rather than in an Axes: an Axes builds and lays out
+    ticks, spines and limits even when hidden, which was over a third of the card's render time.
+    """
+    x0, y0, width, height = BARS
+    peak = max(s.weight for s in shared) or 1.0
+    slot = height / (len(shared) + 0.1)  # as matplotlib's barh with its 5% margins
+    for i, artist in enumerate(shared):
+        centre = y0 + height - slot * (i + 0.55)
+        _box(fig, x0, centre - 0.31 * slot, width * artist.weight / (peak * 1.45), 0.62 * slot, ACCENT)
+        fig.text(x0 - 0.006, centre, _short(artist.name, 20), color=FG, fontsize=9, ha="right", va="center")
+        fig.text(x0 + width * 1.02 / 1.45, centre, f"{_plays(artist.plays_a)} · {_plays(artist.plays_b)}",
+                 color=MUTED, fontsize=8, va="center")
 
 
 def _right_edge(fig: Figure, text: Text) -> float:
