@@ -59,7 +59,9 @@ class NMF(Model):
         factors = max(1, min(self.factors, *x.shape))
         model = SklearnNMF(n_components=factors, init="nndsvda", solver="cd", max_iter=self.max_iter,
                            alpha_W=self.l2, alpha_H="same", l1_ratio=0.0, random_state=self.seed)
-        with warnings.catch_warnings():
+        # The reconstruction error sklearn reports after fitting (unused here) can round to a tiny
+        # negative number on very small matrices and warn from its sqrt; the factors are unaffected.
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(x)
         self.item_factors = np.asarray(model.components_, dtype=np.float64)
