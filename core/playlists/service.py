@@ -242,10 +242,15 @@ class PlaylistService:
         if not plays:
             raise NotEnoughHistory("A playlist for you needs your listening history. Link an account with "
                                    "/link lastfm <username>, and try again once it has synced.")
-        engine = await self._engine()
+        from core.recommender.service import RecommendService
+
+        recommender = RecommendService.of(self.services)
         request = RecommendRequest(count=max(30, length), discovery=PLAYLIST_DISCOVERY, liked=tuple(liked),
                                    disliked=tuple(disliked))
-        recs = await asyncio.to_thread(engine.recommend, history, request)
+        loaded = await recommender.ensure_model(Kind.ARTIST)
+        engine = loaded.engine
+        # Scored like /recommend: in a worker process when there is one (see `scoring_worker`).
+        recs = await recommender.score(loaded, history, request)
         # Beyond the first few, keep only artists with evidence tying them to this listener: a
         # track they barely played by an artist they love beats filler nothing connects to them.
         recs = [r for i, r in enumerate(recs) if i < ALWAYS_KEEP or r.evidence.items or r.evidence.tags]

@@ -222,7 +222,8 @@ class RecommendService:
     async def warm_up(self, kind: Kind = Kind.ARTIST) -> None:
         """Load the served model and its scoring workers now (at bot start), not on the first request.
 
-        Quietly does nothing when there is no model or data yet: the first request trains one.
+        With data but no saved model yet this starts the first training; with no data it quietly
+        does nothing (the model is trained once listens arrive).
         """
         try:
             loaded = await self.ensure_model(kind)
@@ -420,7 +421,7 @@ class RecommendService:
                                    max_per_artist=None if kind == Kind.ARTIST else MAX_PER_ARTIST,
                                    recently_shown=tuple(recent), liked=tuple(liked), disliked=tuple(disliked),
                                    exclude=tuple(avoid))
-        recs = await self._score(loaded, history, request)
+        recs = await self.score(loaded, history, request)
         recs = self._boosted(engine, recs, prefs.boost_tags)[:count]
         known_in_model = int(np.count_nonzero(engine.items.indices(history.items) >= 0))
         note = self._note(kind, len(plays), known_in_model, len(recs), count, tag)
@@ -439,7 +440,7 @@ class RecommendService:
         items = tuple(ShownRecommendation(s, r, why) for s, r, why in zip(shown_ids, recs, reasons, strict=True))
         return RecommendationList(kind, items, level, loaded.version, note, tag.strip().lower() if tags and tag else None)
 
-    async def _score(self, loaded: LoadedModel, history: UserHistory, request: RecommendRequest
+    async def score(self, loaded: LoadedModel, history: UserHistory, request: RecommendRequest
                      ) -> list[Recommendation]:
         """Score in a worker process when there is one (see `scoring_worker`), else on the loop.
 
