@@ -48,12 +48,26 @@ class Cache(Protocol):
 
 
 class InProcessCache:
-    """A size-bounded LRU with per-entry TTL, for a single process (the embedded default)."""
+    """An LRU with per-entry TTL for a single process (the embedded default), bounded by entries
+    AND by bytes.
 
-    def __init__(self, max_items: int = 10_000, *, clock: Any = time.monotonic) -> None:
+    Why bytes too: entries differ by four orders of magnitude (a budget counter is a few bytes, a
+    /compat result carries its PNG card, ~80 KB as JSON), so 10,000 entries could mean ~800 MB.
+    A 12-minute `sonance bench soak` showed the heap growing with cached cards (tracemalloc:
+    JSON strings averaging 33 KB). A value larger than a quarter of the budget is not cached at all.
+    """
+
+    def __init__(self, max_items: int = 10_000, *, max_bytes: int = 64 * 2**20, clock: Any = time.monotonic) -> None:
         self._data: OrderedDict[str, tuple[float | None, str]] = OrderedDict()
         self._max_items = max_items
+        self._max_bytes = max_bytes
+        self._bytes = 0  # sum of payload lengths (JSON text: characters ~ bytes)
         self._clock = clock
+
+    def _drop(self, full: str) -> None:
+        entry = self._data.pop(full, None)
+        if entry is not None:
+            self._bytes -= len(entry[1])
 
     def _live(self, full: str) -> str | None:
         entry = self._data.get(full)
@@ -61,16 +75,24 @@ class InProcessCache:
             return None
         expires, payload = entry
         if expires is not None and expires <= self._clock():
-            del self._data[full]
+            self._drop(full)
             return None
         self._data.move_to_end(full)
         return payload
 
     def _store(self, full: str, payload: str, ttl_s: float | None) -> None:
+        self._drop(full)
+        if len(payload) > self._max_bytes // 4:
+            return
         self._data[full] = (None if ttl_s is None else self._clock() + ttl_s, payload)
-        self._data.move_to_end(full)
-        while len(self._data) > self._max_items:
-            self._data.popitem(last=False)
+        self._bytes += len(payload)
+        while len(self._data) > self._max_items or self._bytes > self._max_bytes:
+            _, (_, evicted) = self._data.popitem(last=False)
+            self._bytes -= len(evicted)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
 
     async def get(self, namespace: str, key: str) -> Any | None:
         payload = self._live(cache_key(namespace, key))
@@ -80,18 +102,18 @@ class InProcessCache:
         self._store(cache_key(namespace, key), json.dumps(value), ttl_s)
 
     async def delete(self, namespace: str, key: str) -> None:
-        self._data.pop(cache_key(namespace, key), None)
+        self._drop(cache_key(namespace, key))
 
     async def delete_namespace(self, namespace: str) -> None:
         prefix = cache_key(namespace, "")
         for full in [k for k in self._data if k.startswith(prefix)]:
-            del self._data[full]
+            self._drop(full)
 
     async def delete_matching(self, namespace: str, fragment: str) -> int:
         prefix = cache_key(namespace, "")
         doomed = [k for k in self._data if k.startswith(prefix) and fragment in k[len(prefix):]]
         for full in doomed:
-            del self._data[full]
+            self._drop(full)
         return len(doomed)
 
     async def incr(self, namespace: str, key: str, ttl_s: float | None = None) -> int:
@@ -100,6 +122,7 @@ class InProcessCache:
         value = (0 if payload is None else int(payload)) + 1
         entry = self._data.get(full)
         if entry is not None and entry[0] is not None:
+            self._bytes += len(str(value)) - len(entry[1])
             self._data[full] = (entry[0], str(value))  # keep the original expiry, like Redis INCR
         else:
             self._store(full, str(value), ttl_s)
@@ -110,6 +133,7 @@ class InProcessCache:
 
     async def close(self) -> None:
         self._data.clear()
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._data)

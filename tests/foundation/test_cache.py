@@ -39,6 +39,21 @@ async def test_in_process_cache_is_size_bounded() -> None:
     assert await cache.get("ns", "9") == 9 and await cache.get("ns", "0") is None
 
 
+async def test_in_process_cache_is_bounded_in_bytes_too() -> None:
+    cache = InProcessCache(max_items=1_000, max_bytes=10_000)
+    card = "x" * 2_000  # like a /compat result carrying its PNG
+    for i in range(20):
+        await cache.set("compat", str(i), card)
+    assert cache.size_bytes <= 10_000 and len(cache) == 4  # the newest four fit
+    assert await cache.get("compat", "19") == card and await cache.get("compat", "0") is None
+    await cache.set("compat", "huge", "y" * 3_000)  # over a quarter of the budget: not cached
+    assert await cache.get("compat", "huge") is None and await cache.get("compat", "19") == card
+    await cache.delete_namespace("compat")
+    assert cache.size_bytes == 0 and len(cache) == 0
+    assert [await cache.incr("budget", "u", ttl_s=60) for _ in range(12)][-1] == 12
+    assert cache.size_bytes == len("12")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
