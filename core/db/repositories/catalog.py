@@ -6,7 +6,7 @@ INSERT … ON CONFLICT DO NOTHING for the whole batch, then one SELECT for the i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select, text, update
@@ -16,6 +16,9 @@ from core.db.models import Album, Artist, ArtistPlays, ItemTag, Tag, Track
 from core.db.repositories._dialect import chunks, composite_in, upsert_insert
 
 BATCH = 500
+
+#: One step of get-or-create: keys in, (key, id) of the rows it found or inserted out.
+_Step = Callable[[list[tuple[Any, ...]]], Awaitable[list[tuple[tuple[Any, ...], int]]]]
 
 
 def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -32,40 +35,50 @@ class CatalogRepository:
                              rows: dict[tuple[Any, ...], dict[str, Any]]) -> dict[tuple[Any, ...], int]:
         """Ids for `rows` (keyed by their unique columns), inserting the ones that do not exist.
 
-        Three steps, each one statement per batch: select what exists (plain IN lists, which both
-        engines answer from the unique index), insert only the missing rows with RETURNING, and
-        re-select whatever a concurrent writer inserted in between (ON CONFLICT DO NOTHING hides it).
+        Three steps: select what exists, insert only the missing rows with RETURNING, and re-select
+        whatever a concurrent writer inserted in between (ON CONFLICT DO NOTHING hides it). How a
+        step talks to the database depends on the engine (`_portable_steps`, `_unnest_steps`).
         """
-        if self.session.get_bind().dialect.name == "postgresql":
-            return await self._get_or_create_unnest(model, key_columns, rows)
-        ids: dict[tuple[Any, ...], int] = {}
+        steps = self._unnest_steps if self.session.get_bind().dialect.name == "postgresql" else self._portable_steps
+        lookup, insert = steps(model, key_columns, rows)
+        ids = dict(await lookup(list(rows)))
+        missing = [k for k in rows if k not in ids]
+        if missing:
+            ids.update(await insert(missing))
+            raced = [k for k in missing if k not in ids]
+            if raced:
+                ids.update(await lookup(raced))
+        return ids
+
+    def _portable_steps(self, model: Any, key_columns: tuple[str, ...],
+                        rows: dict[tuple[Any, ...], dict[str, Any]]) -> tuple[_Step, _Step]:
+        """Any engine: plain IN lists (both engines answer them from the unique index) and
+        executemany inserts, in batches of `BATCH`."""
         columns = [getattr(model, c) for c in key_columns]
 
-        async def select_existing(keys: list[tuple[Any, ...]]) -> None:
+        async def lookup(keys: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], int]]:
+            found = []
             for batch in chunks(keys, BATCH):
                 stmt = select(*columns, model.id).where(composite_in(self.session, columns, batch))
                 wanted = set(batch)
-                for *key, row_id in (await self.session.execute(stmt)).all():
-                    if tuple(key) in wanted:
-                        ids[tuple(key)] = row_id
+                found += [(tuple(key), row_id) for *key, row_id in (await self.session.execute(stmt)).all()
+                          if tuple(key) in wanted]
+            return found
 
-        await select_existing(list(rows))
-        missing = [k for k in rows if k not in ids]
-        if missing:
-            insert = (upsert_insert(self.session, model).on_conflict_do_nothing(index_elements=list(key_columns))
-                      .returning(*columns, model.id))
-            for batch in chunks(missing, BATCH):
-                result = await self.session.execute(insert, _uniform([rows[k] for k in batch]))
-                for *key, row_id in result.all():
-                    ids[tuple(key)] = row_id
-            raced = [k for k in missing if k not in ids]
-            if raced:
-                await select_existing(raced)
-        return ids
+        async def insert(keys: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], int]]:
+            stmt = (upsert_insert(self.session, model).on_conflict_do_nothing(index_elements=list(key_columns))
+                    .returning(*columns, model.id))
+            found = []
+            for batch in chunks(keys, BATCH):
+                result = await self.session.execute(stmt, _uniform([rows[k] for k in batch]))
+                found += [(tuple(key), row_id) for *key, row_id in result.all()]
+            return found
 
-    async def _get_or_create_unnest(self, model: Any, key_columns: tuple[str, ...],
-                                    rows: dict[tuple[Any, ...], dict[str, Any]]) -> dict[tuple[Any, ...], int]:
-        """PostgreSQL: the same three steps, each ONE statement whatever the batch size.
+        return lookup, insert
+
+    def _unnest_steps(self, model: Any, key_columns: tuple[str, ...],
+                      rows: dict[tuple[Any, ...], dict[str, Any]]) -> tuple[_Step, _Step]:
+        """PostgreSQL: each step ONE statement whatever the batch size.
 
         Why: the keys travel as one array per column (`unnest`), so there are no IN lists for
         SQLAlchemy to expand and compile per value (measured: that compilation cost more than the
@@ -81,29 +94,22 @@ class CatalogRepository:
 
         keys = ", ".join(key_columns)
         match = " AND ".join(f"t.{c} = k.{c}" for c in key_columns)
-        lookup = text(f"SELECT {', '.join('t.' + c for c in key_columns)}, t.id FROM {table.name} t "
-                      f"JOIN unnest({arrays(list(key_columns), 'k')}) AS k({keys}) ON {match}")
-        ids: dict[tuple[Any, ...], int] = {}
+        select_sql = text(f"SELECT {', '.join('t.' + c for c in key_columns)}, t.id FROM {table.name} t "
+                          f"JOIN unnest({arrays(list(key_columns), 'k')}) AS k({keys}) ON {match}")
 
-        async def select_existing(wanted: list[tuple[Any, ...]]) -> None:
+        async def lookup(wanted: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], int]]:
             params = {f"k{i}": [k[i] for k in wanted] for i in range(len(key_columns))}
-            for *key, row_id in (await self.session.execute(lookup, params)).all():
-                ids[tuple(key)] = row_id
+            return [(tuple(key), row_id) for *key, row_id in (await self.session.execute(select_sql, params)).all()]
 
-        await select_existing(list(rows))
-        missing = [k for k in rows if k not in ids]
-        if missing:
+        async def insert(missing: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], int]]:
             columns = sorted({c for k in missing for c in rows[k]})
-            insert = text(f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                          f"SELECT * FROM unnest({arrays(columns, 'c')}) "
-                          f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}, id")
+            insert_sql = text(f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                              f"SELECT * FROM unnest({arrays(columns, 'c')}) "
+                              f"ON CONFLICT ({keys}) DO NOTHING RETURNING {keys}, id")
             params = {f"c{i}": [rows[k].get(c) for k in missing] for i, c in enumerate(columns)}
-            for *key, row_id in (await self.session.execute(insert, params)).all():
-                ids[tuple(key)] = row_id
-            raced = [k for k in missing if k not in ids]
-            if raced:  # inserted by a concurrent writer since our lookup
-                await select_existing(raced)
-        return ids
+            return [(tuple(key), row_id) for *key, row_id in (await self.session.execute(insert_sql, params)).all()]
+
+        return lookup, insert
 
     async def ensure_artists(self, artists: Iterable[dict[str, Any]]) -> dict[str, int]:
         """Rows need `name_key` and `name` (plus optional lastfm_url, mbid, image_url, external_ref)."""
