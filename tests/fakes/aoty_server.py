@@ -19,6 +19,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -30,6 +31,18 @@ CHALLENGE_HTML = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment
 and cookies to continue</span></div></noscript></div></div>
 <script>(function(){window._cf_chl_opt={cvId: '3',cType: 'managed'};})();</script>
 <script src="/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1"></script></body></html>"""
+
+
+#: A findable test album: the project's multi-disc fixture page and a search page that lists it.
+TEST_ALBUM_PATH = "/album/1001-test-band-double-feature.php"
+TEST_ALBUM_SEARCH_HTML = """<html><body><h1 class="headline">Search Results</h1>
+<div class="albumBlock" data-type="lp">
+  <div class="image"><a href="/album/1001-test-band-double-feature.php"><img src="a.jpg" alt=""/></a></div>
+  <a href="/artist/1-test-band/"><div class="artistTitle">Test Band</div></a>
+  <a href="/album/1001-test-band-double-feature.php"><div class="albumTitle">Double Feature</div></a>
+  <div class="type">2019 • LP</div>
+</div></body></html>"""
+_FIXTURES = Path(__file__).parents[1] / "sources" / "fixtures" / "aoty"
 
 
 @dataclass
@@ -55,6 +68,11 @@ class AotyFake(LocalServer):
         self.in_flight = 0
         self.max_in_flight = 0
         self._runner: web.AppRunner | None = None
+
+    def add_test_album(self) -> None:
+        """Serve Test Band's "Double Feature" (`TEST_ALBUM_PATH`), findable by searching its title."""
+        self.pages[TEST_ALBUM_PATH] = (_FIXTURES / "album_multidisc.html").read_text()
+        self.searches["double feature"] = TEST_ALBUM_SEARCH_HTML
 
     def app(self) -> web.Application:
         app = web.Application()

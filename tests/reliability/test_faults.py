@@ -53,7 +53,7 @@ from core.sync.enrichment import AOTY_NAMESPACE, AotyFactsService
 from core.sync.ingest import RawListen, ingest_listens
 from tests.bot.world import GUILD_ID, MEMBERS
 from tests.conftest import REDIS_URL, make_settings
-from tests.fakes.aoty_server import CHALLENGE_HTML, AotyFake
+from tests.fakes.aoty_server import CHALLENGE_HTML, TEST_ALBUM_PATH, AotyFake
 from tests.fakes.discord_server import FakeDiscord, InteractionRecord, SentMessage
 from tests.fakes.lastfm_server import LastfmFake
 from tests.fakes.openai_server import FakeOpenAIServer, grounded_echo, slow
@@ -352,23 +352,14 @@ async def test_lastfm_5xx_and_429_storm_across_concurrent_syncs(services: Servic
 
 # --------------------------------------------------------------------------------- AOTY storms
 
-AOTY_FIXTURES = Path(__file__).parents[1] / "sources" / "fixtures" / "aoty"
-ALBUM_PATH = "/album/1001-test-band-double-feature.php"
-SEARCH_HTML = """<html><body><h1 class="headline">Search Results</h1>
-<div class="albumBlock" data-type="lp">
-  <div class="image"><a href="/album/1001-test-band-double-feature.php"><img src="a.jpg" alt=""/></a></div>
-  <a href="/artist/1-test-band/"><div class="artistTitle">Test Band</div></a>
-  <a href="/album/1001-test-band-double-feature.php"><div class="albumTitle">Double Feature</div></a>
-  <div class="type">2019 • LP</div>
-</div></body></html>"""
+ALBUM_PATH = TEST_ALBUM_PATH
 AOTY_RETRY = RetryPolicy(attempts=3, base_delay_s=0.02, max_delay_s=0.05, max_retry_after_s=1.0)
 
 
 @pytest.fixture
 async def aoty() -> AsyncIterator[AotyFake]:
     async with AotyFake() as fake:
-        fake.pages[ALBUM_PATH] = (AOTY_FIXTURES / "album_multidisc.html").read_text()
-        fake.searches["double feature"] = SEARCH_HTML
+        fake.add_test_album()
         yield fake
 
 

@@ -19,26 +19,17 @@ from core.sources.lastfm import LastfmClient
 from core.sync.enrichment import AOTY_NAMESPACE, AotyFactsService, LastfmTagEnrichment
 from core.sync.ingest import RawListen, ingest_listens
 from tests.conftest import make_settings
-from tests.fakes.aoty_server import AotyFake
+from tests.fakes.aoty_server import TEST_ALBUM_PATH, AotyFake
 from tests.fakes.lastfm_server import LastfmFake
 
-FIXTURES = Path(__file__).parents[1] / "sources" / "fixtures" / "aoty"
-ALBUM_PATH = "/album/1001-test-band-double-feature.php"
-SEARCH_HTML = """<html><body><h1 class="headline">Search Results</h1>
-<div class="albumBlock" data-type="lp">
-  <div class="image"><a href="/album/1001-test-band-double-feature.php"><img src="a.jpg" alt=""/></a></div>
-  <a href="/artist/1-test-band/"><div class="artistTitle">Test Band</div></a>
-  <a href="/album/1001-test-band-double-feature.php"><div class="albumTitle">Double Feature</div></a>
-  <div class="type">2019 • LP</div>
-</div></body></html>"""
+ALBUM_PATH = TEST_ALBUM_PATH
 FAST_RETRY = RetryPolicy(attempts=3, base_delay_s=0.02, max_delay_s=0.05, max_retry_after_s=5.0)
 
 
 @pytest.fixture
 async def aoty_fake() -> AsyncIterator[AotyFake]:
     async with AotyFake() as fake:
-        fake.pages[ALBUM_PATH] = (FIXTURES / "album_multidisc.html").read_text()
-        fake.searches["double feature"] = SEARCH_HTML
+        fake.add_test_album()
         yield fake
 
 
