@@ -163,14 +163,16 @@ async def test_leaderboard_scores_match_the_pair_scores(world: Services) -> None
     assert board.centre is not None
 
 
-async def test_the_card_is_drawn_in_a_worker_process_like_in_a_thread(world: Services) -> None:
+async def test_the_card_is_drawn_in_a_worker_process_like_in_a_thread(world: Services,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     from bot.render.compat_card import render_compat_card
 
     compat = service(world)
     compat.cards.processes = 1  # the settings default outside tests (conftest turns workers off)
     try:
-        result = await compat.compare(GUILD_ID, did("alice"), did("bob"), render_card=render_compat_card)
-        assert compat.cards.started  # drawn in the worker, not in a thread
+        with caplog.at_level("WARNING", logger="core.workers"):
+            result = await compat.compare(GUILD_ID, did("alice"), did("bob"), render_card=render_compat_card)
+        assert compat.cards.started and not caplog.records  # drawn in the worker: no fallback to a thread
         assert result.card_png == render_compat_card(result.comp, result.name_a, result.name_b)
     finally:
         await compat.aclose()

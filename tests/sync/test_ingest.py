@@ -100,11 +100,14 @@ async def test_a_full_memory_starts_over_without_losing_plays(services: Services
         user = (await UserRepository(s).ensure_dataset_users("t", ["t:small"]))["t:small"]
     known = CatalogIds(limit=2)
     inserted = 0
+    stale = ("Nobody", "Nothing", None)
     for n in range(3):
         async with services.session() as s:
             inserted += (await ingest_listens(s, user, _plays(offset_s=10_000 * n), known)).inserted
+        assert stale not in known.ids  # from the second batch on: it had outgrown its limit, so it started over
+        known.ids[stale] = (10**9, 10**9)  # a marker no catalog row has
     assert inserted == 3 * (len(SPELLINGS) * 3 - 3)
-    assert len(known.ids) <= len(SPELLINGS)  # cleared when it outgrew its limit, then refilled
+    assert set(known.ids) == {*SPELLINGS, stale}  # refilled with the last batch's spellings (+ the marker)
 
 
 async def test_concurrent_writers_get_the_same_catalog_ids(services: Services) -> None:
