@@ -323,11 +323,12 @@ def bot_env(settings: Settings, fake: Any, web_port: int) -> dict[str, str]:
     return env
 
 
-async def _recommender_warm(web_port: int, timeout_s: float) -> dict[str, Any]:
+async def _recommender_warm(web_port: int, timeout_s: float) -> str | None:
     """Wait until the bot's /healthz says the model is loaded and its scoring workers are warm.
 
     The bot warms both at start (not on the first request); measuring before that finished would
-    time the warm-up, not the service. Gives up quietly after `timeout_s` (the figures then show it).
+    time the warm-up, not the service. Returns None when warm, else what /healthz last said (the
+    caller adds it to the report's notes rather than failing the run).
     """
     import aiohttp
 
@@ -339,9 +340,10 @@ async def _recommender_warm(web_port: int, timeout_s: float) -> dict[str, Any]:
                 async with http.get(f"http://127.0.0.1:{web_port}/healthz") as resp:
                     status = await resp.json()
                 if status.get("recommender") == "ready" and status.get("scoring_workers") != "warming":
-                    return status
+                    return None
             await asyncio.sleep(0.2)
-    return status
+    return (f"measured before the bot was warm: recommender {status.get('recommender', '?')}, "
+            f"scoring workers {status.get('scoring_workers', '?')}")
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -353,7 +355,7 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 @contextlib.asynccontextmanager
-async def bot_process(settings: Settings, fake: Any, workdir: Path, *,
+async def bot_process(settings: Settings, fake: Any, workdir: Path, notes: list[str], *,
                       ready_timeout_s: float = 120.0) -> AsyncIterator[int]:
     """Run the production bot (`python -m bot.cli run`) against `fake` until the block ends; yields its pid.
 
@@ -379,7 +381,9 @@ async def bot_process(settings: Settings, fake: Any, workdir: Path, *,
             raise ConfigError(f"the bot process exited with {proc.returncode} before it was ready:\n{tail}")
         exited.cancel()
         ready.result()
-        await _recommender_warm(web_port, ready_timeout_s)
+        not_warm = await _recommender_warm(web_port, ready_timeout_s)
+        if not_warm:
+            notes.append(not_warm)
         yield proc.pid
     finally:
         if proc.returncode is None:
@@ -608,7 +612,7 @@ async def run_bot_bench(config: BotBenchConfig, progress: Callable[[str], None] 
                             fakes.running_bot(create_bot(services, guild_ready_timeout=0.05), fake, timeout=60.0))
                     else:
                         progress("starting the bot process")
-                        pid = await bot.enter_async_context(bot_process(services.settings, fake, tmp))
+                        pid = await bot.enter_async_context(bot_process(services.settings, fake, tmp, notes))
                         bot_cpu = functools.partial(process_cpu_seconds, pid)
                     setup["bot_start_s"] = time.perf_counter() - t
                     report = BotBenchReport(label, members, time.perf_counter() - started, setup,
