@@ -236,6 +236,59 @@ class AotyAlbum(Base):
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SimilarArtist(Base):
+    """One edge of Last.fm's similar-artist graph (`artist.getSimilar`): a catalogue fact.
+
+    Not personal data: Last.fm computes it from all its listeners, and nothing here says who plays
+    what. An artist's edges are replaced together (`SimilarGraphRepository.replace_edges`).
+    """
+
+    __tablename__ = "similar_artists"
+    __table_args__ = (CheckConstraint("match > 0 AND match <= 1", name="match_range"),)
+
+    artist_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("artists.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    similar_artist_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("artists.id", ondelete="CASCADE"),
+                                                   primary_key=True, index=True)
+    match: Mapped[float] = mapped_column(Float)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SimilarFetch(Base):
+    """When an artist's similar list was last asked of Last.fm, and what came back.
+
+    Why a row per artist and not only the edges: an artist Last.fm does not know (error 6) or knows
+    without neighbours has no edges, yet must not be asked again before the refresh interval.
+    """
+
+    __tablename__ = "similar_fetches"
+    __table_args__ = (
+        CheckConstraint("item_kind IN ('artist', 'track')", name="item_kind_values"),
+        CheckConstraint("status IN ('ok', 'empty', 'not_found')", name="status_values"),
+    )
+
+    item_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    item_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    edges: Mapped[int] = mapped_column(Integer, default=0)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class SimilarTrack(Base):
+    """One edge of Last.fm's similar-track graph (`track.getSimilar`); a catalogue fact like
+    `SimilarArtist`."""
+
+    __tablename__ = "similar_tracks"
+    __table_args__ = (CheckConstraint("match > 0 AND match <= 1", name="match_range"),)
+
+    track_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tracks.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    similar_track_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tracks.id", ondelete="CASCADE"),
+                                                  primary_key=True, index=True)
+    match: Mapped[float] = mapped_column(Float)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --- listening ---------------------------------------------------------------------------------
 
 
@@ -389,5 +442,5 @@ class ModelArtifact(Base):
 #: Tables that hold nothing about a person; every other table must reach `users` (checked in tests).
 USERLESS_TABLES = frozenset({
     "artists", "albums", "tracks", "tags", "item_tags", "aoty_albums", "leases", "oauth_nonces",
-    "model_artifacts",
+    "model_artifacts", "similar_artists", "similar_fetches", "similar_tracks",
 })

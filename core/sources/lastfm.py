@@ -36,12 +36,14 @@ from core.sources.lastfm_models import (
     LastfmUser,
     MalformedResponse,
     RecentTracksPage,
-    SimilarArtist,
+    SimilarArtists,
+    SimilarTrack,
     Tag,
     TopItem,
     parse_recent_tracks,
     parse_session,
     parse_similar_artists,
+    parse_similar_tracks,
     parse_top,
     parse_top_tags,
     parse_user_info,
@@ -58,6 +60,8 @@ SOURCE = "lastfm"
 Period = Literal["overall", "7day", "1month", "3month", "6month", "12month"]
 PERIODS: frozenset[str] = frozenset({"overall", "7day", "1month", "3month", "6month", "12month"})
 MAX_PAGE_SIZE = 200
+#: Last.fm's ceiling for `limit` on artist.getSimilar / track.getSimilar.
+MAX_SIMILAR = 100
 
 TRANSIENT_CODES = frozenset({8, 11, 16, 29})
 TOKEN_CODES = frozenset({4, 14, 15})
@@ -241,11 +245,19 @@ class LastfmClient:
         params = {"mbid": mbid} if mbid else {"artist": artist, "track": track, "autocorrect": 1}
         return await self._parsed("track.getTopTags", params, parse_top_tags)
 
-    async def artist_similar(self, artist: str, *, limit: int = 50, mbid: str | None = None
-                             ) -> list[SimilarArtist]:
+    async def artist_similar(self, artist: str, *, limit: int = MAX_SIMILAR, mbid: str | None = None
+                             ) -> SimilarArtists:
+        """artist.getSimilar (autocorrect on), best match first. Unknown artist (error 6) -> NotFound."""
         params: dict[str, Any] = {"mbid": mbid} if mbid else {"artist": artist, "autocorrect": 1}
-        params["limit"] = limit
+        params["limit"] = min(limit, MAX_SIMILAR)
         return await self._parsed("artist.getSimilar", params, parse_similar_artists)
+
+    async def track_similar(self, artist: str, track: str, *, limit: int = MAX_SIMILAR, mbid: str | None = None
+                            ) -> list[SimilarTrack]:
+        """track.getSimilar (autocorrect on), best match first. Unknown track (error 6) -> NotFound."""
+        params: dict[str, Any] = {"mbid": mbid} if mbid else {"artist": artist, "track": track, "autocorrect": 1}
+        params["limit"] = min(limit, MAX_SIMILAR)
+        return await self._parsed("track.getSimilar", params, parse_similar_tracks)
 
     # ---------------------------------------------------------------------------------- web auth
 

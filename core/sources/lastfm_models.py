@@ -104,6 +104,24 @@ class SimilarArtist:
 
 
 @dataclass(frozen=True, slots=True)
+class SimilarArtists:
+    """artist.getSimilar's answer: the artist as Last.fm names it (autocorrected) and its neighbours."""
+
+    artist: str | None
+    artists: list[SimilarArtist]
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarTrack:
+    artist: str
+    artist_mbid: str | None
+    title: str
+    mbid: str | None
+    match: float  # 0..1
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class LastfmSession:
     """Result of the web-auth flow: the account that proved ownership and its session key."""
 
@@ -250,17 +268,36 @@ def parse_top_tags(data: Any) -> list[Tag]:
             if isinstance(t, dict) and t.get("name")]
 
 
-def parse_similar_artists(data: Any) -> list[SimilarArtist]:
+def parse_similar_artists(data: Any) -> SimilarArtists:
     section = _section(data, "similarartists")
+    attr = section.get("@attr")
+    seed = str(attr["artist"]) if isinstance(attr, dict) and attr.get("artist") else None
     out: list[SimilarArtist] = []
     for a in _as_list(section.get("artist")):
         if not isinstance(a, dict) or not a.get("name"):
             raise MalformedResponse("bad similarartists entry")
-        try:
-            match = float(a.get("match") or 0.0)
-        except ValueError:
-            match = 0.0
-        out.append(SimilarArtist(a["name"], _mbid(a.get("mbid")), match, a.get("url") or None))
+        out.append(SimilarArtist(a["name"], _mbid(a.get("mbid")), _match(a.get("match")), a.get("url") or None))
+    return SimilarArtists(seed, out)
+
+
+def _match(value: Any) -> float:
+    """`match` arrives as "0.87" (artist.getSimilar) or 0.87 (track.getSimilar); junk counts as 0."""
+    try:
+        match = float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return match if match == match else 0.0  # NaN
+
+
+def parse_similar_tracks(data: Any) -> list[SimilarTrack]:
+    section = _section(data, "similartracks")
+    out: list[SimilarTrack] = []
+    for t in _as_list(section.get("track")):
+        artist = t.get("artist") if isinstance(t, dict) else None
+        if not isinstance(t, dict) or not t.get("name") or not isinstance(artist, dict) or not artist.get("name"):
+            raise MalformedResponse("bad similartracks entry")
+        out.append(SimilarTrack(str(artist["name"]), _mbid(artist.get("mbid")), str(t["name"]), _mbid(t.get("mbid")),
+                                _match(t.get("match")), t.get("url") or None))
     return out
 
 

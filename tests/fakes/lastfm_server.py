@@ -160,7 +160,9 @@ class LastfmFake(LocalServer):
         self.sessions: dict[str, str] = {}  # session key -> username
         self.artist_tags: dict[str, list[tuple[str, int]]] = {}
         self.track_tags: dict[tuple[str, str], list[tuple[str, int]]] = {}
-        self.similar: dict[str, list[tuple[str, float]]] = {}
+        self.similar: dict[str, list[tuple[str, float]]] = {}  # artist (lower) -> [(name, match)]
+        self.similar_tracks: dict[tuple[str, str], list[tuple[str, str, float]]] = {}  # -> [(artist, title, match)]
+        self.artist_mbids: dict[str, str] = {}  # artist (lower) -> mbid, rendered and accepted as `mbid=`
         self.suspended = False
         self.failures: deque[Failure] = deque()
         self.log: list[tuple[float, str, dict[str, str]]] = []
@@ -436,16 +438,51 @@ class LastfmFake(LocalServer):
             {"count": c, "name": n, "url": f"https://www.last.fm/tag/{n}"} for n, c in tags]),
             "@attr": {"artist": params.get("artist"), "track": params.get("track")}}})
 
+    def _artist_param(self, params: dict[str, str]) -> str:
+        """The artist a method was asked about: by `mbid`, else by name (autocorrect is case-folding)."""
+        if params.get("mbid"):
+            by_mbid = {m: a for a, m in self.artist_mbids.items()}
+            return by_mbid.get(params["mbid"], "")
+        return params.get("artist", "").strip().lower()
+
+    def _limit(self, params: dict[str, str]) -> int | web.Response:
+        try:
+            limit = int(params.get("limit", 100))
+        except ValueError:
+            return self._error(6, "Invalid parameters")
+        return max(1, min(limit, 100))  # like the real service, at most 100 rows whatever was asked
+
     def _similar(self, params: dict[str, str]) -> web.Response:
-        artist = params.get("artist", "")
-        similar = self.similar.get(artist.lower())
+        """artist.getSimilar; an unknown artist is error 6 with HTTP 404, as ws.audioscrobbler answers."""
+        artist = self._artist_param(params)
+        similar = self.similar.get(artist)
         if similar is None:
-            return self._error(6, "The artist you supplied could not be found")
-        limit = int(params.get("limit", 100))
+            return self._error(6, "The artist you supplied could not be found", status=404)
+        limit = self._limit(params)
+        if isinstance(limit, web.Response):
+            return limit
         return self._json({"similarartists": {"artist": self._items([
-            {"name": n, "mbid": "", "match": f"{m:.6f}", "url": f"https://www.last.fm/music/{n}",
-             "image": _image(), "streamable": "0"} for n, m in similar[:limit]]),
-            "@attr": {"artist": artist}}})
+            {"name": n, "mbid": self.artist_mbids.get(n.lower(), ""), "match": f"{m:.6f}".rstrip("0").rstrip("."),
+             "url": f"https://www.last.fm/music/{n.replace(' ', '+')}", "image": _image(), "streamable": "0"}
+            for n, m in similar[:limit]]),
+            "@attr": {"artist": params.get("artist", artist)}}})
+
+    def _similar_track(self, params: dict[str, str]) -> web.Response:
+        """track.getSimilar; numbers as JSON numbers here (the real service is inconsistent)."""
+        key = (params.get("artist", "").strip().lower(), params.get("track", "").strip().lower())
+        similar = self.similar_tracks.get(key)
+        if similar is None:
+            return self._error(6, "Track not found", status=404)
+        limit = self._limit(params)
+        if isinstance(limit, web.Response):
+            return limit
+        return self._json({"similartracks": {"track": self._items([
+            {"name": t, "playcount": 1000, "mbid": "", "match": m, "url": _url(a, t),
+             "streamable": {"#text": "0", "fulltrack": "0"}, "duration": 200,
+             "artist": {"name": a, "mbid": self.artist_mbids.get(a.lower(), ""),
+                        "url": f"https://www.last.fm/music/{a.replace(' ', '+')}"}, "image": _image()}
+            for a, t, m in similar[:limit]]),
+            "@attr": {"artist": params.get("artist", "")}}})
 
     def _get_session(self, params: dict[str, str]) -> web.Response:
         sig = params.get("api_sig", "")
@@ -471,6 +508,7 @@ class LastfmFake(LocalServer):
         "artist.gettoptags": _artist_tags,
         "track.gettoptags": _track_tags,
         "artist.getsimilar": _similar,
+        "track.getsimilar": _similar_track,
         "auth.getsession": _get_session,
     }
 

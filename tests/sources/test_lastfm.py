@@ -195,9 +195,24 @@ async def test_tags_and_similar(lastfm: LastfmClient, lastfm_fake: LastfmFake) -
     assert [t.name for t in await lastfm.artist_top_tags("Radiohead")] == ["alternative", "rock"]
     assert (await lastfm.track_top_tags("Radiohead", "Creep"))[0].count == 100
     similar = await lastfm.artist_similar("Radiohead", limit=1)
-    assert [(s.name, s.match) for s in similar] == [("Thom Yorke", 1.0)]
+    assert similar.artist == "Radiohead"
+    assert [(s.name, s.match) for s in similar.artists] == [("Thom Yorke", 1.0)]
+    assert lastfm_fake.requests_for("artist.getSimilar")[-1][1]["limit"] == "1"
     with pytest.raises(NotFound):
         await lastfm.artist_top_tags("Nobody Band")
+
+
+async def test_similar_unknown_empty_and_tracks(lastfm: LastfmClient, lastfm_fake: LastfmFake) -> None:
+    lastfm_fake.similar["lonely"] = []
+    lastfm_fake.similar_tracks[("radiohead", "creep")] = [("Muse", "Unintended", 0.8), ("Blur", "Song 2", 0.25)]
+    with pytest.raises(NotFound):  # error 6 arrives with HTTP 404
+        await lastfm.artist_similar("Nobody Band")
+    assert (await lastfm.artist_similar("Lonely")).artists == []
+    tracks = await lastfm.track_similar("Radiohead", "Creep")
+    assert [(t.artist, t.title, t.match) for t in tracks] == [("Muse", "Unintended", 0.8), ("Blur", "Song 2", 0.25)]
+    assert lastfm_fake.requests_for("track.getSimilar")[-1][1]["limit"] == "100"
+    with pytest.raises(NotFound):
+        await lastfm.track_similar("Radiohead", "No Such Song")
 
 
 async def test_web_auth_url_and_session(lastfm: LastfmClient, lastfm_fake: LastfmFake) -> None:

@@ -1,0 +1,285 @@
+"""Last.fm's similar-artist/-track graph: filling, matching, misses, storms, atomicity and the budget,
+against the local fake Last.fm."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from core.config import Settings
+from core.db.models import Artist, ArtistPlays, SimilarArtist, SimilarFetch
+from core.db.repositories import CatalogRepository, ListenRepository, UserRepository
+from core.db.repositories.listens import PlayRow
+from core.db.repositories.similar import SimilarGraphRepository
+from core.errors import NotFound
+from core.matching import artist_key
+from core.services import Services
+from core.sources.http import RetryPolicy
+from core.sources.lastfm import LastfmClient
+from core.sync.enrichment import LastfmTagEnrichment
+from core.sync.ingest import RawListen, ingest_listens
+from core.sync.similar_graph import SimilarGraph
+from tests.conftest import make_settings
+from tests.fakes.lastfm_server import LastfmFake
+
+FAST_RETRY = RetryPolicy(attempts=3, base_delay_s=0.02, max_delay_s=0.05, max_retry_after_s=5.0)
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def lastfm_fake() -> AsyncIterator[LastfmFake]:
+    async with LastfmFake() as fake:
+        yield fake
+
+
+@pytest.fixture
+def rate() -> float:
+    return 200.0
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, lastfm_fake: LastfmFake, rate: float) -> Settings:
+    return make_settings(database_url, tmp_path, LASTFM_REQUESTS_PER_SECOND=rate, **lastfm_fake.settings_overrides())
+
+
+@pytest.fixture
+async def started(services: Services) -> Services:
+    await services.start_clients()
+    assert services.http is not None and services.limiters is not None
+    services.lastfm = LastfmClient(services.settings, services.http, services.limiters.lastfm, retry=FAST_RETRY,
+                                   timeout_s=2)
+    return services
+
+
+async def member_plays(services: Services, plays: dict[str, int], discord_id: int = 7001) -> int:
+    """A member who played each artist `n` times (real ingest path); returns the user id."""
+    async with services.session() as s:
+        user = await UserRepository(s).get_or_create_discord(discord_id, f"m{discord_id}")
+        rows = [RawListen(artist=a, album=None, track=f"{a} song", source="lastfm",
+                          played_at=START + timedelta(minutes=i * 1000 + k))
+                for i, (a, n) in enumerate(plays.items()) for k in range(n)]
+        await ingest_listens(s, user.id, rows)
+        return int(user.id)
+
+
+async def base_plays(services: Services, artists: list[str]) -> None:
+    """A dataset (base-corpus) listener: feeds models, never decides what Last.fm is asked."""
+    async with services.session() as s:
+        ids = await CatalogRepository(s).ensure_artists({"name_key": artist_key(a), "name": a} for a in artists)
+        users = await UserRepository(s).ensure_dataset_users("hetrec", ["hetrec:1"])
+        await ListenRepository(s).set_artist_plays([PlayRow(users["hetrec:1"], i, 10_000, None) for i in ids.values()])
+
+
+async def edges_of(services: Services, name: str) -> dict[str, float]:
+    async with services.session() as s:
+        artist = await CatalogRepository(s).artist_by_key(artist_key(name))
+        assert artist is not None
+        return {a.name: m for a, m in await SimilarGraphRepository(s).artist_neighbours(artist.id)}
+
+
+async def statuses(services: Services) -> dict[str, str]:
+    async with services.session() as s:
+        rows = await s.execute(select(Artist.name, SimilarFetch.status)
+                               .join(SimilarFetch, SimilarFetch.item_id == Artist.id)
+                               .where(SimilarFetch.item_kind == "artist"))
+        return dict(rows.all())
+
+
+def asked(fake: LastfmFake, method: str = "artist.getSimilar") -> list[str]:
+    return [p.get("artist", p.get("mbid", "")) for _, p in fake.requests_for(method)]
+
+
+async def test_fill_members_artists_most_played_first_matching_mbid_then_name(
+        started: Services, lastfm_fake: LastfmFake) -> None:
+    await member_plays(started, {"Radiohead": 5, "Portishead": 9})
+    await base_plays(started, ["Base Only Band"])
+    async with started.session() as s:  # an artist we know under another spelling, with an mbid
+        await CatalogRepository(s).ensure_artists([{"name_key": artist_key("Sigur Rós"), "name": "Sigur Rós",
+                                                    "mbid": "mbid-sigur"}])
+    lastfm_fake.artist_mbids["sigur ros (renamed)"] = "mbid-sigur"
+    lastfm_fake.similar["radiohead"] = [("Thom Yorke", 1.0), ("Sigur Ros (renamed)", 0.5), ("portishead", 0.25),
+                                        ("Far Away", 0.0)]
+    lastfm_fake.similar["portishead"] = [("Massive Attack", 1.0), ("Radiohead", 0.4)]
+
+    report = await SimilarGraph(started).fill_artists()
+
+    assert asked(lastfm_fake) == ["Portishead", "Radiohead"]  # members' most-played first, base ignored
+    assert (report.considered, report.ok, report.edges) == (2, 2, 5)
+    radiohead = await edges_of(started, "Radiohead")
+    assert radiohead == {"Thom Yorke": 1.0, "Sigur Rós": 0.5, "Portishead": 0.25}  # mbid, new, by name; 0 dropped
+    async with started.session() as s:  # the never-seen neighbour entered the catalogue
+        new = await CatalogRepository(s).artist_by_key(artist_key("Thom Yorke"))
+        assert new is not None and new.lastfm_url == "https://www.last.fm/music/Thom+Yorke"
+        assert (await s.execute(select(Artist).where(Artist.name == "Sigur Ros (renamed)"))).first() is None
+    assert await edges_of(started, "Portishead") == {"Massive Attack": 1.0, "Radiohead": 0.4}
+
+    # ...and its tags come later from the tag enrichment, like any untagged catalogue artist
+    lastfm_fake.artist_tags["thom yorke"] = [("electronic", 100)]
+    await LastfmTagEnrichment(started).enrich_artist_tags(limit=20)
+    async with started.session() as s:
+        tags = await CatalogRepository(s).item_tags("artist")
+        thom = await CatalogRepository(s).artist_by_key(artist_key("Thom Yorke"))
+        assert thom is not None and tags.get(thom.id) == {"electronic": 100.0}
+
+
+async def test_misses_are_remembered_until_the_refresh_interval(started: Services, lastfm_fake: LastfmFake) -> None:
+    await member_plays(started, {"Nobody Knows Us": 3, "Loner": 2, "Radiohead": 1})
+    lastfm_fake.similar["loner"] = []  # known to Last.fm, no neighbours
+    lastfm_fake.similar["radiohead"] = [("Muse", 0.9)]
+
+    report = await SimilarGraph(started).fill_artists()
+    assert (report.ok, report.empty, report.not_found) == (1, 1, 1)
+    assert await statuses(started) == {"Nobody Knows Us": "not_found", "Loner": "empty", "Radiohead": "ok"}
+
+    before = lastfm_fake.request_count
+    again = await SimilarGraph(started).fill_artists()
+    assert again.considered == 0 and lastfm_fake.request_count == before  # nothing asked twice
+
+    async with started.session() as s:  # 31 days later, everything is due again
+        await s.execute(update(SimilarFetch).values(fetched_at=datetime.now(UTC) - timedelta(days=31)))
+    lastfm_fake.similar["nobody knows us"] = [("Radiohead", 0.7)]
+    refreshed = await SimilarGraph(started).fill_artists()
+    assert refreshed.considered == 3
+    assert (await statuses(started))["Nobody Knows Us"] == "ok"
+    assert await edges_of(started, "Nobody Knows Us") == {"Radiohead": 0.7}
+
+
+async def test_a_rate_limit_storm_stops_the_run_backs_off_and_keeps_whole_artists(
+        started: Services, lastfm_fake: LastfmFake) -> None:
+    names = [f"Band {i}" for i in range(8)]
+    await member_plays(started, {n: 20 - i for i, n in enumerate(names)})
+    for n in names:
+        lastfm_fake.similar[n.lower()] = [(f"{n} friend {k}", 1.0 - k / 10) for k in range(5)]
+    # the 4th request onwards: error 29 every time (a storm outlasting the client's retries)
+    lastfm_fake.fail_next("error", code=29, count=200, method="artist.getSimilar", after=3)
+    graph = SimilarGraph(started, concurrency=1)
+
+    report = await graph.fill_artists()
+
+    assert report.stopped and report.reason == "lastfm_unavailable"
+    assert report.ok == 3
+    assert await statuses(started) == {n: "ok" for n in names[:3]}  # storm victims are not misses
+    for n in names[:3]:
+        assert len(await edges_of(started, n)) == 5  # whole lists, never a part
+    assert len(lastfm_fake.requests_for("artist.getSimilar")) == 3 + FAST_RETRY.attempts  # retried, then gave up
+    # the filler rests: the next scheduled run asks nothing
+    before = lastfm_fake.request_count
+    assert (await graph.fill_artists()).reason == "paused"
+    assert lastfm_fake.request_count == before
+
+
+async def test_5xx_storm_and_malformed_answer_leave_old_edges_intact(started: Services,
+                                                                     lastfm_fake: LastfmFake) -> None:
+    await member_plays(started, {"Radiohead": 3})
+    lastfm_fake.similar["radiohead"] = [("Muse", 0.9), ("Blur", 0.5)]
+    graph = SimilarGraph(started, pause_s=0.0)
+    await graph.fill_artists()
+    async with started.session() as s:
+        await s.execute(update(SimilarFetch).values(fetched_at=datetime.now(UTC) - timedelta(days=40)))
+
+    lastfm_fake.similar["radiohead"] = [("Coldplay", 1.0)]
+    lastfm_fake.fail_next("http", status=503, count=FAST_RETRY.attempts, method="artist.getSimilar")
+    report = await graph.fill_artists()
+    assert report.stopped and await edges_of(started, "Radiohead") == {"Muse": 0.9, "Blur": 0.5}
+
+    lastfm_fake.fail_next("malformed", count=FAST_RETRY.attempts, method="artist.getSimilar")
+    assert (await graph.fill_artists()).stopped
+    assert await edges_of(started, "Radiohead") == {"Muse": 0.9, "Blur": 0.5}
+
+    assert (await graph.fill_artists()).ok == 1  # Last.fm is back: the list is replaced whole
+    assert await edges_of(started, "Radiohead") == {"Coldplay": 1.0}
+
+
+async def test_a_failing_store_keeps_nothing_of_that_artist(started: Services, lastfm_fake: LastfmFake) -> None:
+    """A neighbour list naming the artist itself plus an impossible match: the self-loop and the bad
+    match are dropped, the rest is stored in one piece."""
+    await member_plays(started, {"Radiohead": 3})
+    lastfm_fake.similar["radiohead"] = [("Radiohead", 1.0), ("Muse", 7.0), ("Blur", 0.5)]
+    await SimilarGraph(started).fill_artists()
+    assert await edges_of(started, "Radiohead") == {"Muse": 1.0, "Blur": 0.5}
+
+
+async def test_track_similar_fill(started: Services, lastfm_fake: LastfmFake) -> None:
+    await member_plays(started, {"Radiohead": 2, "Nobody": 1})
+    lastfm_fake.similar_tracks[("radiohead", "radiohead song")] = [("Muse", "Unintended", 0.8),
+                                                                   ("Radiohead", "Creep", 0.5)]
+    report = await SimilarGraph(started).fill_tracks()
+    assert (report.ok, report.not_found, report.edges) == (1, 1, 2)
+    async with started.session() as s:
+        graph = await SimilarGraphRepository(s).track_graph()
+        assert len(graph) == 1 and sorted(next(iter(graph.values())).values()) == [0.5, 0.8]
+        assert await SimilarGraphRepository(s).coverage("track") == {"ok": 1, "not_found": 1}
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+async def _budget_run(services: Services, fake: LastfmFake, n_artists: int) -> tuple[float, float]:
+    names = [f"Artist {i}" for i in range(n_artists)]
+    async with services.session() as s:
+        ids = await CatalogRepository(s).ensure_artists({"name_key": artist_key(n), "name": n} for n in names)
+        members = [await UserRepository(s).get_or_create_discord(9000 + m, f"m{m}") for m in range(30)]
+        rows = [PlayRow(members[i % 30].id, ids[artist_key(n)], 1 + (i * 7919) % 500, None)
+                for i, n in enumerate(names)]
+        await ListenRepository(s).set_artist_plays(rows)
+    pool = [f"Neighbour {k}" for k in range(2 * n_artists)]
+    for i, n in enumerate(names):
+        fake.similar[n.lower()] = [(pool[(i * 31 + k * 17) % len(pool)], 1.0 - k / 100) for k in range(100)]
+    started = time.monotonic()
+    report = await SimilarGraph(services).fill_artists()
+    elapsed = time.monotonic() - started
+    assert report.ok == n_artists and not report.stopped
+    times = [t for t, _ in fake.requests_for("artist.getSimilar")]
+    rate = services.settings.lastfm_requests_per_second
+    assert _max_in_window(times, 1.0) <= rate + 1  # never above the shared limit
+    async with services.session() as s:
+        assert len(await SimilarGraphRepository(s).artist_graph()) == n_artists
+        assert (await s.execute(select(ArtistPlays).limit(1))).first() is not None
+        assert (await s.execute(select(SimilarArtist).limit(1))).first() is not None
+    return n_artists / elapsed, elapsed
+
+
+@pytest.mark.parametrize("rate", [20.0])
+async def test_filling_saturates_the_shared_limit_and_never_exceeds_it(started: Services,
+                                                                        lastfm_fake: LastfmFake) -> None:
+    achieved, _ = await _budget_run(started, lastfm_fake, 80)
+    assert achieved >= 0.7 * 20.0  # the limiter sets the pace, not the filler (limit 20/s here)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate", [5.0])
+async def test_budget_3000_artists_within_15_minutes_at_5_per_second(started: Services,
+                                                                       lastfm_fake: LastfmFake) -> None:
+    """Scaled run at the production limit: 150 artists, then the figure for 3,000."""
+    achieved, elapsed = await _budget_run(started, lastfm_fake, 150)
+    projected = 3000 / achieved
+    print(f"\nsimilar-graph budget: {achieved:.2f} artists/s at a 5/s limit; 150 artists in {elapsed:.1f}s; "
+          f"3,000 artists in {projected / 60:.1f} min")
+    assert achieved >= 4.5 and projected <= 15 * 60
+
+
+async def test_similar_to_any_artist_lastfm_knows(started: Services, lastfm_fake: LastfmFake) -> None:
+    lastfm_fake.similar["aurora"] = [("Sigrid", 1.0), ("Florence + the Machine", 0.6)]
+    answer = await SimilarGraph(started).similar_to("aurora")
+    assert [(a.name, m) for a, m in answer.neighbours] == [("Sigrid", 1.0), ("Florence + the Machine", 0.6)]
+    assert answer.seed == "aurora"
+    before = lastfm_fake.request_count
+    await SimilarGraph(started).similar_to("AURORA")  # stored now: answered without asking again
+    assert lastfm_fake.request_count == before
+
+    with pytest.raises(NotFound, match=r"neither does Last\.fm"):
+        await SimilarGraph(started).similar_to("Zzyzx Unknown")
+    with pytest.raises(NotFound, match=r"neither does Last\.fm"):  # remembered: not asked twice
+        await SimilarGraph(started).similar_to("zzyzx unknown")
+    assert asked(lastfm_fake).count("Zzyzx Unknown") == 1
