@@ -92,6 +92,23 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
 
             await services.component("lastfm_tags", LastfmTagEnrichment).enrich_artist_tags(limit=500)
 
+    async def similar_graph() -> None:
+        """Last.fm's similar artists (then tracks) for what members play: new and 30-day-old entries.
+
+        Each run asks at most what the shared limit allows in one job interval (so runs do not pile
+        up), artists first; tracks only get a third of what artists left over, because a member's
+        track list is long and syncing must keep its share of the same limit."""
+        if services.lastfm is None:
+            return
+        from core.scheduler import SIMILAR_GRAPH_MINUTES
+        from core.sync.similar_graph import SimilarGraph
+
+        graph = SimilarGraph.of(services)
+        budget = max(1, int(settings.lastfm_requests_per_second * SIMILAR_GRAPH_MINUTES * 60 * 0.9))
+        report = await graph.fill_artists(limit=budget)
+        if not report.stopped and (left := (budget - report.considered) // 3) > 0:
+            await graph.fill_tracks(limit=left)
+
     async def weekly_dms() -> None:
         if not bot.is_ready():  # DMs need a logged-in client; the next 5-minute run will do it
             log.info("weekly DMs: bot not ready yet; skipped this run")
@@ -102,7 +119,8 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
 
     has_source = settings.lastfm_api_key is not None or settings.spotify_client_id is not None
     return JobSet(sync_active=sync_due if has_source else None, sync_dormant=daily if has_source else None,
-                  retrain=retrain, weekly_dms=weekly_dms)
+                  retrain=retrain, weekly_dms=weekly_dms,
+                  similar_graph=similar_graph if settings.lastfm_api_key is not None else None)
 
 
 def recommender_probe(services: Services) -> HealthProbe:

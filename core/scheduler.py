@@ -59,6 +59,8 @@ LEASE_NAME = "scheduler-leader"
 JOBSTORE_TABLE = "apscheduler_jobs"
 
 JobFunc = Callable[[], Awaitable[Any]]
+#: How often the similar-graph job looks for artists (and tracks) whose Last.fm neighbours are due.
+SIMILAR_GRAPH_MINUTES = 1
 
 # --- the process-local registry behind the trampolines ---------------------------------------------
 
@@ -95,6 +97,7 @@ class JobSet:
     sync_dormant: JobFunc | None = None
     retrain: JobFunc | None = None
     weekly_dms: JobFunc | None = None
+    similar_graph: JobFunc | None = None
     extra: dict[str, tuple[dict[str, Any], JobFunc]] = field(default_factory=dict)
 
 
@@ -140,6 +143,10 @@ def job_specs(jobs: JobSet, sync_active_minutes: int) -> list[JobSpec]:
     if jobs.weekly_dms:  # every 5 min the DM job looks for users whose local weekly slot has come
         specs.append(JobSpec("weekly_dms", jobs.weekly_dms, "interval", {"minutes": 5},
                              misfire_grace_time=300, jitter=10))
+    if jobs.similar_graph:  # every minute: new artists get their Last.fm neighbours within minutes of a
+        # sync (the budget: ~3,000 artists within 15 minutes); a run finds nothing due otherwise
+        specs.append(JobSpec("similar_graph", jobs.similar_graph, "interval", {"minutes": SIMILAR_GRAPH_MINUTES},
+                             misfire_grace_time=60, jitter=5))
     for job_id, (trigger_kwargs, func) in jobs.extra.items():
         args = dict(trigger_kwargs)
         trigger = args.pop("trigger", "interval")

@@ -105,7 +105,8 @@ def similar_embed(result: SimilarResult) -> discord.Embed:
     image = next((r.image_url for r in result.items if r.image_url), None)
     if image:
         embed.set_thumbnail(url=image)
-    embed.set_footer(text="From what listeners who play them also play, and shared tags")
+    embed.set_footer(text=clip(result.note or "From what listeners who play them also play, and shared tags",
+                               MAX_FOOTER))
     return embed
 
 

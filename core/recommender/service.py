@@ -104,6 +104,7 @@ class FeedbackOutcome:
 class SimilarResult:
     seed: str
     items: tuple[Recommendation, ...]
+    note: str | None = None  # where the list comes from when not from the model (Last.fm's graph)
 
 
 @dataclass(frozen=True)
@@ -570,28 +571,51 @@ class RecommendService:
 
     # --- similar, autocomplete, preferences -------------------------------------------------------
     async def similar(self, query: str, kind: Kind | str = Kind.ARTIST, count: int = 10) -> SimilarResult:
-        """Artists most like the named one (resolved by normalised name, then by prefix)."""
+        """Artists most like the named one: from the model when it knows the artist, otherwise from
+        Last.fm's similar-artist graph (stored, or asked now), so any artist Last.fm knows works.
+
+        The name is resolved by normalised name; a prefix match is only a fallback when Last.fm is
+        not configured (with Last.fm, its autocorrect finds the artist the user meant)."""
         kind = Kind(kind)
         if kind != Kind.ARTIST:
             raise InvalidInput("Similar items work for artists for now.")
         key = artist_key(query or "")
         if not key:
             raise InvalidInput("Tell me an artist name.")
+        from core.sync.similar_graph import SimilarGraph
+
+        graph = SimilarGraph.of(self.services)
         async with self.services.session() as session:
             catalog = CatalogRepository(session)
             artist = await catalog.artist_by_key(key)
-            if artist is None:
+            if artist is None and graph.client is None:
                 found = await catalog.search_artists(key, limit=1)
                 artist = found[0] if found else None
-        if artist is None:
+        if artist is None and graph.client is None:
             raise NotFound(f"I don't know an artist called “{query[:100]}”.")
-        engine = (await self.ensure_model(kind)).engine
-        if artist.id not in engine.items:
+        engine = await self._engine_if_any(kind) if artist is not None else None
+        if artist is not None and engine is not None and artist.id in engine.items:
+            recs = await asyncio.to_thread(engine.similar, artist.id, count)
+            async with self.services.session() as session:
+                decorated = await self._decorate(RecommendationRepository(session), kind, recs)
+            return SimilarResult(artist.name, tuple(decorated))
+        if graph.client is None and artist is not None:
             raise NotFound(f"I don't know enough about {artist.name} yet to find similar artists.")
-        recs = await asyncio.to_thread(engine.similar, artist.id, count)
-        async with self.services.session() as session:
-            decorated = await self._decorate(RecommendationRepository(session), kind, recs)
-        return SimilarResult(artist.name, tuple(decorated))
+        answer = await graph.similar_to(artist.name if artist is not None else query, limit=count)
+        recs = [Recommendation(kind=Kind.ARTIST, item_id=int(a.id), name=a.name, score=match,
+                               evidence=Evidence(items=(Weighted(answer.seed, match),), sources={"graph": match},
+                                                 note=f"similar to {answer.seed} on Last.fm"),
+                               url=a.lastfm_url, image_url=a.image_url)
+                for a, match in answer.neighbours[:count]]
+        return SimilarResult(answer.seed, tuple(recs), note=f"Similar to {answer.seed} on Last.fm")
+
+    async def _engine_if_any(self, kind: Kind) -> RecommenderEngine | None:
+        """The served engine, or None while there is none to serve (no data yet, still learning)."""
+        try:
+            return (await self.ensure_model(kind)).engine
+        except SonanceError as exc:
+            log.info("similar: no %s model to ask (%s); using Last.fm's graph", kind, exc.user_message)
+            return None
 
     async def autocomplete(self, prefix: str, limit: int = 25) -> list[str]:
         """Artist names starting with `prefix` (normalised), for /similar."""

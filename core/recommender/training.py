@@ -21,7 +21,7 @@ import hashlib
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ import numpy as np
 
 from core.db.repositories import CatalogRepository, SchedulingRepository
 from core.db.repositories.recommendations import ItemPlayRow, RecommendationRepository
+from core.db.repositories.similar import SimilarGraphRepository
 from core.domain import Kind
 from core.errors import NotEnoughHistory
 from core.recommender.engine import RecommenderEngine, default_artifact_dir
@@ -55,13 +56,26 @@ def _say(progress: Progress | None) -> Progress:
     return progress or (lambda message: log.info("train: %s", message))
 
 
-async def load_training_rows(services: Services, kind: Kind) -> tuple[list[ItemPlayRow], dict[int, str],
-                                                                         dict[str, dict[int, dict[str, float]]]]:
-    """Everything a fit needs from the DB: plays, item names and tag sources, in one session."""
+#: item id -> {similar item id: match in (0, 1]}: Last.fm's similar graph as `fit_engine` takes it.
+SimilarGraphInput = Mapping[int, Mapping[int, float]]
+
+
+async def load_training_rows(services: Services, kind: Kind) -> tuple[
+        list[ItemPlayRow], dict[int, str], dict[str, dict[int, dict[str, float]]], dict[int, dict[int, float]]]:
+    """Everything a fit needs from the DB, in one session: plays, item names, tag sources and Last.fm's
+    similar graph (artists: artist.getSimilar; tracks: track.getSimilar; albums: none).
+
+    Items that appear only in the graph (an artist no listener here plays) get names too, because
+    the graph component can recommend them.
+    """
     async with services.session() as session:
         repo = RecommendationRepository(session)
         rows = await repo.item_plays(str(kind))
-        infos = await repo.item_info(str(kind), {r.item_id for r in rows})
+        graph_repo = SimilarGraphRepository(session)
+        similar = (await graph_repo.artist_graph() if kind == Kind.ARTIST
+                   else await graph_repo.track_graph() if kind == Kind.TRACK else {})
+        graph_items = set(similar) | {b for targets in similar.values() for b in targets}
+        infos = await repo.item_info(str(kind), {r.item_id for r in rows} | graph_items)
         sources: dict[str, dict[int, dict[str, float]]] = {}
         if kind == Kind.ARTIST:
             sources["lastfm"] = await CatalogRepository(session).item_tags("artist")
@@ -73,13 +87,17 @@ async def load_training_rows(services: Services, kind: Kind) -> tuple[list[ItemP
                 sources["aoty"] = await repo.album_tags_from_aoty()
     names = {i: (f"{info.artist} – {info.name}" if info.artist and kind != Kind.ARTIST else info.name)
              for i, info in infos.items()}
-    return rows, names, sources
+    return rows, names, sources, similar
 
 
 def fit_engine(rows: list[ItemPlayRow], names: dict[int, str], sources: dict[str, dict[int, dict[str, float]]],
                *, kind: Kind, now: datetime, tune: bool = True, progress: Progress | None = None,
-               ) -> RecommenderEngine:
-    """The CPU-bound part (call it in a worker thread): interactions -> tags -> tuned hybrid."""
+               similar: SimilarGraphInput | None = None) -> RecommenderEngine:
+    """The CPU-bound part (call it in a worker thread): interactions -> tags -> tuned hybrid.
+
+    `similar` (Last.fm's graph) is accepted but not used on this branch: the graph component is built
+    on the engine side (h12a), which replaces this function at merge.
+    """
     say = _say(progress)
     if not rows:
         raise NotEnoughHistory(f"There is no listening data at {kind} level to learn from yet.")
@@ -147,14 +165,15 @@ async def train_from_db(services: Services, *, kind: Kind | str = Kind.ARTIST, t
     say = _say(progress)
     now = now or datetime.now(UTC)
     say(f"reading {kind} plays and tags from the database")
-    rows, names, sources = await load_training_rows(services, kind)
+    rows, names, sources, similar = await load_training_rows(services, kind)
     version = model_version(kind, rows, now)
     base = default_artifact_dir(services.settings.model_dir, kind)
     path = base / version
 
     def work() -> tuple[RecommenderEngine, float]:
         started = time.perf_counter()
-        engine = fit_engine(rows, names, sources, kind=kind, now=now, tune=tune, progress=say)
+        engine = fit_engine(rows, names, sources, kind=kind, now=now, tune=tune, progress=say,
+                            similar=similar or None)
         elapsed = time.perf_counter() - started
         say(f"saving artifact {version}")
         engine.save(path)

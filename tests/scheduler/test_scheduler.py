@@ -20,7 +20,7 @@ from sqlalchemy import select, text, update
 from core.config import Settings
 from core.db.models import Lease
 from core.db.types import utcnow
-from core.scheduler import LEASE_NAME, JobSet, SonanceScheduler, sync_database_url
+from core.scheduler import LEASE_NAME, JobSet, SonanceScheduler, job_specs, sync_database_url
 from core.services import Services, build_services
 
 TTL = 1.5
@@ -222,3 +222,12 @@ async def test_stop_is_clean(services: Services) -> None:
     assert scheduler.status() == {"scheduler": "stopped", "jobs": 1}
     async with services.session() as session:
         assert (await session.execute(select(Lease).where(Lease.name == LEASE_NAME))).first() is None
+
+
+def test_similar_graph_job_runs_every_minute() -> None:
+    async def noop() -> None:
+        return None
+
+    specs = {s.job_id: s for s in job_specs(JobSet(similar_graph=noop), sync_active_minutes=15)}
+    assert specs["similar_graph"].trigger == "interval"
+    assert specs["similar_graph"].trigger_args == {"minutes": 1}

@@ -283,3 +283,19 @@ async def test_similar_to_any_artist_lastfm_knows(started: Services, lastfm_fake
     with pytest.raises(NotFound, match=r"neither does Last\.fm"):  # remembered: not asked twice
         await SimilarGraph(started).similar_to("zzyzx unknown")
     assert asked(lastfm_fake).count("Zzyzx Unknown") == 1
+
+
+async def test_the_scheduled_job_fills_artists_then_tracks(started: Services, lastfm_fake: LastfmFake) -> None:
+    import discord
+
+    from bot.app import build_jobs
+
+    await member_plays(started, {"Radiohead": 2})
+    lastfm_fake.similar["radiohead"] = [("Muse", 0.9)]
+    lastfm_fake.similar_tracks[("radiohead", "radiohead song")] = [("Muse", "Uprising", 0.7)]
+    jobs = build_jobs(started, discord.Client(intents=discord.Intents.none()))
+    assert jobs.similar_graph is not None
+    await jobs.similar_graph()
+    assert await edges_of(started, "Radiohead") == {"Muse": 0.9}
+    async with started.session() as s:
+        assert await SimilarGraphRepository(s).coverage("track") == {"ok": 1}

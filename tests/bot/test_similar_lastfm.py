@@ -1,0 +1,79 @@
+"""/similar for any artist Last.fm knows, end to end: fake Discord -> the real bot -> fake Last.fm."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.client import create_bot
+from core.config import Settings
+from core.services import Services, build_services
+from tests.bot.driving import run
+from tests.bot.world import GUILD_ID, seed_world
+from tests.conftest import make_settings
+from tests.fakes.discord_server import FakeDiscord, running_bot
+from tests.fakes.lastfm_server import LastfmFake
+
+
+@pytest.fixture
+async def lastfm_fake() -> AsyncIterator[LastfmFake]:
+    async with LastfmFake() as fake:
+        yield fake
+
+
+@pytest.fixture
+def bot_settings(database_url: str, tmp_path: Path, lastfm_fake: LastfmFake) -> Settings:
+    return make_settings(database_url, tmp_path, DISCORD_DEV_GUILD_ID=str(GUILD_ID),
+                         SONANCE_PUBLIC_BASE_URL="http://127.0.0.1:8080", **lastfm_fake.settings_overrides())
+
+
+@pytest.fixture
+async def world_services(bot_settings: Settings) -> AsyncIterator[Services]:
+    services = await build_services(bot_settings, upgrade_schema=False)
+    services.extras["world_ids"] = await seed_world(services)
+    yield services
+    await services.close()
+
+
+@pytest.fixture
+async def sonance(fake: FakeDiscord, world_services: Services) -> AsyncIterator[FakeDiscord]:
+    bot = create_bot(world_services, guild_ready_timeout=0.05)
+    async with running_bot(bot, fake):
+        yield fake
+
+
+async def test_similar_for_an_artist_outside_the_catalogue_asks_lastfm(sonance: FakeDiscord,
+                                                                       lastfm_fake: LastfmFake) -> None:
+    lastfm_fake.similar["aurora"] = [("Sigrid", 1.0), ("Florence + the Machine", 0.62), ("Björk", 0.4)]
+    _, final = await run(sonance, "similar", "carol", {"artist": "aurora"})
+    embed = final.embeds[0]
+    assert embed["title"] == "Artists like aurora"
+    assert [line.split("** ", 1)[1].split(" · ")[0].strip("[]").split("](")[0]
+            for line in embed["description"].splitlines()][:3] == ["Sigrid", "Florence + the Machine", "Björk"]
+    assert embed["footer"]["text"] == "Similar to aurora on Last.fm"
+
+    # the answer is stored: asked once, answered again from the graph
+    await run(sonance, "similar", "alice", {"artist": "AURORA"})
+    assert len(lastfm_fake.requests_for("artist.getSimilar")) == 1
+
+
+async def test_similar_for_an_artist_lastfm_does_not_know(sonance: FakeDiscord, lastfm_fake: LastfmFake) -> None:
+    _, final = await run(sonance, "similar", "carol", {"artist": "Qwxz Nobody"})
+    assert final.content == "I don't know an artist called “Qwxz Nobody”, and neither does Last.fm."
+    assert not final.embeds
+    assert len(lastfm_fake.requests_for("artist.getSimilar")) == 1
+
+
+async def test_similar_for_a_modelled_artist_still_uses_the_model(sonance: FakeDiscord,
+                                                                  lastfm_fake: LastfmFake) -> None:
+    _, final = await run(sonance, "similar", "carol", {"artist": "Slowdive"})
+    assert final.embeds[0]["footer"]["text"] == "From what listeners who play them also play, and shared tags"
+    assert lastfm_fake.requests_for("artist.getSimilar") == []
+
+
+async def test_similar_while_lastfm_is_down_says_so(sonance: FakeDiscord, lastfm_fake: LastfmFake) -> None:
+    lastfm_fake.fail_next("http", status=503, count=10, method="artist.getSimilar")
+    _, final = await run(sonance, "similar", "carol", {"artist": "Unseen Band"})
+    assert "unavailable" in (final.content or "")
