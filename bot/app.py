@@ -26,6 +26,7 @@ from bot.web import PROBES_KEY, HealthProbe, build_web_app, start_web
 from core.config import Settings
 from core.scheduler import JobSet, SonanceScheduler
 from core.services import Services, build_services
+from core.sync.base_corpus import start_base_import
 from core.weekly import ContentPort, DigestContent, ServerMatesContent, WeeklyDigest
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ async def run_bot(settings: Settings) -> None:
     runner = None
     scheduler: SonanceScheduler | None = None
     warm_up: asyncio.Task[None] | None = None
+    base_import: asyncio.Task[Any] | None = None
     try:
         web_app = build_web_app(services)
         runner = await start_web(web_app, settings.web_host, settings.web_port)
@@ -168,6 +170,7 @@ async def run_bot(settings: Settings) -> None:
         web_app[PROBES_KEY].append(scheduler_probe(scheduler))
         web_app[PROBES_KEY].append(recommender_probe(services))
         warm_up = asyncio.create_task(_warm_recommender(services), name="recommender-warm-up")
+        base_import = start_base_import(services)  # background: never delays start-up or commands
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -187,8 +190,9 @@ async def run_bot(settings: Settings) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner_task
     finally:
-        if warm_up is not None and not warm_up.done():
-            warm_up.cancel()
+        for task in (warm_up, base_import):
+            if task is not None and not task.done():
+                task.cancel()
         if scheduler is not None:
             await scheduler.stop()  # idempotent; covers a failed login, and always before services close
         if runner is not None:

@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     data_dir: Path = Field(Path("./data"), validation_alias="SONANCE_DATA_DIR")
     dataset_dir: Path | None = Field(None, validation_alias="SONANCE_DATASET_DIR")
+    # The base corpus `sonance run` imports into a near-empty database: "hetrec" (downloaded from
+    # GroupLens and checksum-verified, or SONANCE_DATASET_DIR), a local folder of HetRec files, or "none".
+    base_dataset: str = Field("hetrec", validation_alias="SONANCE_BASE_DATASET")
+    base_dataset_url: str = Field(
+        "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",  # = core.datasets.HETREC_URL
+        validation_alias="SONANCE_BASE_DATASET_URL")
+    base_dataset_sha256: str = Field("6738f48195667ff03caaab4d32ca9a3133d8cc026b7c3cdaf6ce1010e913c59c",  # HETREC_SHA256
+                                     validation_alias="SONANCE_BASE_DATASET_SHA256")
+    # "Near-empty": fewer members with listening data than this (dataset listeners do not count).
+    base_max_members: int = Field(100, ge=0, validation_alias="SONANCE_BASE_MAX_MEMBERS")
 
     # --- Discord -----------------------------------------------------------------------------
     discord_token: SecretStr | None = Field(None, validation_alias="DISCORD_TOKEN")

@@ -59,8 +59,12 @@ def verify_sha256(data: bytes, expected: str = HETREC_SHA256) -> None:
                               f"checksum mismatch (expected {expected}, got {digest}); not importing")
 
 
-def download_hetrec(dest: Path, url: str = HETREC_URL, timeout: float = 60.0) -> Path:
-    """Download and verify the public archive, then unpack it under ``dest``. Needs the internet."""
+def download_hetrec(dest: Path, url: str = HETREC_URL, timeout: float = 60.0,
+                    expected_sha256: str = HETREC_SHA256) -> Path:
+    """Download and verify the public archive, then unpack it under ``dest``. Needs the internet.
+
+    `url` / `expected_sha256` are overridable for mirrors (and local test servers); nothing is
+    unpacked unless the bytes match the checksum."""
     import urllib.request
 
     try:
@@ -71,7 +75,7 @@ def download_hetrec(dest: Path, url: str = HETREC_URL, timeout: float = 60.0) ->
             f"Could not download the HetRec dataset from {url} ({exc}). "
             "Pass --path DIR or set SONANCE_DATASET_DIR to a folder with its files."
         ) from None
-    verify_sha256(data)
+    verify_sha256(data, expected_sha256)
     target = dest / HETREC_DIRNAME
     target.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli_app import app, console, db_app, run_async
+from bot.cli_app import app, console, db_app, fail, run_async
 from core.config import load_settings
 from core.db import migrate
 from core.db.engine import engine_from_settings
@@ -54,3 +54,38 @@ def db_current() -> None:
     """Show the database's schema revision and the latest one this code knows."""
     current = _with_engine(migrate.current_revision)
     console.print(f"database: [bold]{current or 'empty'}[/]; code head: [bold]{migrate.head_revision()}[/]")
+
+
+@db_app.command("drop-base")
+def db_drop_base(
+    force: bool = typer.Option(False, "--force", help="Drop it even though this server has fewer listeners "
+                               "of its own than SONANCE_BASE_MAX_MEMBERS."),
+) -> None:
+    """Remove the base corpus (HetRec listeners and their plays); members' data and the catalogue stay."""
+    from core.db.repositories import UserRepository
+    from core.db.repositories.users import BASE_ORIGIN
+    from core.services import build_services
+    from core.sync.base_corpus import drop_base_corpus
+
+    async def body() -> tuple[dict[str, int], int, int]:
+        settings = load_settings()
+        services = await build_services(settings)
+        try:
+            async with services.session() as session:
+                counts = await UserRepository(session).listener_counts()
+            own = sum(n for origin, n in counts.items() if origin != BASE_ORIGIN)
+            if own < settings.base_max_members and not force:
+                raise fail(f"this server has {own} listeners of its own (fewer than SONANCE_BASE_MAX_MEMBERS="
+                           f"{settings.base_max_members}): the base corpus still helps its recommendations. "
+                           "Use --force to drop it anyway.")
+            return await drop_base_corpus(services), own, settings.base_max_members
+        finally:
+            await services.close()
+
+    deleted, own, threshold = run_async(body)
+    console.print(f"dropped [bold]{deleted.get('users', 0):,}[/] base listeners "
+                  f"({deleted.get('artist_plays', 0):,} play counts); members' data and the catalogue are kept. "
+                  "The next training (nightly, or `sonance train`) learns without them.")
+    if own < threshold:
+        console.print("note: with fewer listeners than SONANCE_BASE_MAX_MEMBERS, `sonance run` imports the base "
+                      "again at start unless SONANCE_BASE_DATASET=none.")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Table, delete, select
+from sqlalchemy import Column, Select, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Base
@@ -51,9 +51,10 @@ def personal_links() -> list[PersonalLink]:
     return direct + indirect
 
 
-def _where(link: PersonalLink, user_id: int) -> Any:
+def _where(link: PersonalLink, user_id: int | Select[Any]) -> Any:
+    """Rows of `link.table` about one user (an id) or about several (a SELECT of user ids)."""
     if link.via is None:
-        return link.column == user_id
+        return link.column.in_(user_id) if isinstance(user_id, Select) else link.column == user_id
     assert link.via_column is not None
     return link.column.in_(select(link.via_column).where(_where(link.via, user_id)))
 
@@ -89,13 +90,24 @@ class PersonalDataRepository:
 
     async def forget(self, user_id: int) -> dict[str, int]:
         """Delete every row about the user; returns the number of rows per table."""
+        users = Base.metadata.tables["users"]
+        return await self._delete(user_id, users.c.id == user_id)
+
+    async def forget_dataset_listeners(self, origin: str) -> dict[str, int]:
+        """Delete every dataset listener of `origin` (e.g. the HetRec base corpus) and every row about
+        them; members (users with a Discord id) are never touched, whatever their origin says."""
+        users = Base.metadata.tables["users"]
+        condition = (users.c.origin == origin) & users.c.discord_id.is_(None)
+        return await self._delete(select(users.c.id).where(condition), condition)
+
+    async def _delete(self, who: int | Select[Any], user_condition: Any) -> dict[str, int]:
         counts: dict[str, int] = {}
         for link in reversed(personal_links()):  # indirect (children) before direct (parents)
             result = await self.session.execute(
-                delete(link.table).where(_where(link, user_id)).execution_options(synchronize_session=False))
+                delete(link.table).where(_where(link, who)).execution_options(synchronize_session=False))
             if result.rowcount:
                 counts[link.table.name] = counts.get(link.table.name, 0) + result.rowcount
         users = Base.metadata.tables["users"]
-        result = await self.session.execute(delete(users).where(users.c.id == user_id))
+        result = await self.session.execute(delete(users).where(user_condition))
         counts["users"] = result.rowcount
         return counts

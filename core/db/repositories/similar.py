@@ -1,7 +1,7 @@
 """Last.fm's similar-artist / similar-track graphs: what to ask next, and atomic per-item replacement.
 
 Why it looks like this:
-- "What to ask next" reads only MEMBERS' plays (users with a Discord id): a base corpus of 17,000
+- "What to ask next" reads only the server's own listeners' plays (not the base corpus): 17,000
   HetRec artists must not swallow the Last.fm budget that the server's own catalogue needs, and
   most-played first means a partial run already covers what matters most.
 - An item's edges and its `similar_fetches` row are written in the caller's one transaction, after
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Artist, ArtistPlays, Listen, SimilarArtist, SimilarFetch, SimilarTrack, Track, User
 from core.db.repositories._dialect import chunks, upsert_insert
+from core.db.repositories.users import BASE_ORIGIN
 from core.db.types import utcnow
 
 BATCH = 500
@@ -51,10 +52,10 @@ class FetchState:
     fetched_at: datetime
 
 
-def member_listener() -> Any:
-    """The SQL condition "this user is a member" (a Discord account), as opposed to base/dataset
-    listeners, who only ever feed the models."""
-    return User.discord_id.is_not(None)
+def own_listener() -> Any:
+    """The SQL condition "this listener is the server's own" (a member, or someone imported on
+    purpose), as opposed to the base corpus, whose 17,000 artists must not spend the Last.fm budget."""
+    return User.origin != BASE_ORIGIN
 
 
 class SimilarGraphRepository:
@@ -71,13 +72,13 @@ class SimilarGraphRepository:
 
     async def artists_due(self, stale_before: datetime, *, limit: int,
                           skip: Iterable[int] = ()) -> list[DueArtist]:
-        """Artists members play whose graph was never fetched or is older than `stale_before`,
-        most-played (by members) first. `skip`: ids this run already tried (and failed) on."""
+        """Artists the server's own listeners play whose graph was never fetched or is older than
+        `stale_before`, most-played first. `skip`: ids this run already tried (and failed) on."""
         plays = func.sum(ArtistPlays.plays).label("plays")
         stmt = (select(Artist.id, Artist.name, Artist.mbid, plays)
                 .join(ArtistPlays, ArtistPlays.artist_id == Artist.id)
                 .join(User, User.id == ArtistPlays.user_id)
-                .where(member_listener(), ArtistPlays.plays > 0, self._not_fresh("artist", Artist.id, stale_before))
+                .where(own_listener(), ArtistPlays.plays > 0, self._not_fresh("artist", Artist.id, stale_before))
                 .group_by(Artist.id, Artist.name, Artist.mbid)
                 .order_by(plays.desc(), Artist.id).limit(limit))
         skipped = list(skip)
@@ -86,13 +87,13 @@ class SimilarGraphRepository:
         return [DueArtist(i, n, m) for i, n, m, _ in (await self.session.execute(stmt)).all()]
 
     async def tracks_due(self, stale_before: datetime, *, limit: int, skip: Iterable[int] = ()) -> list[DueTrack]:
-        """Tracks members have played, most-played first, whose similar list is missing or stale."""
+        """Tracks the server's own listeners have played, most-played first, whose similar list is missing or stale."""
         plays = func.count(Listen.id).label("plays")
         stmt = (select(Track.id, Artist.name, Track.title, Track.mbid, plays)
                 .join(Listen, Listen.track_id == Track.id)
                 .join(User, User.id == Listen.user_id)
                 .join(Artist, Artist.id == Track.artist_id)
-                .where(member_listener(), self._not_fresh("track", Track.id, stale_before))
+                .where(own_listener(), self._not_fresh("track", Track.id, stale_before))
                 .group_by(Track.id, Artist.name, Track.title, Track.mbid)
                 .order_by(plays.desc(), Track.id).limit(limit))
         skipped = list(skip)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import GuildMembership, User, UserSettings
+from core.db.models import ArtistPlays, GuildMembership, User, UserSettings
 from core.db.repositories._dialect import upsert_insert
+
+#: `users.origin` of the base corpus (HetRec listeners imported to give a fresh server a model): they
+#: feed the models and are never members, never shown, never counted.
+BASE_ORIGIN = "hetrec"
 
 SETTINGS_FIELDS = frozenset({
     "dm_enabled", "dm_weekday", "dm_minute", "timezone", "quiet_start_minute", "quiet_end_minute",
@@ -54,6 +58,17 @@ class UserRepository:
         rows = await self.session.execute(select(User.external_ref, User.id).where(User.external_ref.in_(refs)))
         return {ref: uid for ref, uid in rows if ref is not None}
 
+    async def listener_counts(self) -> dict[str, int]:
+        """How many members (Discord users) and dataset listeners, by origin, have any artist plays.
+
+        Why: "is this database near-empty?" (the base corpus is imported below a threshold of member
+        listeners) and "is the base corpus here?" are both answered from this one query.
+        """
+        has_plays = select(ArtistPlays.user_id).where(ArtistPlays.user_id == User.id, ArtistPlays.plays > 0).exists()
+        kind = case((User.discord_id.is_not(None), "members"), else_=User.origin)
+        stmt = select(kind, func.count()).where(has_plays).group_by(kind)
+        return {str(k): int(n) for k, n in (await self.session.execute(stmt)).all()}
+
     async def ensure_dataset_users(self, origin: str, refs: list[str]) -> dict[str, int]:
         """Create (idempotently) listeners imported from a dataset; returns external_ref -> id."""
         if refs:
@@ -95,8 +110,10 @@ class UserRepository:
         level = UserSettings.privacy_level
         stmt = (
             select(GuildMembership.user_id)
+            .join(User, User.id == GuildMembership.user_id)
             .outerjoin(UserSettings, UserSettings.user_id == GuildMembership.user_id)
             .where(GuildMembership.guild_id == guild_id)
+            .where(User.discord_id.is_not(None))  # dataset/base listeners are never members
             .where(or_(
                 GuildMembership.visible.is_(True),
                 and_(GuildMembership.visible.is_(None), or_(level.is_(None), level == "public")),
