@@ -299,3 +299,21 @@ async def test_the_scheduled_job_fills_artists_then_tracks(started: Services, la
     assert await edges_of(started, "Radiohead") == {"Muse": 0.9}
     async with started.session() as s:
         assert await SimilarGraphRepository(s).coverage("track") == {"ok": 1}
+
+
+async def test_training_reads_the_graph_and_names_graph_only_artists(started: Services,
+                                                                     lastfm_fake: LastfmFake) -> None:
+    from core.domain import Kind
+    from core.recommender.training import load_training_rows
+
+    await member_plays(started, {"Radiohead": 4, "Portishead": 2})
+    lastfm_fake.similar["radiohead"] = [("Thom Yorke", 1.0), ("Portishead", 0.3)]
+    await SimilarGraph(started).fill_artists()
+    rows, names, _, similar = await load_training_rows(started, Kind.ARTIST)
+    async with started.session() as s:
+        catalog = CatalogRepository(s)
+        ids = {n: (await catalog.artist_by_key(artist_key(n))).id  # type: ignore[union-attr]
+               for n in ("Radiohead", "Portishead", "Thom Yorke")}
+    assert similar == {ids["Radiohead"]: {ids["Thom Yorke"]: 1.0, ids["Portishead"]: 0.3}}
+    assert ids["Thom Yorke"] not in {r.item_id for r in rows}  # nobody plays them...
+    assert names[ids["Thom Yorke"]] == "Thom Yorke"  # ...yet the model can name them
