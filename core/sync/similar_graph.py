@@ -39,6 +39,7 @@ from core.matching import artist_key, track_key
 from core.services import Services
 from core.sources.lastfm import LastfmClient
 from core.sources.lastfm_models import SimilarArtist, SimilarTrack
+from core.sync.ingest import MAX_NAME, MAX_TITLE
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,9 @@ class SimilarAnswer:
 def _artist_rows(similar: list[SimilarArtist]) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for s in similar:
-        key = artist_key(s.name)[:300]
+        key = artist_key(s.name)[:MAX_NAME]
         if key and key not in rows:
-            rows[key] = {"name_key": key, "name": s.name[:300], "mbid": (s.mbid or None) and s.mbid[:36],
+            rows[key] = {"name_key": key, "name": s.name[:MAX_NAME], "mbid": (s.mbid or None) and s.mbid[:36],
                          "lastfm_url": (s.url or None) and s.url[:500]}
     return rows
 
@@ -105,7 +106,7 @@ async def resolve_artists(session: Any, similar: list[SimilarArtist]) -> dict[in
     for s in usable:
         artist_id = by_mbid.get(s.mbid) if s.mbid else None
         if artist_id is None:
-            artist_id = by_key.get(artist_key(s.name)[:300])
+            artist_id = by_key.get(artist_key(s.name)[:MAX_NAME])
         if artist_id is not None:
             edges[artist_id] = max(edges.get(artist_id, 0.0), min(1.0, s.match))
     return edges
@@ -155,6 +156,8 @@ class SimilarGraph:
                 artist_id, edges, status if edges or status != "ok" else "empty")
 
     async def _store_track(self, track_id: int, similar: list[SimilarTrack] | None, status: FetchStatus) -> int:
+        """Like `_store_artist`; tracks are keyed as ingest keys them (`track_key`), so a neighbour a
+        member has played is the same catalogue row."""
         async with self._store_lock, self.services.session() as session:
             edges: dict[int, float] = {}
             usable = [s for s in similar or () if s.match > 0.0]
@@ -162,19 +165,14 @@ class SimilarGraph:
                 catalog = CatalogRepository(session)
                 artists = _artist_rows([SimilarArtist(s.artist, s.artist_mbid, s.match, None) for s in usable])
                 artist_ids = await catalog.ensure_artists(artists[k] for k in sorted(artists))
-                rows: dict[tuple[int, str], dict[str, Any]] = {}
-                for s in usable:
-                    aid = artist_ids.get(artist_key(s.artist)[:300])
-                    title_key = track_key(s.artist, s.title).split("\x1f", 1)[1][:500]
-                    if aid is not None and title_key:
-                        rows.setdefault((aid, title_key), {"artist_id": aid, "title_key": title_key,
-                                                           "title": s.title[:500], "mbid": s.mbid and s.mbid[:36],
-                                                           "lastfm_url": s.url and s.url[:500]})
+                keyed = [(artist_ids.get(artist_key(s.artist)[:MAX_NAME]), track_key(s.artist, s.title)[:MAX_TITLE], s)
+                         for s in usable]
+                rows = {(aid, key): {"artist_id": aid, "title_key": key, "title": s.title[:MAX_TITLE],
+                                     "mbid": s.mbid and s.mbid[:36], "lastfm_url": s.url and s.url[:500]}
+                        for aid, key, s in reversed(keyed) if aid is not None}
                 ids = await catalog.ensure_tracks(rows[k] for k in sorted(rows))
-                for s in usable:
-                    aid = artist_ids.get(artist_key(s.artist)[:300])
-                    tid = ids.get((aid, track_key(s.artist, s.title).split("\x1f", 1)[1][:500])) if aid else None
-                    if tid is not None:
+                for aid, key, s in keyed:
+                    if (tid := ids.get((aid, key))) is not None:  # type: ignore[arg-type]
                         edges[tid] = max(edges.get(tid, 0.0), min(1.0, s.match))
             return await SimilarGraphRepository(session).replace_track_edges(
                 track_id, edges, status if edges or status != "ok" else "empty")
@@ -293,7 +291,7 @@ class SimilarGraph:
         Raises NotFound with a message for the user when Last.fm does not know the artist (or knows
         no similar artists), and SourceUnavailable when Last.fm cannot be asked and nothing is stored.
         """
-        key = artist_key(name or "")[:300]
+        key = artist_key(name or "")[:MAX_NAME]
         async with self.services.session() as session:
             artist = await CatalogRepository(session).artist_by_key(key)
             repo = SimilarGraphRepository(session)
@@ -322,11 +320,11 @@ class SimilarGraph:
             if stored and artist is not None:  # stale beats nothing while Last.fm is down
                 return SimilarAnswer(artist.id, artist.name, stored)
             raise
-        seed_name = (answer.artist or name).strip()[:300]
+        seed_name = (answer.artist or name).strip()[:MAX_NAME]
         async with self._store_lock, self.services.session() as session:
             catalog = CatalogRepository(session)
             if artist is None:
-                seed_key = artist_key(seed_name)[:300] or key
+                seed_key = artist_key(seed_name)[:MAX_NAME] or key
                 ids = await catalog.ensure_artists([{"name_key": seed_key, "name": seed_name}])
                 seed_id = ids[seed_key]
             else:
