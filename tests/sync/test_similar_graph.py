@@ -195,9 +195,9 @@ async def test_5xx_storm_and_malformed_answer_leave_old_edges_intact(started: Se
     assert await edges_of(started, "Radiohead") == {"Coldplay": 1.0}
 
 
-async def test_a_failing_store_keeps_nothing_of_that_artist(started: Services, lastfm_fake: LastfmFake) -> None:
-    """A neighbour list naming the artist itself plus an impossible match: the self-loop and the bad
-    match are dropped, the rest is stored in one piece."""
+async def test_self_loops_are_dropped_and_matches_capped(started: Services, lastfm_fake: LastfmFake) -> None:
+    """A neighbour list naming the artist itself plus an impossible match (7.0): the self-loop is
+    dropped, the match is capped at 1, the rest is stored in one piece."""
     await member_plays(started, {"Radiohead": 3})
     lastfm_fake.similar["radiohead"] = [("Radiohead", 1.0), ("Muse", 7.0), ("Blur", 0.5)]
     await SimilarGraph(started).fill_artists()
