@@ -264,6 +264,11 @@ class RecommendService:
         loaded = await self._train(kind, tune=tune)
         return {"version": loaded.version, **self._last_metrics.get(kind, {})}
 
+    def training_in_progress(self, kind: Kind | str = Kind.ARTIST) -> bool:
+        """Whether a training of `kind` is running (a `retrain` now would join it, not start anew)."""
+        state = self._state.get(Kind(kind))
+        return state is not None and state.training is not None and not state.training.done()
+
     async def retrain_all(self, *, tune: bool = True) -> dict[str, dict[str, Any]]:
         """The nightly job: retrain every granularity that has listening data (artists, albums,
         tracks), one after the other; a kind without enough data is skipped, not an error.

@@ -181,8 +181,11 @@ async def _retrain(services: Services) -> None:
     """Learn from the base corpus now rather than at the nightly retrain (in a worker thread)."""
     from core.recommender.service import RecommendService
 
+    recommender = RecommendService.of(services)
     try:
-        await RecommendService.of(services).retrain()
+        if recommender.training_in_progress():  # started before the import (e.g. the warm-up): let it
+            await recommender.retrain()  # finish, then train again so the new model sees the base
+        await recommender.retrain()
     except NotEnoughHistory as exc:
         log.info("base corpus: no retrain (%s)", exc.user_message)
     except Exception:

@@ -65,9 +65,12 @@ async def members(services: Services, n: int) -> list[int]:
         return [int(u.id) for u in users]
 
 
-async def test_local_path_import_is_idempotent(services: Services) -> None:
-    first = await import_base_corpus(services, retrain=False)
+async def test_local_path_import_is_idempotent(services: Services, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="core.sync.base_corpus"):
+        first = await import_base_corpus(services, retrain=False)
     assert first.status == "imported" and first.counts["users"] == BASE_USERS
+    progress = [r.getMessage() for r in caplog.records if "rows read" in r.getMessage()]
+    assert len(progress) >= 3  # progress in the log while it imports
     assert (await counts(services)) == {"hetrec": BASE_USERS}
     again = await import_base_corpus(services, retrain=False)
     assert again.status == "skipped" and "already present" in again.reason
