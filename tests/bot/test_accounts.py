@@ -30,6 +30,7 @@ from tests.bot.world import GUILD_ID, MEMBERS, OTHER_GUILD_ID
 from tests.conftest import TEST_SECRET, make_settings
 from tests.fakes.discord_server import FakeDiscord, SentMessage
 from tests.fakes.lastfm_server import LastfmFake
+from tests.fakes.oauth_browser import callback_and_confirm, confirm
 from tests.fakes.spotify_server import SpotifyFake
 
 EPHEMERAL = 64
@@ -438,9 +439,16 @@ async def test_lastfm_web_auth_stores_the_session_key_encrypted_once(
     resp = await web.get("/callback/lastfm", params={"state": state, "token": "web-token-1"})
     page = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/html"
-    assert "Your Last.fm account ErinFM is now linked to Sonance and verified." in page
+    assert "Link Last.fm <b>ErinFM</b> to Discord user <b>@" in page  # nothing linked before the POST
     [session_key] = lastfm_fake.sessions
     erin = uid(world_services, "erin")
+    async with world_services.session() as s:
+        claim = await AccountRepository(s, None).get(erin, "lastfm")
+        assert claim is not None and not claim.verified  # still the /link claim: the page stored nothing
+    assert session_key not in page  # the form carries it encrypted only
+    resp = await confirm(web, page)
+    assert resp.status == 200
+    assert "Your Last.fm account ErinFM is now linked to Sonance and verified." in await resp.text()
     async with world_services.session() as s:
         accounts = AccountRepository(s, world_services.cipher)
         account = await accounts.get(erin, "lastfm")
@@ -494,7 +502,7 @@ async def test_spotify_oauth_links_with_encrypted_tokens_and_refuses_replay(
     state = query["state"][0]
 
     code = spotify_fake.issue_code("bob-spotify", scope="user-read-recently-played user-top-read")
-    resp = await web.get("/callback/spotify", params={"code": code, "state": state})
+    resp = await callback_and_confirm(web, "/callback/spotify", {"code": code, "state": state})
     assert resp.status == 200, await resp.text()
     assert "Your Spotify account bob-spotify is now linked" in await resp.text()
     [access] = list(spotify_fake.access)
