@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import ClientPayloadError, web
 
-from bot.web_guard import IDLE_TIMEOUT_S, MAX_CONNECTIONS, AcceptErrorLimiter, CappedSite
+from bot.web_guard import IDLE_TIMEOUT_S, LINGER_S, MAX_CONNECTIONS, AcceptErrorLimiter, CappedSite
 from core.accounts import (
     LASTFM_CALLBACK_PATH,
     LINK_CONFIRM_PATH,
@@ -154,6 +154,7 @@ async def confirm_link(request: web.Request) -> web.Response:
 
 #: How long a request body may take to arrive (bodies are tiny here: a confirmation form at most).
 BODY_TIMEOUT_S = 10.0
+BODY_TIMEOUT_KEY: web.AppKey[float] = web.AppKey("body_timeout_s", float)
 #: Sent with every response: the pages load nothing from anywhere, cannot be framed (clickjacking the
 #: confirm button), post only to us, and never leak the one-time URL as a referrer.
 SECURITY_HEADERS = {
@@ -175,10 +176,10 @@ async def limit_body(request: web.Request, handler: Callable[[web.Request], Awai
     mid-body is routine, not an error: one DEBUG line."""
     if request.match_info.http_exception is None and request.body_exists:
         try:
-            async with asyncio.timeout(BODY_TIMEOUT_S):
+            async with asyncio.timeout(request.app[BODY_TIMEOUT_KEY]):
                 await request.read()  # raises HTTPRequestEntityTooLarge beyond client_max_size
         except TimeoutError:
-            log.debug("request body not received within %ss; closing", BODY_TIMEOUT_S)
+            log.debug("request body not received within %ss; closing", request.app[BODY_TIMEOUT_KEY])
             raise web.HTTPRequestTimeout(headers={"Connection": "close"}) from None
         except (ConnectionError, ClientPayloadError) as exc:
             log.debug("client disconnected mid-body: %s", exc.__class__.__name__)
@@ -195,6 +196,7 @@ def build_web_app(services: Services) -> web.Application:
     app.on_response_prepare.append(_security_headers)
     app[SERVICES_KEY] = services
     app[PROBES_KEY] = []
+    app[BODY_TIMEOUT_KEY] = BODY_TIMEOUT_S
     app.router.add_get("/healthz", healthz)
     app.router.add_get(LASTFM_CALLBACK_PATH, lastfm_callback)
     app.router.add_get(SPOTIFY_CALLBACK_PATH, spotify_callback)
@@ -208,12 +210,14 @@ def build_web_app(services: Services) -> web.Application:
 
 
 async def start_web(app: web.Application, host: str, port: int, *, idle_timeout_s: float = IDLE_TIMEOUT_S,
-                    max_connections: int = MAX_CONNECTIONS) -> web.AppRunner:
+                    body_timeout_s: float = BODY_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
+                    ) -> web.AppRunner:
     """Serve `app` with the limits of bot/web_guard.py (idle/header timeout, keep-alive limit,
-    connection cap, accept errors logged once per burst)."""
+    connection cap, accept errors logged once per burst) and the body timeout of `limit_body`."""
+    app[BODY_TIMEOUT_KEY] = body_timeout_s
     limiter = AcceptErrorLimiter(asyncio.get_running_loop())
     app.on_cleanup.append(lambda _app: _uninstall(limiter))
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle_timeout_s)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle_timeout_s, lingering_time=LINGER_S)
     await runner.setup()
     site = CappedSite(runner, host, port, max_connections=max_connections)
     await site.start()

@@ -8,7 +8,8 @@ every failed accept.
 - Idle connections and connections that never finish their request headers are closed after
   `idle_timeout_s`: aiohttp's keep-alive timer starts when the connection is made and only closes a
   connection that is waiting for a request, so it is the header timeout as well as the keep-alive
-  limit. (Bodies are read under their own timeout in bot/web.py's middleware.)
+  limit. (Bodies are read under their own timeout in bot/web.py's middleware; after an early answer
+  the rest of a body is drained for at most `LINGER_S`.)
 - `CappedSite` caps concurrent connections at accept time: beyond the cap a connection gets a short
   503 and is closed at once, so it never holds a descriptor or a request handler.
 - `AcceptErrorLimiter` logs accept errors (EMFILE and friends) once per burst with a count, instead
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import resource
 import time
 from typing import Any
 
@@ -29,8 +31,18 @@ log = logging.getLogger(__name__)
 
 #: Idle / unfinished-headers / keep-alive timeout, seconds.
 IDLE_TIMEOUT_S = 10.0
-#: Concurrent connections the site accepts; the rest get a 503 and are closed.
+#: After an early answer (413, 408), how long the rest of an unread body is drained before closing
+#: (aiohttp's default of 10 s would let a slow body hold the socket that much longer).
+LINGER_S = 1.0
+#: Concurrent connections the site accepts; the rest get a 503 and are closed. Never more than a
+#: quarter of the process's file-descriptor limit: Discord, the database pool and Redis need the rest.
 MAX_CONNECTIONS = 256
+
+
+def connection_cap(wanted: int = MAX_CONNECTIONS) -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return wanted if soft == resource.RLIM_INFINITY else max(8, min(wanted, soft // 4))
+
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
          b"Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n")
 _ACCEPT_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -55,7 +67,7 @@ class CappedSite(web.BaseSite):
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
                  max_connections: int = MAX_CONNECTIONS, backlog: int = 128) -> None:
         super().__init__(runner, backlog=backlog)
-        self._host, self._port, self.max_connections = host, port, max_connections
+        self._host, self._port, self.max_connections = host, port, connection_cap(max_connections)
         self.refused = 0
 
     @property
