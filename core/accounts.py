@@ -220,6 +220,10 @@ class DatabaseNonceStore:
         async with self.services.session() as session:
             return await SchedulingRepository(session).consume_nonce(nonce, utcnow() + timedelta(seconds=ttl))
 
+    async def release(self, nonce: str) -> None:
+        async with self.services.session() as session:
+            await SchedulingRepository(session).release_nonce(nonce)
+
 
 # ---------------------------------------------------------------------------------- service
 
@@ -405,8 +409,10 @@ class AccountService:
             yield discord_id, nonce
         except BaseException as exc:
             if isinstance(exc, SourceUnavailable) or not isinstance(exc, SonanceError):
-                with contextlib.suppress(Exception):
+                try:
                     await signer.release(nonce)
+                except Exception:  # the database is down too: the state stays used, the page says why
+                    log.warning("could not give back an OAuth state after a failed exchange", exc_info=True)
             raise
 
     def _seal(self, payload: dict[str, Any]) -> str:
