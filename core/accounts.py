@@ -489,10 +489,20 @@ class AccountService:
     async def confirm_link(self, token: str) -> OAuthLinked:
         """The confirmation POST: link the account the page named, once."""
         payload = self._unseal(token)
-        provider, discord_id, name = payload["p"], int(payload["u"]), str(payload["name"])
+        discord_id, name = int(payload["u"]), str(payload["name"])
         ttl = max(1.0, float(payload["e"]) - time.time())
-        if not await DatabaseNonceStore(self.services).consume(f"c:{payload['n']}", ttl):
+        store, once = DatabaseNonceStore(self.services), f"c:{payload['n']}"
+        if not await store.consume(once, ttl):
             raise OAuthStateError(detail="confirmation already used")
+        try:
+            return await self._link_confirmed(payload, discord_id, name)
+        except BaseException:  # nothing was linked: pressing the button again must work
+            with contextlib.suppress(Exception):
+                await store.release(once)
+            raise
+
+    async def _link_confirmed(self, payload: dict[str, Any], discord_id: int, name: str) -> OAuthLinked:
+        provider = payload["p"]
         async with self.services.session() as session:
             user_id = (await UserRepository(session).get_or_create_discord(discord_id)).id
         if provider == "lastfm":
