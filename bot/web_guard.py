@@ -34,14 +34,15 @@ IDLE_TIMEOUT_S = 10.0
 #: After an early answer (413, 408), how long the rest of an unread body is drained before closing
 #: (aiohttp's default of 10 s would let a slow body hold the socket that much longer).
 LINGER_S = 1.0
-#: Concurrent connections the site accepts; the rest get a 503 and are closed. Never more than a
-#: quarter of the process's file-descriptor limit: Discord, the database pool and Redis need the rest.
-MAX_CONNECTIONS = 256
+#: Concurrent connections the site accepts; the rest get a 503 and are closed. Never more than half
+#: the process's file-descriptor limit: Discord, the database pool, Redis and the scoring workers
+#: need the rest, and an accept that hits the limit fails for everyone.
+MAX_CONNECTIONS = 512
 
 
 def connection_cap(wanted: int = MAX_CONNECTIONS) -> int:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return wanted if soft == resource.RLIM_INFINITY else max(8, min(wanted, soft // 4))
+    return wanted if soft == resource.RLIM_INFINITY else max(8, min(wanted, soft // 2))
 
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
          b"Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n")
