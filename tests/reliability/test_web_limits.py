@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -26,6 +28,7 @@ from core.services import Services
 IDLE_S = 1.5
 BODY_S = 1.5
 SOCKETS_PER_KIND = 100  # idle + partial headers + partial body = 300 sockets
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture
@@ -162,3 +165,68 @@ async def test_every_response_has_security_headers_and_no_version_in_server(
                 csp = headers["Content-Security-Policy"]
                 assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
                 assert "form-action 'self'" in csp
+
+
+_EMFILE_SERVER = r"""
+import asyncio, logging, os, resource, sys
+from aiohttp import web
+from bot.web import start_web
+
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+
+async def healthz(request):
+    return web.Response(text="ok")
+
+async def main():
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = await start_web(app, "127.0.0.1", 0)
+    print(runner.addresses[0][1], flush=True)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    hog = []  # the rest of the process (Discord, database, workers) has used every descriptor
+    try:
+        while True:
+            hog.append(open(os.devnull))
+    except OSError:
+        pass
+    await asyncio.sleep(float(sys.argv[1]))
+    for f in hog:
+        f.close()
+    print("released", flush=True)
+    await asyncio.sleep(float(sys.argv[2]))
+    await runner.cleanup()
+
+asyncio.run(main())
+"""
+
+
+async def test_out_of_file_descriptors_logs_one_line_per_burst_and_recovers(tmp_path: Path) -> None:
+    """A real EMFILE: asyncio logs one ERROR per failed accept (up to the backlog per tick, again
+    every second); with the limiter the whole burst is one line, and /healthz answers once
+    descriptors are free again."""
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log_file:  # a file, not a pipe: a flood must not block the server
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _EMFILE_SERVER, "3.0", "3.0", stdout=asyncio.subprocess.PIPE,
+            stderr=log_file, cwd=REPO_ROOT)
+    assert proc.stdout is not None
+    try:
+        port = int(await asyncio.wait_for(proc.stdout.readline(), 30))
+        await asyncio.sleep(0.5)
+        clients = [await asyncio.open_connection("127.0.0.1", port) for _ in range(60)]  # queued, unaccepted
+        assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"released"
+        async with aiohttp.ClientSession() as client:
+            asked = time.monotonic()
+            async with client.get(f"http://127.0.0.1:{port}/healthz", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                assert resp.status == 200
+            assert time.monotonic() - asked < 1.0
+        for _, writer in clients:
+            writer.close()
+    finally:
+        await asyncio.wait_for(proc.communicate(), 30)
+    stderr = log_path.read_text(errors="replace")
+    accept_lines = [line for line in stderr.splitlines() if "accept" in line]
+    print(f"\naccept error lines while out of descriptors for 3 s: {len(accept_lines)}")
+    assert accept_lines, f"the server never hit EMFILE; stderr: {stderr[-500:]}"
+    assert len(accept_lines) <= 2, accept_lines[:5]
+    assert "Traceback" not in stderr, stderr[-2000:]
