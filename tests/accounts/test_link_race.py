@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,7 @@ async def stored(services: Services, user_id: int) -> set[tuple[int, str, str]]:
     return {(int(_utc(played).timestamp()), artist, title) for played, artist, title in rows}
 
 
-def _utc(value):  # type: ignore[no-untyped-def]
-    from datetime import UTC
+def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
