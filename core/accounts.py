@@ -11,6 +11,13 @@ Linking policy:
   session key encrypted and sets `verified=True`. A claim on a profile someone else verified is
   refused.
 - `/link spotify` only exists through OAuth (Spotify has no public listening data).
+- An OAuth callback never links by itself: it shows a confirmation page naming the provider account
+  AND the Discord user the link was made for; only the POST from that page links. The `state` says
+  who ran /link, not who opened the URL, so a forwarded link must be visible to whoever opens it.
+- Links of one member serialise across processes (a database lease per member and provider). A
+  re-link to another external account first stops the account's running import (in this process;
+  an import elsewhere stops at its next write, because syncs are keyed by the identity they started
+  with, see core/sync/engine.py).
 - Unlinking removes the account row and its tokens but keeps imported listens: they are the user's
   history, not the account's; `/forget` removes everything.
 
@@ -20,10 +27,13 @@ Nothing here imports discord: results are plain dataclasses the bot renders.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import logging
-from collections.abc import Callable
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -40,8 +50,8 @@ from core.db.repositories import (
 from core.db.types import utcnow
 from core.errors import ConfigError, InvalidInput, SonanceError, SourceUnavailable
 from core.services import Services
-from core.sources.oauth_state import OAuthStateSigner
-from core.sync.engine import USER_DERIVED_NAMESPACES, LastfmSync, SyncReport
+from core.sources.oauth_state import OAuthStateError, OAuthStateSigner
+from core.sync.engine import USER_DERIVED_NAMESPACES, LastfmSync, SyncReport, default_owner
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,12 @@ Scope = Literal["guild", "everywhere"]
 
 LASTFM_CALLBACK_PATH = "/callback/lastfm"
 SPOTIFY_CALLBACK_PATH = "/callback/spotify"
+LINK_CONFIRM_PATH = "/link/confirm"
+#: How long the confirmation page stays usable once the provider sent the browser back.
+CONFIRM_TTL_S = 10 * 60
+#: How long a link waits for another link of the same member (a second tab, another process).
+LINK_WAIT_S = 30.0
+LINK_LEASE_TTL = timedelta(minutes=2)
 #: Cache namespaces this service itself writes (none today); /forget clears these too.
 ACCOUNT_NAMESPACES: tuple[str, ...] = ()
 #: How long an OAuth link stays usable: long enough to log in, short enough that a leaked one is dead.
@@ -103,6 +119,22 @@ class OAuthLinked:
     provider: Provider
     username: str
     import_started: bool = False
+
+
+@dataclass(frozen=True)
+class PendingLink:
+    """A provider account back from OAuth, waiting for the confirmation POST.
+
+    `token` is the form's single-use confirmation token: the provider identity and its tokens
+    encrypted with the app's key (so nothing is stored before the member confirms), bound to the
+    state's nonce. Only the browser that completed the provider's consent ever sees it.
+    """
+
+    provider: Provider
+    username: str  # the provider account's name, shown on the page
+    discord_id: int  # who ran /link (from the signed state)
+    discord_name: str | None  # their Discord display name when known
+    token: str
 
 
 @dataclass(frozen=True)
@@ -187,6 +219,10 @@ class DatabaseNonceStore:
     async def consume(self, nonce: str, ttl: float) -> bool:
         async with self.services.session() as session:
             return await SchedulingRepository(session).consume_nonce(nonce, utcnow() + timedelta(seconds=ttl))
+
+    async def release(self, nonce: str) -> None:
+        async with self.services.session() as session:
+            await SchedulingRepository(session).release_nonce(nonce)
 
 
 # ---------------------------------------------------------------------------------- service
@@ -287,6 +323,54 @@ class AccountService:
 
     # --- Last.fm --------------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _linking(self, user_id: int, provider: str) -> AsyncIterator[None]:
+        """Hold the member's link lease for `provider`: concurrent links (eight callbacks at once, in
+        any process) run one after the other, each seeing the account the previous one left."""
+        name, owner = f"link:{provider}:{user_id}", f"{default_owner()}:{secrets.token_hex(4)}"
+        deadline = time.monotonic() + LINK_WAIT_S
+        while True:
+            async with self.services.session() as session:
+                if await SchedulingRepository(session).acquire_lease(name, owner, LINK_LEASE_TTL):
+                    break
+            if time.monotonic() > deadline:
+                raise SonanceError("Another link of your account is still in progress. Please try again "
+                                   "in a minute.", detail=f"link lease {name} busy")
+            await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            async with self.services.session() as session:
+                await SchedulingRepository(session).release_lease(name, owner)
+
+    async def _relink_lastfm(self, user_id: int, name: str, *, verified: bool,
+                             session_key: str | None = None) -> tuple[int, bool, bool]:
+        """Change the member's Last.fm link and start its import: (account id, same account, started).
+
+        Every Last.fm link goes through here, under the member's link lease. A running import of
+        another Last.fm user is cancelled AND awaited before the row changes: it must not write one
+        more batch into the account once it names someone else.
+        """
+        async with self._linking(user_id, "lastfm"):
+            async with self.services.session() as session:
+                accounts = self._accounts(session)
+                if not verified and await accounts.verified_by_other("lastfm", name, user_id):
+                    raise InvalidInput(f"The Last.fm account {name!r} is already linked and verified by another "
+                                       "Discord user. If it is yours, use the 'Verify with Last.fm' button.")
+                existing = await accounts.get(user_id, "lastfm")
+                same = existing is not None and existing.external_id.lower() == name.lower()
+                existing_id = existing.id if existing is not None else None
+            if existing_id is not None and not same:
+                await self._cancel_import(existing_id)
+            async with self.services.session() as session:
+                account = await self._accounts(session).link(user_id, "lastfm", name, username=name,
+                                                             verified=verified, access_token=session_key)
+                account_id, complete = account.id, account.history_complete
+                running_elsewhere = account.last_sync_status == "running" and account.lock_owner is not None \
+                    and account.lock_expires_at is not None and _aware(account.lock_expires_at) > utcnow()
+            started = False if (complete or running_elsewhere) else self.start_import(account_id)
+            return account_id, same, started
+
     async def link_lastfm(self, user_id: int, discord_id: int, username: str) -> LastfmLinkResult:
         """Validate the profile, link it unverified and start the first import."""
         client = self.services.lastfm
@@ -297,18 +381,7 @@ class AccountService:
             raise InvalidInput("That doesn't look like a Last.fm username (no spaces, at most 64 characters).")
         info = await client.user_info(name)  # unknown -> AccountProblem("lastfm_user_not_found")
         await client.recent_tracks(info.name, limit=1)  # private -> AccountProblem("lastfm_private")
-        async with self.services.session() as session:
-            accounts = self._accounts(session)
-            if await accounts.verified_by_other("lastfm", info.name, user_id):
-                raise InvalidInput(f"The Last.fm account {info.name!r} is already linked and verified by another "
-                                   "Discord user. If it is yours, use the 'Verify with Last.fm' button.")
-            existing = await accounts.get(user_id, "lastfm")
-            same = existing is not None and existing.external_id.lower() == info.name.lower()
-            if existing is not None and not same:
-                await self._cancel_import(existing.id)
-            account = await accounts.link(user_id, "lastfm", info.name, username=info.name)
-            account_id, complete = account.id, account.history_complete
-        started = False if (same and complete) else self.start_import(account_id)
+        _, same, started = await self._relink_lastfm(user_id, info.name, verified=False)
         return LastfmLinkResult(username=info.name, playcount=info.playcount, import_started=started,
                                 verify_url=self.lastfm_verify_url(discord_id), already_linked=same)
 
@@ -323,27 +396,67 @@ class AccountService:
             return None
         return client.auth_url(self.lastfm_callback_url(state))
 
-    async def complete_lastfm(self, token: str, state: str) -> OAuthLinked:
-        """The web callback: verify the state, exchange the token, store the session key encrypted."""
+    # --- OAuth callbacks: exchange, then confirm ----------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _claimed(self, state: str, purpose: str) -> AsyncIterator[tuple[int, str]]:
+        """Claim the state for one token exchange; give it back if the exchange fails on the
+        provider's side (5xx, timeout, offline) or ours, so the same link works on a retry. A refusal
+        (bad code, unapproved token, a dev-mode allow-list) keeps it used."""
+        signer = self.signer()
+        discord_id, nonce = await signer.claim(state, purpose)
+        try:
+            yield discord_id, nonce
+        except BaseException as exc:
+            if isinstance(exc, SourceUnavailable) or not isinstance(exc, SonanceError):
+                try:
+                    await signer.release(nonce)
+                except Exception:  # the database is down too: the state stays used, the page says why
+                    log.warning("could not give back an OAuth state after a failed exchange", exc_info=True)
+            raise
+
+    def _seal(self, payload: dict[str, Any]) -> str:
+        if self.services.cipher is None:
+            raise ConfigError("Account verification isn't set up on this bot (the owner needs to set "
+                              "SONANCE_SECRET_KEY).")
+        payload["e"] = int(time.time() + CONFIRM_TTL_S)
+        return self.services.cipher.encrypt(json.dumps(payload, separators=(",", ":"))).decode("ascii")
+
+    def _unseal(self, token: str) -> dict[str, Any]:
+        if self.services.cipher is None or not token or not token.isascii() or len(token) > 8192:
+            raise OAuthStateError(detail="bad confirmation token")
+        try:
+            payload = json.loads(self.services.cipher.decrypt(token.encode("ascii")))
+            expiry = float(payload["e"])
+        except (ConfigError, ValueError, KeyError, TypeError):
+            raise OAuthStateError(detail="bad confirmation token") from None
+        if expiry < time.time():
+            raise OAuthStateError(detail="confirmation expired")
+        return dict(payload)
+
+    async def _pending(self, provider: Provider, username: str, discord_id: int, payload: dict[str, Any],
+                       ) -> PendingLink:
+        async with self.services.session() as session:
+            user = await UserRepository(session).by_discord_id(discord_id)
+            discord_name = user.display_name if user is not None else None
+        payload.update({"p": provider, "u": discord_id, "name": username})
+        return PendingLink(provider, username, discord_id, discord_name, self._seal(payload))
+
+    async def begin_lastfm(self, token: str, state: str) -> PendingLink:
+        """The web callback: verify the state, exchange the token for a session, and ask to confirm.
+
+        The exchange happens now (Last.fm tokens live one hour and are single-use) so the page can
+        name the Last.fm user; nothing is stored until the member confirms.
+        """
         client = self.services.lastfm
         if client is None:
             raise ConfigError(LASTFM_NOT_CONFIGURED)
-        discord_id = await self.signer().verify(state, "lastfm")
-        if not token:
-            raise InvalidInput("Last.fm did not send an authorisation token. Please run /link lastfm again.")
-        session_info = await client.get_session(token)
-        async with self.services.session() as session:
-            user = await UserRepository(session).get_or_create_discord(discord_id)
-            accounts = self._accounts(session)
-            account = await accounts.link(user.id, "lastfm", session_info.name, username=session_info.name,
-                                          verified=True, access_token=session_info.key)
-            account_id, complete, status = account.id, account.history_complete, account.last_sync_status
-        started = False
-        if not complete and status != "running":
-            started = self.start_import(account_id)
-        return OAuthLinked("lastfm", session_info.name, started)
-
-    # --- Spotify --------------------------------------------------------------------------------
+        async with self._claimed(state, "lastfm") as (discord_id, nonce):
+            if not token:
+                raise InvalidInput("Last.fm did not send an authorisation token. Please run /link lastfm again.")
+            session_info = await client.get_session(token)
+        return await self._pending("lastfm", session_info.name, discord_id,
+                                   {"n": nonce, "x": session_info.name, "a": session_info.key})
 
     def spotify_authorize_url(self, discord_id: int) -> str:
         spotify = self.services.spotify
@@ -351,30 +464,57 @@ class AccountService:
             raise ConfigError(SPOTIFY_NOT_CONFIGURED)
         return spotify.auth.authorize_url(self.signer().issue(discord_id, "spotify"))
 
-    async def complete_spotify(self, code: str, state: str) -> OAuthLinked:
-        """The web callback: verify the state, exchange the code, learn the Spotify id, store tokens."""
+    async def begin_spotify(self, code: str, state: str) -> PendingLink:
+        """The web callback: verify the state, exchange the code, learn the Spotify id, ask to confirm."""
         spotify = self.services.spotify
         if spotify is None:
             raise ConfigError(SPOTIFY_NOT_CONFIGURED)
-        discord_id = await self.signer().verify(state, "spotify")
-        if not code:
-            raise InvalidInput("Spotify did not send an authorisation code. Please run /link spotify again.")
-        tokens = await spotify.auth.exchange_code(code)
-        api = spotify.for_user(tokens)
-        # SpotifyUserApi has no public /me yet; `_call` gives its retries and error mapping (a 403 from
-        # a dev-mode app's allow-list becomes AccountProblem("spotify_forbidden") with a clear message).
-        # spotipy's current_user() asks for "me/"; "me" is the documented path (and what fakes serve).
-        me = await api._call("me", lambda sp: sp._get("me"))
-        if not isinstance(me, dict) or not me.get("id"):
-            raise SourceUnavailable("spotify", detail="/me: no id in answer")
-        tokens = api.tokens  # a refresh may have happened during /me
+        async with self._claimed(state, "spotify") as (discord_id, nonce):
+            if not code:
+                raise InvalidInput("Spotify did not send an authorisation code. Please run /link spotify again.")
+            tokens = await spotify.auth.exchange_code(code)
+            api = spotify.for_user(tokens)
+            # SpotifyUserApi has no public /me yet; `_call` gives its retries and error mapping (a 403 from
+            # a dev-mode app's allow-list becomes AccountProblem("spotify_forbidden") with a clear message).
+            # spotipy's current_user() asks for "me/"; "me" is the documented path (and what fakes serve).
+            me = await api._call("me", lambda sp: sp._get("me"))
+            if not isinstance(me, dict) or not me.get("id"):
+                raise SourceUnavailable("spotify", detail="/me: no id in answer")
+            tokens = api.tokens  # a refresh may have happened during /me
+        name = str(me.get("display_name") or me["id"])
+        return await self._pending("spotify", name, discord_id, {
+            "n": nonce, "x": str(me["id"]), "a": tokens.access_token, "r": tokens.refresh_token or None,
+            "t": tokens.expires_at, "s": tokens.scope})
+
+    async def confirm_link(self, token: str) -> OAuthLinked:
+        """The confirmation POST: link the account the page named, once."""
+        payload = self._unseal(token)
+        discord_id, name = int(payload["u"]), str(payload["name"])
+        ttl = max(1.0, float(payload["e"]) - time.time())
+        store, once = DatabaseNonceStore(self.services), f"c:{payload['n']}"
+        if not await store.consume(once, ttl):
+            raise OAuthStateError(detail="confirmation already used")
+        try:
+            return await self._link_confirmed(payload, discord_id, name)
+        except BaseException:  # nothing was linked: pressing the button again must work
+            with contextlib.suppress(Exception):
+                await store.release(once)
+            raise
+
+    async def _link_confirmed(self, payload: dict[str, Any], discord_id: int, name: str) -> OAuthLinked:
+        provider = payload["p"]
         async with self.services.session() as session:
-            user = await UserRepository(session).get_or_create_discord(discord_id)
+            user_id = (await UserRepository(session).get_or_create_discord(discord_id)).id
+        if provider == "lastfm":
+            _, _, started = await self._relink_lastfm(user_id, str(payload["x"]), verified=True,
+                                                      session_key=str(payload["a"]))
+            return OAuthLinked("lastfm", name, started)
+        async with self._linking(user_id, "spotify"), self.services.session() as session:
             await self._accounts(session).link(
-                user.id, "spotify", str(me["id"]), username=str(me.get("display_name") or me["id"]),
-                verified=True, access_token=tokens.access_token, refresh_token=tokens.refresh_token or None,
-                expires_at=datetime.fromtimestamp(tokens.expires_at, UTC), scope=tokens.scope)
-        return OAuthLinked("spotify", str(me.get("display_name") or me["id"]))
+                user_id, "spotify", str(payload["x"]), username=name, verified=True,
+                access_token=payload["a"], refresh_token=payload.get("r"),
+                expires_at=datetime.fromtimestamp(float(payload["t"]), UTC), scope=payload.get("s"))
+        return OAuthLinked("spotify", name)
 
     # --- unlink / overview ----------------------------------------------------------------------
 
@@ -525,6 +665,7 @@ def _aware(value: datetime) -> datetime:
 
 __all__ = [
     "LASTFM_CALLBACK_PATH",
+    "LINK_CONFIRM_PATH",
     "REASON_TEXT",
     "SPOTIFY_CALLBACK_PATH",
     "AccountOverview",
@@ -536,6 +677,7 @@ __all__ = [
     "ImportProgress",
     "LastfmLinkResult",
     "OAuthLinked",
+    "PendingLink",
     "PrivacyResult",
     "UnlinkResult",
     "reason_text",

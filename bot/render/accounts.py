@@ -60,8 +60,9 @@ def lastfm_linked(result: LastfmLinkResult) -> tuple[str, discord.ui.View | None
 
 
 def spotify_prompt(url: str) -> tuple[str, discord.ui.View]:
-    text = (f"Press **{CONNECT_SPOTIFY_LABEL}** and approve Sonance on Spotify; you'll land on a page saying "
-            "it worked. The button works once, for 15 minutes, and only for you.")
+    text = (f"Press **{CONNECT_SPOTIFY_LABEL}** and approve Sonance on Spotify; a page then asks you to confirm "
+            "linking that Spotify account to your Discord account. The button works once, for 15 minutes, "
+            "and only for you: don't forward it.")
     return text, link_button_view(CONNECT_SPOTIFY_LABEL, url)
 
 

@@ -6,6 +6,11 @@ Discord user started the flow, so it must be unforgeable (HMAC with the app's se
 callback URL cannot link the account a second time). Nothing is stored when a state is *issued*;
 only consumption writes, which keeps the /link command free of database work.
 
+A state is claimed (`claim`) when its callback starts the token exchange, so concurrent callbacks with
+one state exchange at most one code. If the exchange fails on the provider's side (5xx, timeout), the
+callback `release`s the claim: the same link then works again until it expires, so "try again later"
+is true. After a successful exchange the claim stays: replays are refused.
+
 Format: `base64url(json payload) "." base64url(hmac_sha256(secret, payload_b64))`, payload
 `{"u": discord_user_id, "p": purpose, "n": nonce, "e": expiry_unix}`. The purpose ("spotify",
 "lastfm") stops a state minted for one provider being replayed on another's callback.
@@ -41,6 +46,9 @@ class NonceStore(Protocol):
 
     async def consume(self, nonce: str, ttl: float) -> bool: ...
 
+    async def release(self, nonce: str) -> None:
+        """Forget a consumed nonce (the flow it guarded failed before doing anything)."""
+
 
 class InMemoryNonceStore:
     """Single-process `NonceStore` (tests, a one-process bot). Expired entries are pruned lazily."""
@@ -58,6 +66,9 @@ class InMemoryNonceStore:
             return False
         self._seen[nonce] = now + ttl
         return True
+
+    async def release(self, nonce: str) -> None:
+        self._seen.pop(nonce, None)
 
 
 def _b64(data: bytes) -> str:
@@ -91,6 +102,15 @@ class OAuthStateSigner:
 
     async def verify(self, state: str, purpose: str = "spotify") -> int:
         """Return the Discord user id the state was issued for; consume it. Raises OAuthStateError."""
+        user_id, _ = await self.claim(state, purpose)
+        return user_id
+
+    async def release(self, nonce: str) -> None:
+        """Give a claimed state back (its token exchange failed on the provider's side)."""
+        await self._store.release(nonce)
+
+    async def claim(self, state: str, purpose: str = "spotify") -> tuple[int, str]:
+        """Verify and consume the state: (Discord user id, nonce). Raises OAuthStateError."""
         body, _, mac = (state or "").partition(".")
         if not body or not mac or not (body.isascii() and mac.isascii()) \
                 or not hmac.compare_digest(mac, self._mac(body)):  # non-ASCII: refuse, don't crash
@@ -107,4 +127,4 @@ class OAuthStateSigner:
             raise OAuthStateError(detail="expired")
         if not await self._store.consume(nonce, remaining):
             raise OAuthStateError(detail="already used")
-        return user_id
+        return user_id, nonce

@@ -3,6 +3,10 @@
 The contract:
 - **Exclusive**: an account is synced by one worker at a time, across processes (a conditional
   UPDATE on `linked_accounts.lock_*`, renewed on every page; an expired lock can be taken over).
+- **Keyed by identity**: a run captures the Last.fm username it starts with and re-checks it in the
+  same transaction as every batch it writes (and its final status). If the member re-linked another
+  Last.fm account meanwhile, the run stops as `stale` and writes nothing more: a stale import can
+  never put one account's listens, cursor or "complete" flag on another.
 - **Crash-safe**: each page's listens and the cursor that follows them commit in ONE transaction,
   so a sync killed mid-way resumes from its cursor and loses nothing (see `lastfm_history`).
 - **Idempotent**: listens are unique per (user, played_at, track); re-reading the boundary second
@@ -44,13 +48,17 @@ Progress = Callable[[HistoryPage], None]
 @dataclass(frozen=True)
 class SyncReport:
     account_id: int
-    status: str  # ok | busy | error
+    status: str  # ok | busy | error | stale (the account was re-linked to another identity mid-run)
     pages: int = 0
     fetched: int = 0
     inserted: int = 0
     reason: str | None = None
     message: str | None = None
     complete: bool = False
+
+
+class StaleImport(Exception):
+    """The account now links another external identity than the one this run started with."""
 
 
 def default_owner() -> str:
@@ -103,8 +111,10 @@ class LastfmSync:
                 return SyncReport(account_id, "busy", message="another sync of this account is running")
         pages = fetched = inserted = 0
         newest = None
+        identity: str | None = None  # the Last.fm username this run imports; every write re-checks it
         try:
             user_id, username, cursor = await self._cursor_for(account_id)
+            identity = username
             batches: asyncio.Queue[list[HistoryPage] | BaseException | None] = asyncio.Queue(maxsize=2)
             known = CatalogIds()  # this run's resolved spellings; dropped with the run if a batch fails
 
@@ -131,7 +141,9 @@ class LastfmSync:
                 """Store a batch's plays and the cursor that follows them in one transaction."""
                 async with self.services.session() as session:
                     accounts = AccountRepository(session, None)
-                    if not await accounts.try_lock(account_id, self.owner, LOCK_TTL):
+                    if not await accounts.try_lock(account_id, self.owner, LOCK_TTL, external_id=username):
+                        if not await accounts.links(account_id, username):
+                            raise StaleImport(username)
                         raise RuntimeError("sync lock lost to another worker")
                     result = await ingest_listens(session, user_id, _raw([r for p in batch for r in p.rows]), known)
                     await accounts.save_cursor(account_id, batch[-1].cursor.to_dict())
@@ -155,18 +167,25 @@ class LastfmSync:
                 await asyncio.gather(producer, return_exceptions=True)
             async with self.services.session() as session:
                 last = datetime.fromtimestamp(newest, UTC) if newest else None
-                await AccountRepository(session, None).record_sync(
-                    account_id, status="ok", history_complete=True, last_listen_at=last)
+                accounts = AccountRepository(session, None)
+                if not await accounts.links(account_id, username):
+                    raise StaleImport(username)
+                await accounts.record_sync(account_id, status="ok", history_complete=True, last_listen_at=last,
+                                           external_id=username)
             if inserted:
                 await invalidate_user_caches(self.services.cache, user_id)
             log.info("synced %s: %d pages, %d plays read, %d new", username, pages, fetched, inserted,
                      extra={"account_id": account_id, "user_id": user_id, "job": "sync"})
             return SyncReport(account_id, "ok", pages, fetched, inserted, complete=True)
+        except StaleImport:
+            log.info("sync stopped: the account was re-linked to another Last.fm user mid-run",
+                     extra={"account_id": account_id, "job": "sync", "inserted": inserted})
+            return SyncReport(account_id, "stale", pages, fetched, inserted, message="account re-linked")
         except AccountProblem as exc:
-            await self._record_failure(account_id, exc.reason, exc.user_message)
+            await self._record_failure(account_id, exc.reason, exc.user_message, identity)
             return SyncReport(account_id, "error", pages, fetched, inserted, exc.reason, exc.user_message)
         except SourceUnavailable as exc:
-            await self._record_failure(account_id, "lastfm_unavailable", exc.user_message)
+            await self._record_failure(account_id, "lastfm_unavailable", exc.user_message, identity)
             return SyncReport(account_id, "error", pages, fetched, inserted, "lastfm_unavailable", exc.user_message)
         except Exception:
             # Anything else (e.g. the database restarted mid-batch): committed batches and their cursor
@@ -175,17 +194,18 @@ class LastfmSync:
             # database may still be unreachable. The caller (sync_due) logs and reports the exception.
             with contextlib.suppress(Exception):
                 await self._record_failure(account_id, "internal_error",
-                                           "The last sync was interrupted; it will be retried.")
+                                           "The last sync was interrupted; it will be retried.", identity)
             raise
         finally:
             async with self.services.session() as session:
-                await AccountRepository(session, None).unlock(account_id, self.owner)
+                await AccountRepository(session, None).unlock(account_id, self.owner, external_id=identity)
 
-    async def _record_failure(self, account_id: int, reason: str, message: str) -> None:
+    async def _record_failure(self, account_id: int, reason: str, message: str, identity: str | None) -> None:
+        """Store the failure on the account, unless it was re-linked: it is not the new account's."""
         log.warning("lastfm sync failed: %s", reason, extra={"account_id": account_id, "job": "sync"})
         async with self.services.session() as session:
             await AccountRepository(session, None).record_sync(account_id, status="error", reason=reason,
-                                                               message=message[:500])
+                                                               message=message[:500], external_id=identity)
 
     async def sync_due(self, *, concurrency: int = 4, active_minutes: int = 15) -> list[SyncReport]:
         """The scheduler's job: sync Last.fm accounts whose cadence has come.

@@ -33,7 +33,14 @@ from core.matching import artist_key, track_key
 from core.services import Services
 from core.sources.spotify import REVOKED, SpotifyClient, SpotifyUserApi
 from core.sources.spotify_models import RecentlyPlayed, SpotifyPlay, TokenSet
-from core.sync.engine import LOCK_TTL, SyncReport, default_owner, invalidate_user_caches, sync_due_accounts
+from core.sync.engine import (
+    LOCK_TTL,
+    StaleImport,
+    SyncReport,
+    default_owner,
+    invalidate_user_caches,
+    sync_due_accounts,
+)
 from core.sync.ingest import MAX_NAME, MAX_TITLE, RawListen, ingest_listens
 
 log = logging.getLogger(__name__)
@@ -84,7 +91,7 @@ class SpotifySync:
             raise SourceUnavailable(SOURCE, "Spotify isn't configured on this bot.", detail="no Spotify client")
         return client
 
-    def _persist_tokens(self, account_id: int) -> Callable[[TokenSet], Awaitable[None]]:
+    def _persist_tokens(self, account_id: int, identity: str) -> Callable[[TokenSet], Awaitable[None]]:
         """`on_refresh` callback: store a newly issued TokenSet, encrypted, in its own transaction.
 
         Own transaction because Spotify may have invalidated the old access token already: if the
@@ -95,7 +102,7 @@ class SpotifySync:
             async with self.services.session() as session:
                 accounts = AccountRepository(session, self.services.cipher)
                 account = await accounts.by_id(account_id)
-                if account is None:  # unlinked mid-sync: nothing to keep
+                if account is None or account.external_id != identity:  # unlinked/re-linked mid-sync
                     return
                 accounts.set_tokens(account, access_token=tokens.access_token,
                                     refresh_token=tokens.refresh_token or None,
@@ -105,8 +112,8 @@ class SpotifySync:
 
         return on_refresh
 
-    async def _prepare(self, account_id: int) -> tuple[int, SpotifyUserApi, int | None, bool]:
-        """(user id, API handle, stored cursor, whether Last.fm is this user's primary history)."""
+    async def _prepare(self, account_id: int) -> tuple[int, str, SpotifyUserApi, int | None, bool]:
+        """(user id, Spotify user id, API handle, stored cursor, whether Last.fm is the primary history)."""
         async with self.services.session() as session:
             accounts = AccountRepository(session, self.services.cipher)
             account = await accounts.by_id(account_id)
@@ -121,8 +128,9 @@ class SpotifySync:
             lastfm = await accounts.get(account.user_id, "lastfm")
             await accounts.record_sync(account_id, status="running", reason=account.last_failure_reason,
                                        message=account.last_failure_message)
-            api = self.client.for_user(tokens, on_refresh=self._persist_tokens(account_id))
-            return account.user_id, api, int(after) if after is not None else None, lastfm is not None
+            identity = account.external_id
+            api = self.client.for_user(tokens, on_refresh=self._persist_tokens(account_id, identity))
+            return account.user_id, identity, api, int(after) if after is not None else None, lastfm is not None
 
     async def sync_account(self, account_id: int) -> SyncReport:
         """Sync one account now; returns what happened (never raises for source or account problems)."""
@@ -130,14 +138,17 @@ class SpotifySync:
             if not await AccountRepository(session, None).try_lock(account_id, self.owner, LOCK_TTL):
                 return SyncReport(account_id, "busy", message="another sync of this account is running")
         fetched = inserted = 0
+        identity: str | None = None  # the Spotify user this run reads; its write re-checks it (see engine.py)
         try:
-            user_id, api, after_ms, lastfm_primary = await self._prepare(account_id)
+            user_id, identity, api, after_ms, lastfm_primary = await self._prepare(account_id)
             batch: RecentlyPlayed = await api.recently_played(after_ms=after_ms, limit=WINDOW)
             fetched = len(batch.plays)
             store_listens = self.ingest_with_lastfm or not lastfm_primary
             async with self.services.session() as session:
                 accounts = AccountRepository(session, None)
-                if not await accounts.try_lock(account_id, self.owner, LOCK_TTL):
+                if not await accounts.try_lock(account_id, self.owner, LOCK_TTL, external_id=identity):
+                    if not await accounts.links(account_id, identity):
+                        raise StaleImport(identity)
                     raise RuntimeError("sync lock lost to another worker")
                 if store_listens and batch.plays:
                     inserted = (await ingest_listens(session, user_id, _raw(batch.plays))).inserted
@@ -157,6 +168,9 @@ class SpotifySync:
             log.info("spotify synced: %d plays read, %d new", fetched, inserted,
                      extra={"account_id": account_id, "user_id": user_id, "job": "sync"})
             return SyncReport(account_id, "ok", 1, fetched, inserted, message=message, complete=True)
+        except StaleImport:
+            log.info("spotify sync stopped: the account was re-linked mid-run", extra={"account_id": account_id})
+            return SyncReport(account_id, "stale", 0, fetched, inserted, message="account re-linked")
         except AccountProblem as exc:
             await self._record_failure(account_id, exc.reason, exc.user_message)
             return SyncReport(account_id, "error", 0, fetched, inserted, exc.reason, exc.user_message)
@@ -165,7 +179,7 @@ class SpotifySync:
             return SyncReport(account_id, "error", 0, fetched, inserted, "spotify_unavailable", exc.user_message)
         finally:
             async with self.services.session() as session:
-                await AccountRepository(session, None).unlock(account_id, self.owner)
+                await AccountRepository(session, None).unlock(account_id, self.owner, external_id=identity)
 
     async def _record_failure(self, account_id: int, reason: str, message: str) -> None:
         log.warning("spotify sync failed: %s", reason, extra={"account_id": account_id, "job": "sync"})

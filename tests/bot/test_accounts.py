@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from bot.web import build_web_app
-from core.accounts import LASTFM_NOT_CONFIGURED, SPOTIFY_NOT_CONFIGURED
+from core.accounts import LASTFM_NOT_CONFIGURED, SPOTIFY_NOT_CONFIGURED, AccountService
 from core.config import Settings
 from core.db.models import Base, LinkedAccount
 from core.db.repositories import AccountRepository, ListenRepository, UserRepository
@@ -30,6 +30,7 @@ from tests.bot.world import GUILD_ID, MEMBERS, OTHER_GUILD_ID
 from tests.conftest import TEST_SECRET, make_settings
 from tests.fakes.discord_server import FakeDiscord, SentMessage
 from tests.fakes.lastfm_server import LastfmFake
+from tests.fakes.oauth_browser import callback_and_confirm, confirm, confirmation_form
 from tests.fakes.spotify_server import SpotifyFake
 
 EPHEMERAL = 64
@@ -438,9 +439,16 @@ async def test_lastfm_web_auth_stores_the_session_key_encrypted_once(
     resp = await web.get("/callback/lastfm", params={"state": state, "token": "web-token-1"})
     page = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/html"
-    assert "Your Last.fm account ErinFM is now linked to Sonance and verified." in page
+    assert "Link Last.fm <b>ErinFM</b> to Discord user <b>@" in page  # nothing linked before the POST
     [session_key] = lastfm_fake.sessions
     erin = uid(world_services, "erin")
+    async with world_services.session() as s:
+        claim = await AccountRepository(s, None).get(erin, "lastfm")
+        assert claim is not None and not claim.verified  # still the /link claim: the page stored nothing
+    assert session_key not in page  # the form carries it encrypted only
+    resp = await confirm(web, page)
+    assert resp.status == 200
+    assert "Your Last.fm account ErinFM is now linked to Sonance and verified." in await resp.text()
     async with world_services.session() as s:
         accounts = AccountRepository(s, world_services.cipher)
         account = await accounts.get(erin, "lastfm")
@@ -494,7 +502,7 @@ async def test_spotify_oauth_links_with_encrypted_tokens_and_refuses_replay(
     state = query["state"][0]
 
     code = spotify_fake.issue_code("bob-spotify", scope="user-read-recently-played user-top-read")
-    resp = await web.get("/callback/spotify", params={"code": code, "state": state})
+    resp = await callback_and_confirm(web, "/callback/spotify", {"code": code, "state": state})
     assert resp.status == 200, await resp.text()
     assert "Your Spotify account bob-spotify is now linked" in await resp.text()
     [access] = list(spotify_fake.access)
@@ -536,3 +544,83 @@ async def test_unknown_web_routes_are_404(web: TestClient) -> None:
         assert resp.status == 404, path
     assert (await web.post("/callback/lastfm")).status == 405
     assert (await web.get("/healthz")).status == 200
+
+
+# ------------------------------------------------------------------------------------ forwarded links
+
+
+async def test_a_forwarded_link_names_the_sender_and_links_only_when_confirmed(
+        sonance: FakeDiscord, world_services: Services, spotify_fake: SpotifyFake, web: TestClient) -> None:
+    """alice forwards her /link spotify button; whoever opens it sees that it links to @alice."""
+    final = await run(sonance, "link", subcommand="spotify", user="alice")
+    state = parse_qs(urlsplit(buttons(final)[0]["url"]).query)["state"][0]
+    alice = uid(world_services, "alice")
+    async with world_services.session() as s:  # markup in a display name must reach the page escaped
+        user = await UserRepository(s).by_discord_id(discord_id("alice"))
+        assert user is not None
+        user.display_name = "alice<img src=x>"
+
+    landed = await web.get("/callback/spotify", params={"code": spotify_fake.issue_code("victimsp"),
+                                                        "state": state})
+    page = await landed.text()
+    assert landed.status == 200, page
+    assert "Link Spotify <b>victimsp</b> to Discord user <b>@alice&lt;img src=x&gt;</b>?" in page
+    assert "<img" not in page and str(discord_id("alice")) in page
+    assert landed.headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in \
+        landed.headers["Content-Security-Policy"]  # the confirm button cannot be clickjacked
+
+    async def linked() -> str | None:
+        async with world_services.session() as s:
+            account = await AccountRepository(s, None).get(alice, "spotify")
+            return account.external_id if account is not None else None
+
+    assert await linked() is None, "opening the link must not link anything"
+    action, token = confirmation_form(page)
+    for forged in ("", "garbage", token[:-4] + "AAAA", token[::-1]):
+        resp = await web.post(action, data={"token": forged})
+        assert resp.status == 400 and "expired or was already used" in await resp.text()
+    assert (await web.get(action)).status == 405
+    assert await linked() is None
+
+    done = await confirm(web, page)
+    assert done.status == 200 and "Your Spotify account victimsp is now linked" in await done.text()
+    assert await linked() == "victimsp"
+    again = await confirm(web, page)
+    assert again.status == 400 and "already used" in await again.text()
+
+    shown = await run(sonance, "account", user="alice")  # the member sees which Spotify account it is
+    fields = {f["name"]: f["value"] for f in shown.embeds[0]["fields"]}
+    assert fields["Spotify"].startswith("**victimsp**")
+
+
+async def test_a_failed_token_exchange_leaves_the_link_usable_until_it_succeeds(
+        sonance: FakeDiscord, world_services: Services, spotify_fake: SpotifyFake, lastfm_fake: LastfmFake,
+        web: TestClient) -> None:
+    final = await run(sonance, "link", subcommand="spotify", user="bob")
+    state = parse_qs(urlsplit(buttons(final)[0]["url"]).query)["state"][0]
+    spotify_fake.fail_next("http", status=503, path="/api/token", count=4)  # every retry of the exchange
+    down = await web.get("/callback/spotify", params={"code": spotify_fake.issue_code("bob-spotify"),
+                                                      "state": state})
+    assert down.status == 503 and "works again" in await down.text()
+    retry = await callback_and_confirm(web, "/callback/spotify", {"code": spotify_fake.issue_code("bob-spotify"),
+                                                                  "state": state})
+    assert retry.status == 200 and "bob-spotify is now linked" in await retry.text()
+    replay = await web.get("/callback/spotify", params={"code": spotify_fake.issue_code("bob-spotify"),
+                                                        "state": state})
+    assert replay.status == 400 and "already used" in await replay.text()
+
+    lastfm_fake.add_user("ErinFM", scrobbles=plays(5))
+    linked = await run(sonance, "link", {"username": "ErinFM"}, subcommand="lastfm", user="erin")
+    state = state_from_lastfm_button(linked)
+    lastfm_fake.authorise_token("web-token-9", "ErinFM")
+    lastfm_fake.fail_next("error", code=11, method="auth.getSession", count=4)  # Last.fm offline
+    down = await web.get("/callback/lastfm", params={"state": state, "token": "web-token-9"})
+    assert down.status == 503
+    landed = await web.get("/callback/lastfm", params={"state": state, "token": "web-token-9"})
+    page = await landed.text()
+    assert landed.status == 200 and "Link Last.fm <b>ErinFM</b> to Discord user <b>@" in page
+    assert (await confirm(web, page)).status == 200
+    await world_services.component("accounts", AccountService).wait_imports()
+    async with world_services.session() as s:
+        account = await AccountRepository(s, None).get(uid(world_services, "erin"), "lastfm")
+        assert account is not None and account.verified

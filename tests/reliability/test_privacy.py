@@ -41,6 +41,7 @@ from tests.conftest import REDIS_URL, make_settings
 from tests.fakes.discord_payloads import FakeUser
 from tests.fakes.discord_server import FakeDiscord, InteractionRecord, SentMessage, running_bot
 from tests.fakes.lastfm_server import LastfmFake
+from tests.fakes.oauth_browser import callback_and_confirm
 from tests.fakes.spotify_server import SpotifyFake
 
 PUBLIC_BASE = "http://127.0.0.1:8080"
@@ -248,7 +249,7 @@ async def link_accounts(fake: FakeDiscord, services: Services, web: TestClient, 
     state = parse_qs(urlsplit(cb).query)["state"][0]
     before = set(lastfm.sessions)
     lastfm.authorise_token(f"tok-{name}", fm_name)
-    resp = await web.get("/callback/lastfm", params={"state": state, "token": f"tok-{name}"})
+    resp = await callback_and_confirm(web, "/callback/lastfm", {"state": state, "token": f"tok-{name}"})
     assert resp.status == 200, await resp.text()
     [session_key] = set(lastfm.sessions) - before
 
@@ -256,7 +257,7 @@ async def link_accounts(fake: FakeDiscord, services: Services, web: TestClient, 
     spotify_state = parse_qs(urlsplit(buttons(prompt)[0]["url"]).query)["state"][0]
     access_before, refresh_before = set(spotify.access), set(spotify.refresh_tokens)
     code = spotify.issue_code(f"{name}-spotify")
-    resp = await web.get("/callback/spotify", params={"code": code, "state": spotify_state})
+    resp = await callback_and_confirm(web, "/callback/spotify", {"code": code, "state": spotify_state})
     assert resp.status == 200, await resp.text()
     [access] = set(spotify.access) - access_before
     [refresh] = set(spotify.refresh_tokens) - refresh_before

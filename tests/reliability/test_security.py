@@ -48,6 +48,7 @@ from core.sync.spotify_sync import SpotifySync
 from tests.conftest import TEST_SECRET, make_settings
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.lastfm_server import LastfmFake
+from tests.fakes.oauth_browser import confirm
 from tests.fakes.spotify_server import SpotifyFake
 from tests.reliability import test_privacy as world
 from tests.reliability.test_privacy import (
@@ -199,6 +200,10 @@ async def test_simultaneous_callbacks_with_one_state_link_at_most_once(
                                        for c in codes))
     statuses = sorted(r.status for r in responses)
     assert statuses == [200, 400, 400, 400], statuses
+    [page] = [await r.text() for r in responses if r.status == 200]
+    # the confirmation page's single-use token: twenty simultaneous presses of its button link once
+    confirmations = await asyncio.gather(*(confirm(web, page) for _ in range(20)))
+    assert sorted(r.status for r in confirmations) == [200] + [400] * 19
     async with world_services.session() as s:
         accounts = await AccountRepository(s, None).for_user(wid(world_services, "bob"))
     assert [a.provider for a in accounts].count("spotify") == 1

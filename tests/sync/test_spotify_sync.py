@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -207,3 +208,26 @@ async def test_sync_due_picks_spotify_accounts_and_a_busy_account_is_skipped(
     assert reports[hal].status == "busy"
     again = await sync.sync_due()
     assert [(r.account_id, r.status) for r in again] == [(hal, "busy")], "gus is not due right after a sync"
+
+
+async def test_a_sync_of_a_relinked_account_writes_nothing(services: Services, sync: SpotifySync,
+                                                           spotify_fake: SpotifyFake) -> None:
+    """Keyed by identity (issue 16 §1): the member links another Spotify account while a sync of the
+    old one waits for Spotify; that sync stops as `stale` without writing the old account's plays."""
+    spotify_fake.add_user("old-sp")
+    spotify_fake.add_user("new-sp")
+    played(spotify_fake, "old-sp", 5)
+    user_id, account_id, _ = await link(services, spotify_fake, "old-sp")
+    spotify_fake.fail_next("slow", delay=1.0, path="/v1/me/player/recently-played", user="old-sp")
+    running = asyncio.create_task(sync.sync_account(account_id))
+    await asyncio.sleep(0.3)
+    grant = spotify_fake.grant("new-sp")
+    async with services.session() as s:
+        await AccountRepository(s, services.cipher).link(user_id, "spotify", "new-sp",
+                                                         access_token=grant["access_token"])
+    report = await running
+    assert report.status == "stale" and report.inserted == 0
+    async with services.session() as s:
+        assert await ListenRepository(s).count_listens(user_id) == 0
+    row = await account_row(services, account_id)
+    assert row.external_id == "new-sp" and row.last_sync_status is None and row.lock_owner is None

@@ -85,6 +85,11 @@ class AccountRepository:
             account.last_listen_at = None
             account.last_failure_reason = None
             account.last_failure_message = None
+            # The old account's sync (if any, in another process) is stale from now on: its batches
+            # re-check the identity and stop. Free the lock so the new account's import can start.
+            account.last_sync_status = None
+            account.lock_owner = None
+            account.lock_expires_at = None
         account.username = username or external_id
         account.verified = verified or (account.verified and account.external_id == external_id)
         if access_token is not None or refresh_token is not None:
@@ -129,7 +134,9 @@ class AccountRepository:
 
     async def record_sync(self, account_id: int, *, status: str, reason: str | None = None,
                           message: str | None = None, cursor: dict[str, Any] | None = None,
-                          history_complete: bool | None = None, last_listen_at: datetime | None = None) -> None:
+                          history_complete: bool | None = None, last_listen_at: datetime | None = None,
+                          external_id: str | None = None) -> None:
+        """Store a sync outcome; with `external_id`, only while the row still links that account."""
         values: dict[str, Any] = {"last_sync_status": status, "last_sync_at": utcnow(),
                                   "last_failure_reason": reason, "last_failure_message": message}
         if cursor is not None:
@@ -138,36 +145,51 @@ class AccountRepository:
             values["history_complete"] = history_complete
         if last_listen_at is not None:
             values["last_listen_at"] = last_listen_at
-        await self.session.execute(update(LinkedAccount).where(LinkedAccount.id == account_id).values(**values))
+        stmt = update(LinkedAccount).where(LinkedAccount.id == account_id)
+        if external_id is not None:
+            stmt = stmt.where(func.lower(LinkedAccount.external_id) == external_id.lower())
+        await self.session.execute(stmt.values(**values))
 
     async def save_cursor(self, account_id: int, cursor: dict[str, Any]) -> None:
         await self.session.execute(update(LinkedAccount).where(LinkedAccount.id == account_id)
                                    .values(sync_cursor=cursor))
 
-    async def try_lock(self, account_id: int, owner: str, ttl: timedelta) -> bool:
+    async def try_lock(self, account_id: int, owner: str, ttl: timedelta, *,
+                       external_id: str | None = None) -> bool:
         """Take the account's sync lock if free or expired: one sync per account, across processes.
 
         A single conditional UPDATE is atomic on both engines, so two processes racing for the same
-        account cannot both see a row count of one.
+        account cannot both see a row count of one. With `external_id`, the lock is only taken while
+        the row still links that external account: an import keyed by the identity it started with
+        can never write into the account after a re-link changed it. The UPDATE also holds the row
+        lock (PostgreSQL) / write lock (SQLite) for the rest of the caller's transaction, so a re-link
+        waits for the batch being written, and the batch re-checks the identity the re-link left.
         """
         now = utcnow()
-        result = await self.session.execute(
-            update(LinkedAccount)
-            .where(LinkedAccount.id == account_id)
-            .where(or_(LinkedAccount.lock_owner.is_(None), LinkedAccount.lock_expires_at < now,
-                       LinkedAccount.lock_owner == owner))
-            .values(lock_owner=owner, lock_expires_at=now + ttl)
-            .execution_options(synchronize_session=False)
-        )
+        stmt = (update(LinkedAccount)
+                .where(LinkedAccount.id == account_id)
+                .where(or_(LinkedAccount.lock_owner.is_(None), LinkedAccount.lock_expires_at < now,
+                           LinkedAccount.lock_owner == owner)))
+        if external_id is not None:
+            stmt = stmt.where(func.lower(LinkedAccount.external_id) == external_id.lower())
+        result = await self.session.execute(stmt.values(lock_owner=owner, lock_expires_at=now + ttl)
+                                            .execution_options(synchronize_session=False))
         return result.rowcount == 1
 
-    async def unlock(self, account_id: int, owner: str) -> None:
-        await self.session.execute(
-            update(LinkedAccount)
-            .where(and_(LinkedAccount.id == account_id, LinkedAccount.lock_owner == owner))
-            .values(lock_owner=None, lock_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
+    async def links(self, account_id: int, external_id: str) -> bool:
+        """Whether the account row still exists and still links `external_id` (case-insensitive)."""
+        stmt = select(LinkedAccount.id).where(LinkedAccount.id == account_id,
+                                              func.lower(LinkedAccount.external_id) == external_id.lower())
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def unlock(self, account_id: int, owner: str, *, external_id: str | None = None) -> None:
+        """Release the lock; with `external_id`, only while the row still links that account (a stale
+        run must not release the lock the new account's import took under the same owner)."""
+        stmt = update(LinkedAccount).where(and_(LinkedAccount.id == account_id, LinkedAccount.lock_owner == owner))
+        if external_id is not None:
+            stmt = stmt.where(func.lower(LinkedAccount.external_id) == external_id.lower())
+        await self.session.execute(stmt.values(lock_owner=None, lock_expires_at=None)
+                                   .execution_options(synchronize_session=False))
 
     async def due_for_sync(self, provider: str, active_before: datetime, dormant_before: datetime,
                            active_since: datetime, limit: int = 500) -> list[LinkedAccount]:

@@ -60,6 +60,10 @@ class SchedulingRepository:
                                             .on_conflict_do_nothing(index_elements=["nonce"]))
         return result.rowcount == 1
 
+    async def release_nonce(self, nonce: str) -> None:
+        """Un-use a nonce: the OAuth exchange it guarded failed on the provider's side."""
+        await self.session.execute(delete(OAuthNonce).where(OAuthNonce.nonce == nonce))
+
     # --- weekly DMs -------------------------------------------------------------------------------
 
     async def claim_dm_slot(self, user_id: int, slot: str, owner: str) -> bool:
