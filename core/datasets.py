@@ -20,6 +20,7 @@ import numpy as np
 
 from core.errors import ConfigError, ImportFileError
 from core.import_files import MAX_LINE_BYTES, read_lines
+from core.private_files import private_dir
 
 HETREC_URL = "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip"
 HETREC_SHA256 = "6738f48195667ff03caaab4d32ca9a3133d8cc026b7c3cdaf6ce1010e913c59c"
@@ -73,8 +74,7 @@ def download_hetrec(dest: Path, url: str = HETREC_URL, timeout: float = 60.0) ->
             "Pass --path DIR or set SONANCE_DATASET_DIR to a folder with its files."
         ) from None
     verify_sha256(data)
-    target = dest / HETREC_DIRNAME
-    target.mkdir(parents=True, exist_ok=True)
+    target = private_dir(dest / HETREC_DIRNAME)  # usually under SONANCE_DATA_DIR, which stays 0700
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for member in archive.namelist():
             name = Path(member).name
