@@ -113,7 +113,7 @@ def import_hetrec_cmd(
 
 @import_app.command("listens")
 def import_listens_cmd(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="TSV with header: user artist track album played_at"),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="UTF-8 TSV with header: user artist track album played_at"),
     discord_id: int | None = typer.Option(None, help="Put every row into this Discord user's history."),
 ) -> None:
     """Import a generic listens TSV (played_at: ISO 8601 or Unix seconds)."""
@@ -131,7 +131,7 @@ def _single_user_import(kind: str, file: Path, discord_id: int) -> None:
 
 @import_app.command("lastfm-csv")
 def import_lastfm_csv_cmd(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Last.fm scrobble export (CSV)."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Last.fm scrobble export (CSV, UTF-8)."),
     discord_id: int = typer.Option(..., help="Discord user id whose history this is."),
 ) -> None:
     """Import a Last.fm scrobble CSV export into one member's history."""
