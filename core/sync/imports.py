@@ -125,7 +125,7 @@ def parse_time(value: str, path: Path, line: int, *, unit: str = "line") -> date
 
     `line` is the position in `unit`s ("line" for text files, "entry" for JSON lists)."""
     text = value.strip()
-    where = f"{unit} {line}"
+    where, line_no = f"{unit} {line}", (line if unit == "line" else None)
     try:
         if text.isdigit():
             number = int(text)
@@ -137,10 +137,10 @@ def parse_time(value: str, path: Path, line: int, *, unit: str = "line") -> date
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
     except (ValueError, OverflowError, OSError):
-        raise ImportFileError(path, line, f"unreadable time {text[:40]!r} (use ISO 8601 or Unix seconds)",
+        raise ImportFileError(path, line_no, f"unreadable time {text[:40]!r} (use ISO 8601 or Unix seconds)",
                               position=where) from None
     if not datetime(2002, 1, 1, tzinfo=UTC) <= moment <= datetime.now(UTC).replace(year=datetime.now(UTC).year + 1):
-        raise ImportFileError(path, line, f"time {text[:40]!r} is out of range", position=where)
+        raise ImportFileError(path, line_no, f"time {text[:40]!r} is out of range", position=where)
     return moment.astimezone(UTC)
 
 
