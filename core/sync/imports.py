@@ -4,7 +4,8 @@ streaming history.
 Every importer is idempotent (re-importing adds nothing: listens are unique per user, time and
 track; aggregated play counts are replaced, not added), streams its input, reports progress through
 a callback, and runs in one transaction: a malformed line raises `ImportFileError` naming the file
-and the line, and nothing of that import is kept.
+and the position (line, or JSON entry and byte), and nothing of that import is kept. Reading is
+bounded and strict (`core.import_files`); names are cleaned where they enter (`core.sync.ingest`).
 """
 
 from __future__ import annotations
