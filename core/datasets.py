@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ConfigError, ImportFileError
+from core.import_files import MAX_LINE_BYTES, read_lines
+from core.private_files import private_dir
 
 HETREC_URL = "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip"
 HETREC_SHA256 = "6738f48195667ff03caaab4d32ca9a3133d8cc026b7c3cdaf6ce1010e913c59c"
@@ -76,8 +78,7 @@ def download_hetrec(dest: Path, url: str = HETREC_URL, timeout: float = 60.0,
             "Pass --path DIR or set SONANCE_DATASET_DIR to a folder with its files."
         ) from None
     verify_sha256(data, expected_sha256)
-    target = dest / HETREC_DIRNAME
-    target.mkdir(parents=True, exist_ok=True)
+    target = private_dir(dest / HETREC_DIRNAME)  # usually under SONANCE_DATA_DIR, which stays 0700
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for member in archive.namelist():
             name = Path(member).name
@@ -86,28 +87,26 @@ def download_hetrec(dest: Path, url: str = HETREC_URL, timeout: float = 60.0,
     return target
 
 
-def iter_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
+def iter_rows(path: Path, columns: tuple[str, ...], *,
+              max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line_number, fields)`` of a tab-separated file with a header, CRLF-tolerant.
 
     The header must start with the expected columns; every row must have at least as many fields.
+    Lines are bounded and decoding is strict (`core.import_files.read_lines`).
     """
-    encoding = _ENCODINGS.get(path.name, "utf-8")
-    try:
-        handle = path.open("r", encoding=encoding, newline="")
-    except OSError as exc:
-        raise ImportFileError(path, None, f"cannot open ({exc.strerror})") from None
-    with handle:
-        header = handle.readline().rstrip("\r\n").split("\t")
-        if [h.strip() for h in header[: len(columns)]] != list(columns):
-            raise ImportFileError(path, 1, f"expected columns {' '.join(columns)}, found {' '.join(header)}")
-        for lineno, line in enumerate(handle, start=2):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) < len(columns):
-                raise ImportFileError(path, lineno, f"expected {len(columns)} tab-separated fields, found {len(fields)}")
-            yield lineno, fields
+    lines = read_lines(path, encoding=_ENCODINGS.get(path.name, "utf-8"), max_line_bytes=max_line_bytes)
+    first = next(lines, None)
+    header = first[1].rstrip("\r\n").split("\t") if first else []
+    if [h.strip() for h in header[: len(columns)]] != list(columns):
+        raise ImportFileError(path, 1, f"expected columns {' '.join(columns)}, found {' '.join(header)[:200]}")
+    for lineno, line in lines:
+        line = line.rstrip("\r\n")
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) < len(columns):
+            raise ImportFileError(path, lineno, f"expected {len(columns)} tab-separated fields, found {len(fields)}")
+        yield lineno, fields
 
 
 def _int(path: Path, lineno: int, value: str, what: str) -> int:

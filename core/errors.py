@@ -7,6 +7,8 @@ short apology.
 
 from __future__ import annotations
 
+from core.cleaning import printable
+
 
 class SonanceError(Exception):
     """Base class: `user_message` is what a Discord user (or CLI user) sees."""
@@ -66,8 +68,16 @@ class AccountProblem(SonanceError):
 
 
 class ImportFileError(SonanceError):
-    """An import file is malformed; the message names the file and the line."""
+    """An import file is malformed; the message names the file and the position (`line N`, or
+    `position` such as "entry 12, near byte 4,096" for JSON).
 
-    def __init__(self, path: object, line: int | None, problem: str) -> None:
-        where = f"{path}" if line is None else f"{path}, line {line}"
-        super().__init__(f"{where}: {problem}")
+    The message is one line with control characters escaped: it quotes the file, and a hostile file
+    must not get raw ESC/OSC sequences (or a newline that fakes a second message) onto a terminal.
+    """
+
+    def __init__(self, path: object, line: int | None, problem: str, *, position: str | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.position = position if position is not None else (None if line is None else f"line {line}")
+        where = f"{path}" if self.position is None else f"{path}, {self.position}"
+        super().__init__(printable(f"{where}: {problem}"))

@@ -20,19 +20,38 @@ QUIET_LOGGERS = ("discord", "spotipy", "urllib3", "aiosqlite")
 
 
 class SecretScrubber(logging.Filter):
+    """Replaces configured secret values by `***` in the message AND in the traceback and stack text.
+
+    Why the traceback too: an exception message often quotes what failed (a URL with a token, a
+    DSN with its password), and `log.exception` prints it below the message. The text is formatted
+    here, scrubbed, and stored in `record.exc_text`, which every formatter prints instead of
+    formatting the exception again (`JsonFormatter` included).
+    """
+
+    _formatter = logging.Formatter()
+
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self._secrets:
             return True
         message = record.getMessage()
-        scrubbed = message
-        for secret in self._secrets:
-            scrubbed = scrubbed.replace(secret, "***")
+        scrubbed = self.scrub(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
         return True
 
 
@@ -43,8 +62,12 @@ class JsonFormatter(logging.Formatter):
         for name in CONTEXT_FIELDS:
             if hasattr(record, name):
                 payload[name] = getattr(record, name)
-        if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            payload["exc"] = record.exc_text  # already scrubbed when a SecretScrubber saw the record
+        if record.stack_info:
+            payload["stack"] = self.formatStack(record.stack_info)
         return json.dumps(payload, default=str)
 
 

@@ -22,6 +22,7 @@ from core.db import migrate
 from core.db.engine import engine_from_settings, session_factory
 from core.db.repositories import AccountRepository
 from core.errors import ConfigError
+from core.private_files import tighten
 
 if TYPE_CHECKING:
     from core.explain.grounded import GroundedExplainer
@@ -126,6 +127,7 @@ def build_cipher(settings: Settings) -> TokenCipher | None:
 async def build_services(settings: Settings, *, upgrade_schema: bool = True) -> Services:
     """Connect, migrate and check; raises `ConfigError` with one actionable line on failure."""
     cipher = build_cipher(settings)
+    tighten(settings.data_dir)  # created world-readable by an older version: only its owner may read it
     engine = engine_from_settings(settings)
     try:
         if upgrade_schema:

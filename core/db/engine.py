@@ -1,11 +1,15 @@
 """Engine and session factory, configured per database.
 
-SQLite gets foreign keys (so ON DELETE CASCADE works), WAL (readers don't block the writer) and a
-busy timeout; PostgreSQL gets `pool_pre_ping` so the pool recovers by itself after a server restart.
+SQLite gets foreign keys (so ON DELETE CASCADE works), WAL (readers don't block the writer), a
+busy timeout, and a database file (and -wal/-shm/-journal) only its owner can read
+(`core.private_files`); PostgreSQL gets `pool_pre_ping` so the pool recovers by itself after a
+server restart.
 """
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -13,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from core.config import Settings
+from core.private_files import private_sqlite
 
 SQLITE_POOL_SIZE = 3
 
@@ -42,8 +47,15 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if url.database and url.database != ":memory:":
+            if not url.database.startswith("file:"):
+                event.listen(engine.sync_engine, "do_connect", partial(_private_file, Path(url.database)))
             event.listen(engine.sync_engine, "connect", _sqlite_wal)
     return engine
+
+
+def _private_file(database: Path, *_connect_args: Any) -> None:
+    """Runs before each SQLite connection is opened (returns None: the normal connect follows)."""
+    private_sqlite(database)
 
 
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:

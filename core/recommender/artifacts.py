@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.errors import SonanceError
+from core.private_files import PRIVATE_FILE, private_dir
 
 FORMAT_NAME = "sonance-recommender"
 FORMAT_VERSION = 1
@@ -54,12 +55,14 @@ class ArtifactWriter:
     def save(self, path: Path) -> Path:
         """Write atomically to folder `path` (replacing an older artifact there)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        private_dir(path.parent)  # 0700: models are derived from members' listening histories
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))  # mkdtemp: 0700
         try:
             np.savez(tmp / ARRAYS, **self.arrays)
             manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **self.meta}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+            for written in (tmp / ARRAYS, tmp / MANIFEST):
+                os.chmod(written, PRIVATE_FILE)  # inside the 0700 folder: never exposed meanwhile
             if path.exists():
                 old = path.with_name(f".{path.name}.old")
                 shutil.rmtree(old, ignore_errors=True)

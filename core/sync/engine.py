@@ -145,7 +145,8 @@ class LastfmSync:
                         if not await accounts.links(account_id, username):
                             raise StaleImport(username)
                         raise RuntimeError("sync lock lost to another worker")
-                    result = await ingest_listens(session, user_id, _raw([r for p in batch for r in p.rows]), known)
+                    result = await ingest_listens(session, user_id, _raw([r for p in batch for r in p.rows]), known,
+                                                  account_id=account_id)
                     await accounts.save_cursor(account_id, batch[-1].cursor.to_dict())
                 return result.inserted
 

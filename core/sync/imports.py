@@ -4,13 +4,13 @@ streaming history.
 Every importer is idempotent (re-importing adds nothing: listens are unique per user, time and
 track; aggregated play counts are replaced, not added), streams its input, reports progress through
 a callback, and runs in one transaction: a malformed line raises `ImportFileError` naming the file
-and the line, and nothing of that import is kept.
+and the position (line, or JSON entry and byte), and nothing of that import is kept. Reading is
+bounded and strict (`core.import_files`); names are cleaned where they enter (`core.sync.ingest`).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.cleaning import clean_name, clean_token
 from core.datasets import (
     iter_rows,
     read_artist_names,
@@ -28,12 +29,14 @@ from core.datasets import (
 from core.db.repositories import CatalogRepository, ListenRepository, UserRepository
 from core.db.repositories.listens import PlayRow
 from core.errors import ImportFileError
+from core.import_files import MAX_LINE_BYTES, field_text, iter_json_array, read_lines
 from core.matching import artist_key
-from core.sync.ingest import RawListen, ingest_listens
+from core.sync.ingest import MAX_NAME, MAX_URL, RawListen, ingest_listens
 
 Progress = Callable[[int], None]
 BATCH = 2000
 SPOTIFY_MIN_MS = 30_000  # Spotify counts a stream as a play from 30 s
+MAX_IMPORT_USER = 190  # "tsv:" + name fits User.external_ref (200)
 
 
 @dataclass
@@ -72,7 +75,8 @@ async def import_hetrec(session: AsyncSession, folder: Path, progress: Progress 
     for hetrec_id, (name, url) in names.items():
         key = artist_key(name)[:300] or f"hetrec-{hetrec_id}"
         key_of[hetrec_id] = key
-        artist_rows.setdefault(key, {"name_key": key, "name": name[:300], "lastfm_url": url[:500] or None,
+        artist_rows.setdefault(key, {"name_key": key, "name": clean_name(name, MAX_NAME) or key,
+                                     "lastfm_url": clean_token(url, MAX_URL),
                                      "external_ref": f"hetrec:{hetrec_id}"})
     artist_ids = await catalog.ensure_artists(artist_rows.values())
     report.add("artists", len(artist_ids))
@@ -117,9 +121,12 @@ async def import_hetrec(session: AsyncSession, folder: Path, progress: Progress 
 # --- timestamped listens -----------------------------------------------------------------------
 
 
-def parse_time(value: str, path: Path, line: int) -> datetime:
-    """Unix seconds (or milliseconds) or ISO 8601; naive ISO times are taken as UTC."""
+def parse_time(value: str, path: Path, line: int, *, unit: str = "line") -> datetime:
+    """Unix seconds (or milliseconds) or ISO 8601; naive ISO times are taken as UTC.
+
+    `line` is the position in `unit`s ("line" for text files, "entry" for JSON lists)."""
     text = value.strip()
+    where, line_no = f"{unit} {line}", (line if unit == "line" else None)
     try:
         if text.isdigit():
             number = int(text)
@@ -131,20 +138,23 @@ def parse_time(value: str, path: Path, line: int) -> datetime:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
     except (ValueError, OverflowError, OSError):
-        raise ImportFileError(path, line, f"unreadable time {text[:40]!r} (use ISO 8601 or Unix seconds)") from None
+        raise ImportFileError(path, line_no, f"unreadable time {text[:40]!r} (use ISO 8601 or Unix seconds)",
+                              position=where) from None
     if not datetime(2002, 1, 1, tzinfo=UTC) <= moment <= datetime.now(UTC).replace(year=datetime.now(UTC).year + 1):
-        raise ImportFileError(path, line, f"time {text[:40]!r} is out of range")
+        raise ImportFileError(path, line_no, f"time {text[:40]!r} is out of range", position=where)
     return moment.astimezone(UTC)
 
 
-def read_listens_tsv(path: Path) -> Iterator[tuple[str, RawListen]]:
+def read_listens_tsv(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[str, RawListen]]:
     """Columns: user, artist, track, album (may be empty), played_at; one header line."""
-    for line, fields in iter_rows(path, ("user", "artist", "track", "album", "played_at")):
+    for line, fields in iter_rows(path, ("user", "artist", "track", "album", "played_at"),
+                                  max_line_bytes=max_line_bytes):
         user, artist, track, album, played = (f.strip() for f in fields[:5])
+        user = clean_name(user, MAX_IMPORT_USER) or ""
         if not user or not artist or not track:
             raise ImportFileError(path, line, "user, artist and track must not be empty")
         yield user, RawListen(artist=artist, track=track, album=album or None,
-                              played_at=parse_time(played, path, line), source="import")
+                              played_at=parse_time(played, path, line), source="import", position=line)
 
 
 _LASTFM_CSV_TIME_FORMATS = ("%d %b %Y %H:%M", "%d %b %Y, %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
@@ -160,69 +170,76 @@ def _lastfm_csv_time(value: str, path: Path, line: int) -> datetime:
     return parse_time(text, path, line)
 
 
-def read_lastfm_csv(path: Path) -> Iterator[RawListen]:
+def _csv_records(path: Path, max_line_bytes: int) -> Iterator[tuple[int, list[str]]]:
+    """(first line of the record, fields): bounded lines, strict UTF-8, csv errors with their line."""
+    reader = csv.reader(line for _, line in read_lines(path, max_line_bytes=max_line_bytes))
+    start = 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportFileError(path, start, f"not a valid CSV line ({exc}; read up to line {reader.line_num})") \
+                from None
+        yield start, fields
+        start = reader.line_num + 1
+
+
+def read_lastfm_csv(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[RawListen]:
     """A Last.fm scrobble export: `artist,album,track,date` (no header, the common exporter) or a
     headed file with `uts`/`utc_time`, `artist`, `album`, `track` (+ optional mbid) columns."""
-    try:
-        handle = path.open("r", encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise ImportFileError(path, None, f"cannot open ({exc.strerror})") from None
-    with handle:
-        reader = csv.reader(handle)
-        header: list[str] | None = None
-        for line, fields in enumerate(reader, start=1):
-            if not fields or not any(f.strip() for f in fields):
-                continue
-            lowered = [f.strip().lower() for f in fields]
-            if line == 1 and "artist" in lowered and "track" in lowered:
-                header = lowered
-                continue
-            try:
-                if header is None:
-                    if len(fields) < 4:
-                        raise ImportFileError(path, line, f"expected artist,album,track,date; found {len(fields)} fields")
-                    artist, album, track, date = fields[:4]
-                    played = _lastfm_csv_time(date, path, line)
-                    artist_mbid = track_mbid = None
-                else:
-                    row = dict(zip(header, fields, strict=False))
-                    artist, album, track = row.get("artist", ""), row.get("album", ""), row.get("track", "")
-                    stamp = row.get("uts") or row.get("utc_time") or row.get("date") or ""
-                    played = _lastfm_csv_time(stamp, path, line)
-                    artist_mbid, track_mbid = row.get("artist_mbid") or None, row.get("track_mbid") or None
-            except UnicodeDecodeError:
-                raise ImportFileError(path, line, "not UTF-8 text") from None
-            if not artist.strip() or not track.strip():
-                raise ImportFileError(path, line, "artist and track must not be empty")
-            yield RawListen(artist=artist, track=track, album=album or None, played_at=played,
-                            source="import", artist_mbid=artist_mbid, track_mbid=track_mbid)
+    header: list[str] | None = None
+    for line, fields in _csv_records(path, max_line_bytes):
+        if not fields or not any(f.strip() for f in fields):
+            continue
+        lowered = [f.strip().lower() for f in fields]
+        if line == 1 and "artist" in lowered and "track" in lowered:
+            header = lowered
+            continue
+        if header is None:
+            if len(fields) < 4:
+                raise ImportFileError(path, line, f"expected artist,album,track,date; found {len(fields)} fields")
+            artist, album, track, date = fields[:4]
+            played = _lastfm_csv_time(date, path, line)
+            artist_mbid = track_mbid = None
+        else:
+            row = dict(zip(header, fields, strict=False))
+            artist, album, track = row.get("artist", ""), row.get("album", ""), row.get("track", "")
+            stamp = row.get("uts") or row.get("utc_time") or row.get("date") or ""
+            played = _lastfm_csv_time(stamp, path, line)
+            artist_mbid, track_mbid = row.get("artist_mbid") or None, row.get("track_mbid") or None
+        if not artist.strip() or not track.strip():
+            raise ImportFileError(path, line, "artist and track must not be empty")
+        yield RawListen(artist=artist, track=track, album=album or None, played_at=played,
+                        source="import", artist_mbid=artist_mbid, track_mbid=track_mbid, position=line)
 
 
 def read_spotify_history(path: Path) -> Iterator[RawListen]:
     """Spotify's extended streaming history (`Streaming_History_Audio_*.json`): music streams of at
-    least 30 s; podcast episodes and skipped snippets are left out."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ImportFileError(path, None, f"cannot open ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ImportFileError(path, getattr(exc, "lineno", None), "not a valid JSON file") from None
-    if not isinstance(data, list):
-        raise ImportFileError(path, None, "expected a JSON list of streams")
-    for index, entry in enumerate(data, start=1):
-        if not isinstance(entry, dict) or "ts" not in entry:
-            raise ImportFileError(path, None, f"entry {index} is not a stream object with a 'ts' field")
-        track = entry.get("master_metadata_track_name")
-        artist = entry.get("master_metadata_album_artist_name")
+    least 30 s; podcast episodes and skipped snippets are left out.
+
+    Streamed (`iter_json_array`): memory holds one entry, whatever the file size. A name field that
+    is not text (an object, a number) refuses the file: Spotify never writes one, so the file is not
+    what it claims to be, and storing `str()` of an object would invent a track.
+    """
+    for index, entry in iter_json_array(path):
+        if not isinstance(entry, dict) or not isinstance(entry.get("ts"), str):
+            raise ImportFileError(path, None, "not a stream object with a 'ts' text field",
+                                  position=f"entry {index}")
+        track = field_text(path, index, entry, "master_metadata_track_name")
+        artist = field_text(path, index, entry, "master_metadata_album_artist_name")
+        album = field_text(path, index, entry, "master_metadata_album_album_name")
+        uri = field_text(path, index, entry, "spotify_track_uri") or ""
         if not track or not artist:
             continue  # podcast episode, audiobook or unavailable metadata
         ms = entry.get("ms_played")
-        if not isinstance(ms, int | float) or ms < SPOTIFY_MIN_MS:
+        if isinstance(ms, bool) or not isinstance(ms, int | float) or ms < SPOTIFY_MIN_MS:
             continue
-        uri = entry.get("spotify_track_uri") or ""
-        yield RawListen(artist=str(artist), track=str(track), album=entry.get("master_metadata_album_album_name"),
-                        played_at=parse_time(str(entry["ts"]), path, index), source="spotify",
-                        spotify_track_id=uri.rsplit(":", 1)[-1] if uri.startswith("spotify:track:") else None)
+        yield RawListen(artist=artist, track=track, album=album,
+                        played_at=parse_time(entry["ts"], path, index, unit="entry"), source="spotify",
+                        spotify_track_id=uri.rsplit(":", 1)[-1] if uri.startswith("spotify:track:") else None,
+                        position=index)
 
 
 async def _ingest_stream(session: AsyncSession, stream: Iterator[tuple[int, RawListen]], progress: Progress,
@@ -251,7 +268,8 @@ async def _ingest_stream(session: AsyncSession, stream: Iterator[tuple[int, RawL
 
 
 async def import_listens_tsv(session: AsyncSession, path: Path, progress: Progress = _noop,
-                             discord_user_id: int | None = None) -> ImportReport:
+                             discord_user_id: int | None = None, *,
+                             max_line_bytes: int = MAX_LINE_BYTES) -> ImportReport:
     """Users in the file become import listeners ("tsv:<name>") unless all rows go to one Discord user."""
     report = ImportReport()
     users = UserRepository(session)
@@ -259,7 +277,7 @@ async def import_listens_tsv(session: AsyncSession, path: Path, progress: Progre
     fixed = (await users.get_or_create_discord(discord_user_id)).id if discord_user_id else None
 
     rows: list[tuple[str, RawListen]] = []
-    for row in read_listens_tsv(path):
+    for row in read_listens_tsv(path, max_line_bytes=max_line_bytes):
         rows.append(row)
         if len(rows) >= BATCH:
             await _ingest_stream(session, iter(await _with_users(users, rows, known, fixed)), progress, report)
@@ -280,9 +298,12 @@ async def _with_users(users: UserRepository, rows: list[tuple[str, RawListen]], 
 
 
 async def import_listen_file(session: AsyncSession, path: Path, kind: str, *, user_id: int,
-                             progress: Progress = _noop) -> ImportReport:
+                             progress: Progress = _noop, max_line_bytes: int = MAX_LINE_BYTES) -> ImportReport:
     """A single listener's export (`lastfm-csv` or `spotify-json`) into `user_id`'s history."""
-    readers = {"lastfm-csv": read_lastfm_csv, "spotify-json": read_spotify_history}
+    if kind not in ("lastfm-csv", "spotify-json"):
+        raise ValueError(f"unknown import kind {kind!r}")
+    rows = (read_lastfm_csv(path, max_line_bytes=max_line_bytes) if kind == "lastfm-csv"
+            else read_spotify_history(path))
     report = ImportReport()
-    await _ingest_stream(session, ((user_id, raw) for raw in readers[kind](path)), progress, report)
+    await _ingest_stream(session, ((user_id, raw) for raw in rows), progress, report)
     return report

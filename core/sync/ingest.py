@@ -8,6 +8,7 @@ nothing behind.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,12 +16,21 @@ from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.cleaning import clean_name, clean_token
 from core.db.repositories import CatalogRepository, ListenRepository
 from core.db.repositories.listens import NewListen
 from core.matching import album_key, artist_key, track_key
 
+log = logging.getLogger(__name__)
+
+# Column sizes in core/db/models.py: Artist.name, Track/Album.title, *.mbid, Track.lastfm_url, *.spotify_id.
 MAX_NAME = 300
 MAX_TITLE = 500
+MAX_MBID = 36
+MAX_URL = 500
+MAX_SPOTIFY_ID = 64
+#: How many skipped plays one log line names (the count is always complete).
+LOGGED_POSITIONS = 5
 
 
 class RawListen(NamedTuple):
@@ -40,13 +50,21 @@ class RawListen(NamedTuple):
     album_mbid: str | None = None
     track_url: str | None = None
     spotify_track_id: str | None = None
+    position: int | None = None  # line or entry number in an import file; None for API syncs
 
 
-def _clean(text: str | None, limit: int) -> str | None:
-    if text is None:
+def catalog_keys(artist: str, track: str) -> tuple[str, str, str, str] | None:
+    """(artist, track, artist_key, track_key) exactly as `ingest_listens` stores them, or None when
+    the names are unusable. Other writers that look tracks up by key (Spotify ids) use this too."""
+    clean_artist = clean_name(artist, MAX_NAME)
+    clean_track = clean_name(track, MAX_TITLE)
+    if not clean_artist or not clean_track:
         return None
-    text = " ".join(text.split())
-    return text[:limit] or None
+    a_key = artist_key(clean_artist)[:MAX_NAME]
+    t_key = track_key(clean_artist, clean_track)[:MAX_TITLE]
+    if not a_key or not t_key:
+        return None
+    return clean_artist, clean_track, a_key, t_key
 
 
 @dataclass(frozen=True)
@@ -69,21 +87,34 @@ class _Resolved(NamedTuple):
 
 
 def _resolve(plays: Sequence[RawListen]) -> list[_Resolved]:
-    """Clean names and compute keys once; plays without a usable artist or track are dropped."""
+    """Clean names and compute keys once; plays without a usable artist or track are dropped.
+
+    This is THE cleaning step for every source (Last.fm and Spotify sync, every importer): what
+    comes out fits its column on both engines (`core.cleaning`).
+    """
     out: list[_Resolved] = []
     for play in plays:
-        artist = _clean(play.artist, MAX_NAME)
-        track = _clean(play.track, MAX_TITLE)
-        if not artist or not track:
+        keys = catalog_keys(play.artist, play.track)
+        if keys is None:
             continue
-        a_key = artist_key(artist)[:MAX_NAME]
-        t_key = track_key(artist, track)[:MAX_TITLE]
-        if not a_key or not t_key:
-            continue
-        album = _clean(play.album, MAX_TITLE)
+        artist, track, a_key, t_key = keys
+        album = clean_name(play.album, MAX_TITLE)
         al_key = (album_key(artist, album)[:MAX_TITLE] or None) if album else None
         out.append(_Resolved(play, artist, a_key, track, t_key, album if al_key else None, al_key))
     return out
+
+
+def _where(play: RawListen) -> str:
+    at = f"{play.source} play at {play.played_at.isoformat()}"
+    return at if play.position is None else f"{at} (position {play.position})"
+
+
+def _log_skipped(user_id: int, account_id: int | None, skipped: list[RawListen]) -> None:
+    """One line per batch: how many plays had no storable names, and where the first ones were."""
+    where = ", ".join(_where(p) for p in skipped[:LOGGED_POSITIONS])
+    more = f" and {len(skipped) - LOGGED_POSITIONS} more" if len(skipped) > LOGGED_POSITIONS else ""
+    log.warning("skipped %d plays without a usable artist or track name (%s%s)", len(skipped), where, more,
+                extra={"user_id": user_id, **({"account_id": account_id} if account_id is not None else {})})
 
 
 class CatalogIds:
@@ -107,10 +138,12 @@ class CatalogIds:
 
 
 async def ingest_listens(session: AsyncSession, user_id: int, plays: Sequence[RawListen],
-                         known: CatalogIds | None = None) -> IngestResult:
+                         known: CatalogIds | None = None, *, account_id: int | None = None) -> IngestResult:
     """Resolve names to catalog rows (creating missing ones) and insert the listens that are new.
 
-    Pass the same `known` for every batch of one sync so repeated spellings skip resolution.
+    Pass the same `known` for every batch of one sync so repeated spellings skip resolution. A play
+    whose names are empty once cleaned is skipped, counted in `skipped` and logged (with
+    `account_id` when the caller names it); it never fails the batch.
     """
     known = known if known is not None else CatalogIds()
     known.make_room()
@@ -123,10 +156,15 @@ async def ingest_listens(session: AsyncSession, user_id: int, plays: Sequence[Ra
     if misses:
         await _resolve_catalog(session, list(misses.values()), ids)
     rows = []
+    skipped: list[RawListen] = []
     for play in plays:
         hit = ids[(play.artist, play.track, play.album)]
         if hit is not None:
             rows.append(NewListen(hit[1], hit[0], play.played_at, play.source))
+        else:
+            skipped.append(play)
+    if skipped:
+        _log_skipped(user_id, account_id, skipped)
     inserted = await ListenRepository(session).add_listens(user_id, rows)
     return IngestResult(len(plays), inserted, len(plays) - len(rows))
 
@@ -142,16 +180,19 @@ async def _resolve_catalog(session: AsyncSession, plays: list[RawListen],
         return
     catalog = CatalogRepository(session)
     artist_ids = await catalog.ensure_artists(
-        {r.artist_key: {"name_key": r.artist_key, "name": r.artist, "mbid": r.play.artist_mbid}
+        {r.artist_key: {"name_key": r.artist_key, "name": r.artist,
+                        "mbid": clean_token(r.play.artist_mbid, MAX_MBID)}
          for r in reversed(usable)}.values())
     albums = {(artist_ids[r.artist_key], r.album_key): {
-        "artist_id": artist_ids[r.artist_key], "title_key": r.album_key, "title": r.album, "mbid": r.play.album_mbid}
+        "artist_id": artist_ids[r.artist_key], "title_key": r.album_key, "title": r.album,
+        "mbid": clean_token(r.play.album_mbid, MAX_MBID)}
         for r in reversed(usable) if r.album_key}
     album_ids = await catalog.ensure_albums(albums.values()) if albums else {}
     tracks = {(artist_ids[r.artist_key], r.track_key): {
         "artist_id": artist_ids[r.artist_key], "title_key": r.track_key, "title": r.track,
         "album_id": album_ids.get((artist_ids[r.artist_key], r.album_key)) if r.album_key else None,
-        "mbid": r.play.track_mbid, "lastfm_url": r.play.track_url, "spotify_id": r.play.spotify_track_id}
+        "mbid": clean_token(r.play.track_mbid, MAX_MBID), "lastfm_url": clean_token(r.play.track_url, MAX_URL),
+        "spotify_id": clean_token(r.play.spotify_track_id, MAX_SPOTIFY_ID)}
         for r in reversed(usable)}
     track_ids = await catalog.ensure_tracks(tracks.values())
     for r in usable:

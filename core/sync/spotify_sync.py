@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 
 from core.db.repositories import AccountRepository, CatalogRepository
 from core.errors import AccountProblem, NotFound, SourceUnavailable
-from core.matching import artist_key, track_key
 from core.services import Services
 from core.sources.spotify import REVOKED, SpotifyClient, SpotifyUserApi
 from core.sources.spotify_models import RecentlyPlayed, SpotifyPlay, TokenSet
@@ -41,7 +40,7 @@ from core.sync.engine import (
     invalidate_user_caches,
     sync_due_accounts,
 )
-from core.sync.ingest import MAX_NAME, MAX_TITLE, RawListen, ingest_listens
+from core.sync.ingest import RawListen, catalog_keys, ingest_listens
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +59,9 @@ def _spotify_ids(plays: list[SpotifyPlay]) -> dict[tuple[str, str], str]:
     """(artist name_key, track title_key) -> Spotify id, keyed exactly as `ingest_listens` keys tracks."""
     out: dict[tuple[str, str], str] = {}
     for p in plays:
-        artist, title = " ".join(p.track.artist.split()), " ".join(p.track.name.split())
-        if artist and title and p.track.id:
-            a_key, t_key = artist_key(artist)[:MAX_NAME], track_key(artist, title)[:MAX_TITLE]
-            if a_key and t_key:
-                out[(a_key, t_key)] = p.track.id
+        keys = catalog_keys(p.track.artist, p.track.name) if p.track.id else None
+        if keys is not None:
+            out[(keys[2], keys[3])] = p.track.id
     return out
 
 

@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import math
+import re
 import string
 from datetime import datetime
 from pathlib import Path
@@ -104,6 +105,11 @@ def assert_names_file(error: ImportFileError, path: Path) -> None:
     message = error.user_message
     assert str(path) in message, message
     assert message.strip() != str(path)  # and says what is wrong
+    # ... and where: a line, a JSON entry or a byte offset; on one line, with no raw control character
+    assert error.position and re.fullmatch(r"(line|entry|near byte|byte) [\d,]+(, near byte [\d,]+)?",
+                                           error.position), error.position
+    assert f"{path}, {error.position}: " in message
+    assert not re.search("[\x00-\x1f\x7f-\x9f]", message), repr(message)
 
 
 # --- importers ---------------------------------------------------------------------------------
@@ -161,26 +167,34 @@ async def test_lastfm_csv_is_all_or_nothing_with_a_clear_error(
     assert (await row_counts(services))["listens"] - before["listens"] == report.counts.get("listens_new", 0)
 
 
-stream = st.fixed_dictionaries({"ts": times}, optional={
-    "ms_played": counts, "master_metadata_track_name": st.one_of(names, st.none(), st.integers()),
-    "master_metadata_album_artist_name": st.one_of(names, st.none(), st.integers()),
-    "master_metadata_album_album_name": st.one_of(names, st.none(), st.integers(), st.lists(st.integers())),
-    "spotify_track_uri": st.one_of(st.none(), odd_text, st.integers(), odd_text.map(lambda s: "spotify:track:" + s)),
+wrong_types = st.one_of(st.integers(), st.booleans(), st.lists(st.integers(), max_size=3),
+                        st.dictionaries(odd_text, json_scalars, max_size=3))
+stream = st.fixed_dictionaries({"ts": st.one_of(times, wrong_types)}, optional={
+    "ms_played": counts, "master_metadata_track_name": st.one_of(names, st.none(), wrong_types),
+    "master_metadata_album_artist_name": st.one_of(names, st.none(), wrong_types),
+    "master_metadata_album_album_name": st.one_of(names, st.none(), wrong_types),
+    "spotify_track_uri": st.one_of(st.none(), odd_text, wrong_types, odd_text.map(lambda s: "spotify:track:" + s)),
 })
-spotify_docs = st.one_of(st.lists(st.one_of(stream, json_like), max_size=6), json_like)
+#: raw JSON text nested `depth` levels deep, as the whole document or inside one entry's field
+depths = st.integers(min_value=1, max_value=200_000)
+deep_docs = st.one_of(depths.map(lambda d: "[" * d + "]" * d),
+                      depths.map(lambda d: '[{"ts": "2025-03-01T10:00:00Z", "x": ' + "[" * d + "]" * d + "}]"))
+spotify_docs = st.one_of(st.lists(st.one_of(stream, json_like), max_size=6), json_like, deep_docs)
 
 
 @FAST
 @given(document=spotify_docs, mangle=st.sampled_from(["none", "truncate", "bom", "latin1"]))
 async def test_spotify_history_is_all_or_nothing_with_a_clear_error(
         services: Services, tmp_path: Path, document: Any, mangle: str) -> None:
-    raw = json.dumps(document, ensure_ascii=False).encode("utf-8")  # NaN stays NaN, as Python writes it
+    # NaN stays NaN, as Python writes it; a string document is raw JSON text (deep nesting)
+    raw = (document if isinstance(document, str) else json.dumps(document, ensure_ascii=False)).encode("utf-8")
     if mangle == "truncate":
         raw = raw[: max(1, len(raw) // 2)]
     elif mangle == "bom":
         raw = b"\xef\xbb\xbf" + raw
     elif mangle == "latin1":
-        raw = json.dumps(document, ensure_ascii=False).encode("latin-1", "replace")
+        raw = (document if isinstance(document, str) else json.dumps(document, ensure_ascii=False)).encode(
+            "latin-1", "replace")
     path = tmp_path / "Streaming_History_Audio_2025.json"
     path.write_bytes(raw)
     async with services.session() as session:
@@ -189,6 +203,39 @@ async def test_spotify_history_is_all_or_nothing_with_a_clear_error(
     try:
         async with services.session() as session:
             report = await import_listen_file(session, path, "spotify-json", user_id=user_id)
+    except ImportFileError as exc:
+        assert_names_file(exc, path)
+        assert await row_counts(services) == before, "a failed import left rows behind"
+        return
+    assert (await row_counts(services))["listens"] - before["listens"] == report.counts.get("listens_new", 0)
+
+
+importer_kinds = st.sampled_from(["listens", "lastfm-csv", "spotify-json"])
+prefixes = st.sampled_from([b"", b"user\tartist\ttrack\talbum\tplayed_at\n", b"[", b'[{"ts": "2025-03-01T10:00:00Z", ',
+                            b"\xef\xbb\xbf", b"\xff\xfe", b"Band,Album,Song,"])
+
+
+@FAST
+@given(kind=importer_kinds, prefix=prefixes, body=st.binary(max_size=400),
+       controls=st.lists(st.sampled_from(["\x00", "\x1b]0;x\x07", "\x1b[2J", "\r", "\x85", "[/x]", "\u202e"]),
+                         max_size=4))
+@example(kind="spotify-json", prefix=b"", body=b"[" * 100_000, controls=[])
+@example(kind="lastfm-csv", prefix=b"", body="Bj\xf6rk,A,T,1700000000\n".encode("latin-1"), controls=[])
+async def test_importers_on_random_bytes_refuse_with_a_position_or_import(
+        services: Services, tmp_path: Path, kind: str, prefix: bytes, body: bytes, controls: list[str]) -> None:
+    """Random bytes, control characters, markup and BOMs behind a plausible start: a clean
+    ImportFileError with a position, or a successful import; never another exception, never half."""
+    path = tmp_path / f"random.{kind}"
+    path.write_bytes(prefix + "".join(controls).encode("utf-8") + body)
+    async with services.session() as session:
+        user_id = (await UserRepository(session).get_or_create_discord(79)).id
+    before = await row_counts(services)
+    try:
+        async with services.session() as session:
+            if kind == "listens":
+                report = await import_listens_tsv(session, path)
+            else:
+                report = await import_listen_file(session, path, kind, user_id=user_id)
     except ImportFileError as exc:
         assert_names_file(exc, path)
         assert await row_counts(services) == before, "a failed import left rows behind"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from core.cleaning import printable
 from core.config import Settings
-from core.db.models import Listen
+from core.db.models import Album, Artist, Listen, Track
 from core.db.repositories import AccountRepository, ListenRepository, UserRepository
 from core.services import Services
 from core.sources.http import RateLimiter, RetryPolicy
@@ -125,3 +127,57 @@ async def test_one_sync_per_account_at_a_time(services: Services, sync: LastfmSy
     reports = await asyncio.gather(sync.sync_account(account_id), other.sync_account(account_id))
     assert sorted(r.status for r in reports) == ["busy", "ok"]
     assert await _listens(services, user_id) == 400
+
+
+# --- names cleaned at the ingest boundary (NUL stopped PostgreSQL imports for good) ---------------
+
+LONG = "Ω" * 400  # over Artist.name (300) and near Track.title (500)
+
+#: (artist, album, track) as Last.fm serves them -> (artist, album, track) as stored, or None: skipped
+HOSTILE = [
+    (("Nul\x00l Band", "Al\x00bum", "Tr\x00ack"), ("Null Band", "Album", "Track")),
+    (("\x1b[31mRed\x1b[0m", "\x1b]0;title\x07Alb", "Song\x7f\x9b"), ("[31mRed[0m", "]0;titleAlb", "Song")),
+    (("Tab\tand\nnewline", "  spaced   album ", "line\u2028sep"), ("Tab and newline", "spaced album", "line sep")),
+    (("Beyonce\u0301 🎵", "Ａｌｂｕｍ", "👩\u200d👩\u200d👧 family"), ("Beyonce\u0301 🎵", "Ａｌｂｕｍ", "👩\u200d👩\u200d👧 family")),
+    ((LONG, "A" * 700, "T" * 700), ("Ω" * 300, "A" * 500, "T" * 500)),
+    (("\x00", "Nothing", "Only NUL artist"), None),
+    (("Artist", "Album", "\x00\x01\x02"), None),
+    (("Good Artist", "Good Album", "Good Track"), ("Good Artist", "Good Album", "Good Track")),
+]
+
+
+async def stored_plays(services: Services, user_id: int) -> set[tuple[str, str | None, str]]:
+    async with services.session() as s:
+        rows = (await s.execute(
+            select(Artist.name, Album.title, Track.title).select_from(Listen)
+            .join(Track, Track.id == Listen.track_id).join(Artist, Artist.id == Track.artist_id)
+            .outerjoin(Album, Album.id == Track.album_id).where(Listen.user_id == user_id))).all()
+    return {tuple(r) for r in rows}  # type: ignore[misc]
+
+
+async def test_lastfm_sync_stores_cleaned_names_and_skips_unusable_rows(
+        services: Services, sync: LastfmSync, fake: LastfmFake, caplog: pytest.LogCaptureFixture) -> None:
+    # every hostile row twice (in two pages) among ordinary plays: one bad row must not stop the rest
+    history = [(START + i * 60, f"Band {i % 7}", f"Album {i % 3}", f"Song {i}") for i in range(400)]
+    for n, ((artist, album, track), _) in enumerate(HOSTILE * 2):
+        history.append((START + 400 * 60 + n * 60, artist, album, track))
+    fake.add_user("odd", scrobbles=history)
+    async with services.session() as s:
+        user = await UserRepository(s).get_or_create_discord(4242, "odd")
+        account = await AccountRepository(s, None).link(user.id, "lastfm", "odd")
+    with caplog.at_level(logging.WARNING, logger="core.sync.ingest"):
+        report = await sync.sync_account(account.id)
+    assert report.status == "ok", report
+    skipped = sum(1 for _, out in HOSTILE if out is None) * 2
+    assert await _listens(services, user.id) == len(history) - skipped
+    stored = await stored_plays(services, user.id)
+    expected = {out for _, out in HOSTILE if out is not None}
+    assert expected <= stored
+    for artist, album, track in stored:
+        for name in (artist, album or "", track):
+            assert printable(name) == name or "\u200d" in name or "\u0301" in name, repr(name)
+            assert "\x00" not in name
+    skipped_lines = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped_lines and sum(int(r.getMessage().split()[1]) for r in skipped_lines) == skipped
+    assert all(getattr(r, "user_id", None) == user.id for r in skipped_lines), [vars(r) for r in skipped_lines]
+    assert all("lastfm play at 2023-" in r.getMessage() for r in skipped_lines)
