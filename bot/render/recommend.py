@@ -11,6 +11,7 @@ import discord
 from core.domain import Kind, Recommendation
 from core.explain.types import Preferences
 from core.recommender.service import RecommendationList, ShownRecommendation, SimilarResult
+from core.tags import display_tags
 
 PAGE_SIZE = 5
 ACCENT = 0x1DB954
@@ -97,7 +98,7 @@ def recommendations_embed(result: RecommendationList, page: int, asker: str) -> 
 def similar_embed(result: SimilarResult) -> discord.Embed:
     lines = []
     for number, rec in enumerate(result.items, start=1):
-        tags = ", ".join(esc(t.name) for t in rec.evidence.tags[:3])
+        tags = ", ".join(esc(t) for t in display_tags((t.name for t in rec.evidence.tags), 3))
         lines.append(f"**{number}.** {item_title(rec)}" + (f" · {tags}" if tags else ""))
     embed = discord.Embed(title=clip(f"Artists like {result.seed}", MAX_TITLE),
                           description=clip("\n".join(lines) or "Nothing close enough yet.", MAX_DESCRIPTION),

@@ -23,6 +23,7 @@ from typing import Any
 
 from core.domain import Compatibility, Kind, Recommendation
 from core.explain.types import Pair, PlaylistBrief, WeeklyBrief
+from core.tags import display_tags
 
 PROMPT_VERSION = "1"  # bump when prompts or facts change shape, to retire cached answers
 MAX_ITEMS = 5
@@ -132,6 +133,15 @@ def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
 
 
+def _tags(names: Iterable[str], limit: int = MAX_ITEMS) -> list[str]:
+    """Tags as a listener would say them: genres, moods, scenes, eras, places; one spelling each.
+
+    Applied to every tag list in a brief, so neither the template nor a model can cite "seen live"
+    or "sexy", and the grounding check rejects a model that names a tag we did not show.
+    """
+    return display_tags((n.strip() for n in names), limit)
+
+
 def _top(names: Iterable[str], limit: int = MAX_ITEMS) -> list[str]:
     seen: list[str] = []
     for name in names:
@@ -185,7 +195,7 @@ def recommendation_brief(rec: Recommendation) -> Brief:
         {
             "item": _drop_empty({"kind": str(rec.kind), "name": rec.name, "artist": rec.artist}),
             "because_you_listen_to": _top((w.name for w in items), MAX_ITEMS),
-            "matching_tags": _top((w.name for w in tags), MAX_ITEMS),
+            "matching_tags": _tags((w.name for w in tags), MAX_ITEMS),
             "aoty": aoty,
             "listeners_who_know_it_percent": _num(ev.popularity * 100) if ev.popularity is not None else None,
             "main_signal": main_signal(ev.sources),
@@ -210,11 +220,11 @@ def compatibility_brief(c: Compatibility, pair: Pair) -> Brief:
             "label": c.label,
             "confidence": confidence_word(c.confidence),
             "shared_artists": _top(s.name for s in shared),
-            "shared_tags": _top(w.name for w in sorted(c.shared_tags, key=lambda w: -w.weight)),
+            "shared_tags": _tags(w.name for w in sorted(c.shared_tags, key=lambda w: -w.weight)),
             "a_loves_more": _top((w.name for w in sorted(c.differences_a, key=lambda w: -w.weight)), 3),
             "b_loves_more": _top((w.name for w in sorted(c.differences_b, key=lambda w: -w.weight)), 3),
-            "a_tags_more": _top((w.name for w in sorted(getattr(c, "different_tags_a", ()), key=lambda w: -w.weight)), 3),
-            "b_tags_more": _top((w.name for w in sorted(getattr(c, "different_tags_b", ()), key=lambda w: -w.weight)), 3),
+            "a_tags_more": _tags((w.name for w in sorted(getattr(c, "different_tags_a", ()), key=lambda w: -w.weight)), 3),
+            "b_tags_more": _tags((w.name for w in sorted(getattr(c, "different_tags_b", ()), key=lambda w: -w.weight)), 3),
             "bridges": [
                 {"artist": b.name, "loved_by": "a" if b.from_user == "a" else "b"}
                 for b in sorted(c.bridges, key=lambda b: -b.likelihood)[:3]
@@ -229,7 +239,7 @@ def playlist_brief(p: PlaylistBrief) -> Brief:
         {
             "seed": (p.seed or "").strip()[:200] or None,
             "top_artists": _top(p.top_artists),
-            "top_tags": _top(p.top_tags),
+            "top_tags": _tags(p.top_tags),
             "track_count": p.count or None,
         }
     )
@@ -241,7 +251,7 @@ def weekly_brief(w: WeeklyBrief) -> Brief:
         {
             "display_name": w.display_name.strip()[:64],
             "recommendation_count": w.rec_count,
-            "top_tags": _top(w.top_tags, 3),
+            "top_tags": _tags(w.top_tags, 3),
             "top_artists": _top(w.top_artists, 3),
         }
     )
