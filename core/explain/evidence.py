@@ -25,10 +25,10 @@ from core.domain import Compatibility, Kind, Recommendation
 from core.explain.types import Pair, PlaylistBrief, WeeklyBrief
 from core.tags import display_tags
 
-PROMPT_VERSION = "1"  # bump when prompts or facts change shape, to retire cached answers
+PROMPT_VERSION = "2"  # bump when prompts or facts change shape, to retire cached answers
 MAX_ITEMS = 5
 
-_NUM_IN_TEXT = re.compile(r"\d+(?:\.\d+)?")
+_NUM_IN_TEXT = re.compile(r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?")  # "48,000" is one number
 
 
 def normalise(text: str) -> str:
@@ -94,7 +94,7 @@ class Brief:
             elif isinstance(value, str):
                 names.add(normalise(value))
                 for match in _NUM_IN_TEXT.findall(value):
-                    numbers.update(_number_forms(float(match)))
+                    numbers.update(_number_forms(float(match.replace(",", ""))))
         names.update(normalise(n) for n in self.extra_names)
         names.discard("")
         return Vocabulary(frozenset(names), frozenset(numbers))
@@ -197,12 +197,31 @@ def recommendation_brief(rec: Recommendation) -> Brief:
             "because_you_listen_to": _top((w.name for w in items), MAX_ITEMS),
             "matching_tags": _tags((w.name for w in tags), MAX_ITEMS),
             "aoty": aoty,
-            "listeners_who_know_it_percent": _num(ev.popularity * 100) if ev.popularity is not None else None,
+            "artist_listeners_on_lastfm": ev.lastfm_listeners,
+            "artist_listeners_on_lastfm_in_words": listeners_in_words(ev.lastfm_listeners),
             "main_signal": main_signal(ev.sources),
             "note": ev.note,
         }
     )
     return Brief("recommendation", facts)
+
+
+def listeners_in_words(count: int | None) -> str | None:
+    """A global listener count as people say it: "48,000", "2.3 million" (two significant figures).
+
+    Only global counts are ever put into words: our own few members are no measure of how well
+    known an artist is, so the model's local popularity never reaches an explanation.
+    """
+    if count is None or count < 0:
+        return None
+    if count < 1000:
+        return f"{count:,}"
+    if count < 1_000_000:
+        digits = len(str(count)) - 2
+        return f"{round(count, -digits):,}"
+    millions = count / 1_000_000
+    text = f"{millions:.1f}".removesuffix(".0") if millions < 10 else f"{round(millions):,}"
+    return f"{text} million"
 
 
 def confidence_word(confidence: float) -> str:
