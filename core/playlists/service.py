@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.repositories import AccountRepository, CatalogRepository, ListenRepository, UserRepository
 from core.db.repositories.playlists import PlaylistRepository, StoredItem, TrackRow
+from core.db.repositories.public_facts import PublicFactsRepository
 from core.db.repositories.recommendations import RecommendationRepository
 from core.domain import Kind, Recommendation
 from core.errors import (
@@ -172,6 +173,12 @@ async def arrange(engine: RecommenderEngine, picked: Sequence[PlaylistTrack], *,
                                    similarity=similarity, uncapped=frozenset(uncapped))
 
     return await asyncio.to_thread(run)
+
+
+async def _cover(session: AsyncSession, tracks: Sequence[PlaylistTrack]) -> str | None:
+    """The playlist's thumbnail: the cover of the first track whose album cover we know."""
+    covers = await PublicFactsRepository(session).track_covers(t.track_id for t in tracks)
+    return next((covers[t.track_id] for t in tracks if t.track_id in covers), None)
 
 
 def _tracks_from(items: Sequence[StoredItem]) -> tuple[PlaylistTrack, ...]:
@@ -431,16 +438,18 @@ class PlaylistService:
                 user_id=user_id, name=title, origin=str(origin), description=description, seed=seed,
                 partner_user_id=partner_user_id, items=[(t.track_id, t.reason) for t in tracks])
             linked = await self._spotify_linked(session, user_id)
+            cover = await _cover(session, tracks)
             playlist_id = int(row.id)
         note = None
         if len(tracks) < requested:
             note = (f"Only {len(tracks)} of the {requested} tracks you asked for: that's all I know well enough "
-                    "right now (at most two per artist).")
+                    "right now (at most two per artist, never one artist twice within five tracks).")
         log.info("playlist built", extra={"user_id": user_id, "origin": str(origin), "tracks": len(tracks)})
         return BuiltPlaylist(playlist_id, title[:200], description[:500], origin, tuple(tracks), seed=seed,
                              partner_name=partner_name,
                              fairness=building.fairness(tracks) if origin == Origin.BLEND else None,
-                             requested=requested, note=note, spotify_linked=linked, top_artists=tuple(artists[:5]))
+                             requested=requested, note=note, spotify_linked=linked, top_artists=tuple(artists[:5]),
+                             cover_url=cover)
 
     async def _spotify_linked(self, session: AsyncSession, user_id: int) -> bool:
         if self.services.spotify is None:
@@ -461,8 +470,10 @@ class PlaylistService:
                 raise NotYours()
             items = await repo.items(playlist_id)
             linked = await self._spotify_linked(session, user.id)
-        return BuiltPlaylist(int(row.id), row.name, row.description or "", Origin(row.origin), _tracks_from(items),
-                             seed=row.seed, requested=len(items), spotify_linked=linked)
+            tracks = _tracks_from(items)
+            cover = await _cover(session, tracks)
+        return BuiltPlaylist(int(row.id), row.name, row.description or "", Origin(row.origin), tracks,
+                             seed=row.seed, requested=len(items), spotify_linked=linked, cover_url=cover)
 
     async def export_files(self, playlist_id: int, discord_id: int) -> FilesExport:
         """XSPF + M3U of a stored playlist, and Last.fm/Spotify search links for its first tracks."""

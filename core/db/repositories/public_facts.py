@@ -95,3 +95,16 @@ class PublicFactsRepository:
                     .where(Track.id.in_(ids[start:start + BATCH]), Album.image_url.is_not(None)))
             out.update({r[0]: r[1] for r in (await self.session.execute(stmt)).all() if r[1]})
         return out
+
+    async def listener_cover(self, user_id: int, artist_names: Iterable[str]) -> str | None:
+        """A cover for a listener's top list: of the first of `artist_names` (best first) that has
+        one, the album with a known cover this listener played most."""
+        for name in artist_names:
+            stmt = (select(Album.image_url).join(Track, Track.album_id == Album.id)
+                    .join(Listen, Listen.track_id == Track.id).join(Artist, Artist.id == Album.artist_id)
+                    .where(Listen.user_id == user_id, Artist.name == name, Album.image_url.is_not(None))
+                    .group_by(Album.id, Album.image_url).order_by(func.count(Listen.id).desc(), Album.id).limit(1))
+            found = (await self.session.execute(stmt)).scalar_one_or_none()
+            if found:
+                return str(found)
+        return None
