@@ -219,8 +219,8 @@ def bridge_scores(space: TasteSpace, j: int) -> np.ndarray:
 
 def _bridges(space: TasteSpace, i: int, j: int, side: str, top: int) -> tuple[Bridge, ...]:
     """What `i` loves that `j` is most likely to love next: i's top artists j hasn't played, ranked
-    by j's item-item affinity; `likelihood` is that affinity's percentile among the artists j hasn't
-    played *that j's taste reaches at all* (affinity > 0), 0..1.
+    by j's item-item affinity; `likelihood` is the share of the artists j hasn't played *that j's
+    taste reaches at all* (affinity > 0) with a lower affinity, 0..1 ("top 1 - likelihood").
 
     Unreached artists are left out of the scale on purpose: in a real catalogue they are nearly all
     of it, so counting them put every reachable bridge in the "top 1%".
@@ -238,7 +238,9 @@ def _bridges(space: TasteSpace, i: int, j: int, side: str, top: int) -> tuple[Br
     pool = np.sort(affinity[unheard & (affinity > 0)])
     if pool.size == 0:
         return ()
-    pct = np.searchsorted(pool, affinity[favourites], side="right") / pool.size
+    # Share of the pool strictly below: 1 - likelihood is then the share at or above (itself
+    # included), so the best of 8 reachable artists is "top 13%", not "top 1%".
+    pct = np.searchsorted(pool, affinity[favourites], side="left") / pool.size
     keep = affinity[favourites] > 0
     favourites, pct = favourites[keep], pct[keep]
     order = np.lexsort((favourites, -affinity[favourites]))[:top]
