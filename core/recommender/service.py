@@ -604,8 +604,16 @@ class RecommendService:
         return [a.name for a in found]
 
     async def tag_autocomplete(self, prefix: str, limit: int = 25) -> list[str]:
+        """Tags to pick from: listener words only ("seen live" is no filter), one spelling each."""
+        from core.tags import is_listener_tag, tag_key
+
         async with self.services.session() as session:
-            return await RecommendationRepository(session).search_tags(prefix or "", limit=limit)
+            names = await RecommendationRepository(session).search_tags(prefix or "", limit=limit * 4)
+        out: dict[str, str] = {}
+        for name in names:
+            if is_listener_tag(name):
+                out.setdefault(tag_key(name), name)
+        return list(out.values())[:limit]
 
     async def set_preferences(self, discord_id: int, text: str) -> Preferences:
         """Parse free text ("less metal, more 90s shoegaze") and store it; later /tune calls refine it."""

@@ -150,3 +150,12 @@ async def test_playlist_and_top_carry_a_cover_when_known(sonance: FakeDiscord, w
     assert thumbnail(dave_top) is None  # nothing of dave's has a cover
     _, built = await run(sonance, "playlist", "bob", {"mode": "for me", "length": 10})
     assert thumbnail(built) in set(covers.values())
+
+
+async def test_tag_autocomplete_offers_genres_not_junk(sonance: FakeDiscord) -> None:
+    for prefix, wanted in (("s", "shoegaze"), ("a", "ambient")):
+        record = await sonance.dispatch(sonance.autocomplete("recommend", "tag", prefix, user=sonance.user("alice")))
+        await record.wait_ack()
+        offered = [c["value"] for c in record.choices or []]
+        assert wanted in offered and not JUNK.search(" | ".join(offered)), offered
+        assert not ("synth pop" in offered and "synthpop" in offered), offered
