@@ -120,10 +120,13 @@ REASONS: tuple[Shape, ...] = (
        if len(c["tags"]) >= 2 else None),
 )
 
+#: Cold-start picks lean on how many of *our* listeners play an item, so they say so ("here"):
+#: a claim about the wider world needs the global Last.fm count (`_pop_extra`).
 COLD_START: tuple[Shape, ...] = (
-    _r(lambda c: f"{cap(c['title'])} is a popular pick while I learn your taste."),
-    _r(lambda c: f"A crowd favourite to start with: {c['title']}."),
-    _r(lambda c: f"While your history fills in, {c['title']} is a safe, well-loved place to start."),
+    _r(lambda c: f"{cap(c['title'])} is popular with listeners here, a good start while I learn your taste."),
+    _r(lambda c: f"A favourite among listeners here to start with: {c['title']}."),
+    _r(lambda c: f"While your history fills in, {c['title']} is a safe place to start: listeners here love "
+                 f"{'them' if c['it'] == 'they' else 'it'}."),
 )
 
 
