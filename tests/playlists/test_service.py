@@ -140,3 +140,28 @@ async def test_seed_autocomplete(services: Services, world: dict[str, int]) -> N
     assert "Slowdive" in await service.seed_autocomplete("slo")
     tracks = await service.seed_autocomplete("Ride - Ride song 1")
     assert tracks and all(t.startswith("Ride - Ride song 1") for t in tracks)
+
+
+async def test_neighbours_are_closer_in_tags_than_a_shuffle(services: Services, world: dict[str, int]) -> None:
+    """Flow: the built order puts tag-similar artists next to each other, more than chance does."""
+    import random
+    from itertools import pairwise
+
+    from core.domain import Kind
+    from core.playlists.service import tag_similarity
+    from core.recommender.service import RecommendService
+
+    built = await PlaylistService.of(services).from_recommendations(world["alice"], length=20)
+    engine = (await RecommendService.of(services).ensure_model(Kind.ARTIST)).engine
+    similarity = tag_similarity(engine, [t.artist_id for t in built.tracks if t.artist_id is not None])
+
+    def flow(tracks: list) -> float:  # type: ignore[type-arg]
+        return sum(similarity(a, b) for a, b in pairwise(tracks))
+
+    rng = random.Random(5)
+    shuffles = []
+    for _ in range(200):
+        tracks = list(built.tracks)
+        rng.shuffle(tracks)
+        shuffles.append(flow(tracks))
+    assert flow(list(built.tracks)) > sorted(shuffles)[int(0.9 * len(shuffles))], (flow(list(built.tracks)), shuffles[:5])
