@@ -159,3 +159,15 @@ async def test_tag_autocomplete_offers_genres_not_junk(sonance: FakeDiscord) -> 
         offered = [c["value"] for c in record.choices or []]
         assert wanted in offered and not JUNK.search(" | ".join(offered)), offered
         assert not ("synth pop" in offered and "synthpop" in offered), offered
+
+
+def test_a_cover_is_only_ever_a_real_https_picture() -> None:
+    import discord
+
+    from bot.render.images import set_cover
+
+    star = "https://lastfm.freetls.fastly.net/i/u/300x300/2a96cbd8b46e442fc41c2b86b821562f.png"
+    for nothing in ((None,), ("",), ("  ",), ("http://insecure/a.png",), ("/relative.png",), (star,), ([None, ""],)):
+        assert set_cover(discord.Embed(), *nothing).thumbnail.url is None, nothing
+    embed = set_cover(discord.Embed(), [None, star, "https://cdn.albumoftheyear.org/album/1.jpg"], "https://later/x.png")
+    assert embed.thumbnail.url == "https://cdn.albumoftheyear.org/album/1.jpg"
