@@ -89,3 +89,10 @@ def test_playlist_names_may_use_evocative_words() -> None:
     vocab = playlist_brief(PlaylistBrief(None, ("Slowdive",), ("shoegaze",), 20)).vocabulary
     assert check("Midnight Shoegaze Drift", vocab, extra_words=TITLE_WORDS).ok
     assert not check("Midnight Radiohead Drift", vocab, extra_words=TITLE_WORDS).ok
+
+
+def test_a_shown_tag_may_be_spelled_another_way() -> None:
+    """Evidence says "dream pop"; "dreampop" and "dream-pop" are the same tag, "synthpop" is not."""
+    assert check("Slowdive is pure dreampop, like My Bloody Valentine.", ARTIST).ok
+    assert check("Slowdive is pure dream-pop, like My Bloody Valentine.", ARTIST).ok
+    assert not check("Slowdive is pure synthpop, like My Bloody Valentine.", ARTIST).ok
