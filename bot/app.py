@@ -62,9 +62,18 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
     `sync_dormant` run is a safety net that finds nothing when the active job keeps up, and per-account
     locks make overlapping runs harmless. Spotify (a supplement: it only reveals the last 50 plays)
     is synced on the same cadence. The daily job also fetches Last.fm tags for artists that have none,
-    which the content model needs for new artists.
+    which the content model needs for new artists; both jobs read global listener counts and album
+    covers for what is new or stale (the base of popularity wording and embed thumbnails).
     """
     settings = services.settings
+
+    async def public_facts(artists: int, albums: int) -> None:
+        """Global listener counts and album covers for what is new or stale (nothing due: no request)."""
+        from core.sync.enrichment import LastfmPublicFacts
+
+        facts = services.component("lastfm_public_facts", LastfmPublicFacts)
+        await facts.refresh_listeners(limit=artists)
+        await facts.enrich_album_covers(limit=albums)
 
     async def sync_due() -> None:
         if services.lastfm is not None:  # None: not configured, or the clients have not started yet
@@ -72,6 +81,7 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
 
             sync = services.component("lastfm_sync", lambda s: LastfmSync(s, s.lastfm))  # type: ignore[arg-type]
             await sync.sync_due(active_minutes=settings.sync_active_minutes)
+            await public_facts(artists=40, albums=40)  # a fresh member's artists get counts within minutes
         if services.spotify is not None:
             from core.sync.spotify_sync import SpotifySync
 
@@ -92,6 +102,7 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
             from core.sync.enrichment import LastfmTagEnrichment
 
             await services.component("lastfm_tags", LastfmTagEnrichment).enrich_artist_tags(limit=500)
+            await public_facts(artists=500, albums=300)
 
     async def similar_graph() -> None:
         """Last.fm's similar artists (then tracks) for what members play: new and 30-day-old entries.

@@ -51,7 +51,10 @@ class Evidence:
     tags: tuple[Weighted, ...] = ()
     sources: dict[str, float] = field(default_factory=dict)
     aoty: AotyFacts | None = None
-    popularity: float | None = None  # share of users who know the item, 0..1
+    popularity: float | None = None  # share of the model's users who know the item, 0..1 (ranking only)
+    #: Global listeners of the item's artist on Last.fm (artist.getInfo): the only base for telling
+    #: a listener how popular something is. None = unknown, and then nothing is claimed.
+    lastfm_listeners: int | None = None
     note: str | None = None  # e.g. "cold start: based on popular artists"
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.db.repositories import CatalogRepository, ListenRepository, UserRepository
+from core.db.repositories.public_facts import PublicFactsRepository
 from core.db.types import utcnow
 from core.errors import InvalidInput, NotFound, PrivacyHidden
 from core.matching import artist_key
@@ -55,6 +56,7 @@ class TopArtists:
     period: str
     period_label: str
     artists: tuple[tuple[str, int], ...]
+    cover_url: str | None = None  # a cover of the top artist's album this listener plays most, if known
 
 
 class StatsService:
@@ -124,4 +126,5 @@ class StatsService:
                     target_id = member.id
                     owner_name = (await users.display_names([member.id])).get(member.id, "a listener")
             artists = await ListenRepository(session).top_artists(target_id, since, limit=TOP_LIMIT)
-        return TopArtists(owner_name, period, PERIOD_LABELS[period], tuple(artists))
+            cover = await PublicFactsRepository(session).listener_cover(target_id, [n for n, _ in artists[:3]])
+        return TopArtists(owner_name, period, PERIOD_LABELS[period], tuple(artists), cover)

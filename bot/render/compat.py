@@ -13,6 +13,7 @@ import discord
 
 from core.compat.service import CompatResult, LeaderboardResult, MatchesResult
 from core.domain import Compatibility
+from core.tags import display_tags
 
 CARD_FILENAME = "compat.png"
 MAX_TITLE, MAX_DESCRIPTION, MAX_FIELD_NAME, MAX_FIELD_VALUE, MAX_TOTAL = 256, 4096, 256, 1024, 6000
@@ -83,7 +84,8 @@ def compat_embed(result: CompatResult) -> tuple[discord.Embed, discord.File | No
                    _lines([f"**{esc(s.name)}** — {_plays(s.plays_a)} · {_plays(s.plays_b)}"
                            for s in comp.shared_artists[:8]]))
     if comp.shared_tags:
-        _add_field(embed, "Shared tags", clip(", ".join(esc(t.name) for t in comp.shared_tags[:8]), MAX_FIELD_VALUE))
+        _add_field(embed, "Shared tags", clip(", ".join(esc(t) for t in display_tags((t.name for t in comp.shared_tags), 8)),
+                                                MAX_FIELD_VALUE))
     if comp.bridges:
         lines = []
         for bridge in comp.bridges[:4]:

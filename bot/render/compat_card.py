@@ -18,6 +18,7 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 from matplotlib.text import Text
 
 from core.domain import Bridge, Compatibility, SharedArtist
+from core.tags import display_tags
 
 WIDTH_PX, HEIGHT_PX, DPI = 800, 420, 100
 BG, FG, MUTED = "#1e1f22", "#f2f3f5", "#a4a8b0"
@@ -79,7 +80,7 @@ def render_compat_card(comp: Compatibility, name_a: str, name_b: str) -> bytes:
     # --- bottom: tags and bridges ------------------------------------------------------------------
     fig.add_artist(FancyBboxPatch((0.02, 0.02), 0.96, 0.20, boxstyle="round,pad=0.005", transform=fig.transFigure,
                                   facecolor="#2b2d31", edgecolor="none"))
-    tags = ", ".join(t.name for t in comp.shared_tags[:6]) or "—"
+    tags = ", ".join(display_tags((t.name for t in comp.shared_tags), 6)) or "—"
     fig.text(0.035, 0.165, "Shared tags", color=FG, fontsize=9.5, fontweight="bold")
     fig.text(0.17, 0.165, _short(tags, 95), color=FG, fontsize=9.5)
     fig.text(0.035, 0.095, "Bridges", color=FG, fontsize=9.5, fontweight="bold")

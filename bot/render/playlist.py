@@ -11,6 +11,7 @@ import io
 
 import discord
 
+from bot.render.images import set_cover
 from bot.render.recommend import clip, esc
 from core.playlists.models import BuiltPlaylist, FilesExport, Origin, SpotifyExport
 
@@ -60,7 +61,7 @@ def playlist_embed(playlist: BuiltPlaylist, asker: str) -> discord.Embed:
     if not playlist.spotify_linked:
         footer += " · link Spotify (/link spotify) to send it there"
     embed.set_footer(text=clip(footer, 2048))
-    return embed
+    return set_cover(embed, playlist.cover_url)
 
 
 def _files(export: FilesExport) -> list[discord.File]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import discord
 
+from bot.render.images import set_cover
 from core.domain import Kind, Recommendation
 from core.explain.types import Preferences
 from core.recommender.service import RecommendationList, ShownRecommendation, SimilarResult
+from core.tags import display_tags
 
 PAGE_SIZE = 5
 ACCENT = 0x1DB954
@@ -83,9 +85,7 @@ def recommendations_embed(result: RecommendationList, page: int, asker: str) -> 
         lines.append(line)
     embed = discord.Embed(title=clip(title, MAX_TITLE), description=clip("\n\n".join(lines), MAX_DESCRIPTION),
                           colour=discord.Colour(ACCENT))
-    image = next((s.rec.image_url for s in page_items(result, page) if s.rec.image_url), None)
-    if image:
-        embed.set_thumbnail(url=image)
+    set_cover(embed, (s.rec.image_url for s in page_items(result, page)))
     footer = [f"Page {page + 1}/{pages}", f"discovery: {discovery_label(result.discovery)}",
               "👍/👎 teach me · Why? explains"]
     if result.note:
@@ -97,14 +97,12 @@ def recommendations_embed(result: RecommendationList, page: int, asker: str) -> 
 def similar_embed(result: SimilarResult) -> discord.Embed:
     lines = []
     for number, rec in enumerate(result.items, start=1):
-        tags = ", ".join(esc(t.name) for t in rec.evidence.tags[:3])
+        tags = ", ".join(esc(t) for t in display_tags((t.name for t in rec.evidence.tags), 3))
         lines.append(f"**{number}.** {item_title(rec)}" + (f" · {tags}" if tags else ""))
     embed = discord.Embed(title=clip(f"Artists like {result.seed}", MAX_TITLE),
                           description=clip("\n".join(lines) or "Nothing close enough yet.", MAX_DESCRIPTION),
                           colour=discord.Colour(ACCENT))
-    image = next((r.image_url for r in result.items if r.image_url), None)
-    if image:
-        embed.set_thumbnail(url=image)
+    set_cover(embed, (r.image_url for r in result.items))
     embed.set_footer(text=clip(result.note or "From what listeners who play them also play, and shared tags",
                                MAX_FOOTER))
     return embed

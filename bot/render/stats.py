@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import discord
 
+from bot.render.images import set_cover
 from core.stats import TopArtists, WhoKnows
 
 ACCENT = discord.Colour(0x5865F2)
@@ -49,4 +50,4 @@ def top_embed(result: TopArtists) -> discord.Embed:
     embed.description = "\n".join(
         f"{_rank(i)} **{discord.utils.escape_markdown(name)}**: {_plays(plays)}"
         for i, (name, plays) in enumerate(result.artists))
-    return embed
+    return set_cover(embed, result.cover_url)

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from core.compat.calibration import Calibration
 from core.compat.params import CompatParams
 from core.errors import InvalidInput
+from core.tags import canonical_tag, is_listener_tag, tag_key
 
 Key = Hashable
 SECONDS_PER_DAY = 86_400.0
@@ -129,7 +130,10 @@ def _tag_matrix(artists: tuple[Key, ...], artist_tags: Mapping[Key, Mapping[Key,
     n_artists = len(artists)
     if not artist_tags:
         return sp.csr_matrix((n_artists, 0)), ()
-    tag_keys: dict[Key, int] = {}
+    # Spellings of one tag ("synth pop", "synthpop") share a column, named by its shown form, so
+    # they count as one tag in the score and a breakdown never lists both.
+    tag_keys: dict[str, int] = {}
+    shown_names: list[str] = []
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
@@ -137,20 +141,25 @@ def _tag_matrix(artists: tuple[Key, ...], artist_tags: Mapping[Key, Mapping[Key,
         for tag, count in (artist_tags.get(artist) or {}).items():
             if count is None or not count > 0:
                 continue
+            name = str(tag_names.get(tag, tag)) if tag_names else str(tag)
+            key = tag_key(name)
+            if key not in tag_keys:
+                tag_keys[key] = len(tag_keys)
+                shown_names.append(canonical_tag(name))
             rows.append(i)
-            cols.append(tag_keys.setdefault(tag, len(tag_keys)))
+            cols.append(tag_keys[key])
             vals.append(float(count))
     if not vals:
         return sp.csr_matrix((n_artists, 0)), ()
     m = sp.csr_matrix((vals, (rows, cols)), shape=(n_artists, len(tag_keys)))
+    m.sum_duplicates()
     totals = np.asarray(m.sum(axis=1)).ravel()
     m = sp.csr_matrix(sp.diags(np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)) @ m)
     tagged = int((totals > 0).sum())
     tag_df = np.bincount(m.indices, minlength=m.shape[1])
     tag_idf = np.log((tagged + 1.0) / (tag_df + 0.5))
     m = sp.csr_matrix(m @ sp.diags(tag_idf))
-    names = tuple(str(tag_names.get(t, t)) if tag_names else str(t) for t in tag_keys)
-    return _normalise_rows(m), names
+    return _normalise_rows(m), tuple(shown_names)
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,6 +192,11 @@ class TasteSpace:
     def has_history(self, user: Key) -> bool:
         i = self.user_index.get(user)
         return i is not None and int(self.n_artists[i]) >= self.params.min_artists
+
+    @cached_property
+    def shown_tags(self) -> np.ndarray:
+        """Boolean per tag column: may it be shown to a person? (The score uses every tag.)"""
+        return np.array([is_listener_tag(name) for name in self.tag_names], dtype=bool)
 
     @cached_property
     def item_cosine_basis(self) -> sp.csc_matrix:

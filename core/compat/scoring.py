@@ -172,7 +172,8 @@ def _shared_tags(space: TasteSpace, i: int, j: int, top: int) -> tuple[Weighted,
     if prod.nnz == 0:
         return ()
     total = prod.data.sum()
-    order = np.lexsort((prod.col, -prod.data))[:top]
+    shown = np.flatnonzero(space.shown_tags[prod.col])  # listener words only ("seen live" is not taste)
+    order = shown[np.lexsort((prod.col[shown], -prod.data[shown]))][:top]
     return tuple(Weighted(space.tag_names[prod.col[k]], round(float(prod.data[k] / total), 4)) for k in order)
 
 
@@ -183,7 +184,7 @@ def _tag_differences(space: TasteSpace, i: int, j: int, top: int) -> tuple[tuple
     diff = (space.tag_profile[i] - space.tag_profile[j]).toarray().ravel()
 
     def side(values: np.ndarray) -> tuple[Weighted, ...]:
-        pos = np.flatnonzero(values > 0)
+        pos = np.flatnonzero((values > 0) & space.shown_tags)
         order = pos[np.lexsort((pos, -values[pos]))][:top]
         return tuple(Weighted(space.tag_names[k], round(float(values[k]), 4)) for k in order)
 
@@ -218,8 +219,12 @@ def bridge_scores(space: TasteSpace, j: int) -> np.ndarray:
 
 def _bridges(space: TasteSpace, i: int, j: int, side: str, top: int) -> tuple[Bridge, ...]:
     """What `i` loves that `j` is most likely to love next: i's top artists j hasn't played, ranked
-    by j's item-item affinity; `likelihood` is that affinity's percentile among everything j hasn't
-    played (0..1)."""
+    by j's item-item affinity; `likelihood` is the share of the artists j hasn't played *that j's
+    taste reaches at all* (affinity > 0) with a lower affinity, 0..1 ("top 1 - likelihood").
+
+    Unreached artists are left out of the scale on purpose: in a real catalogue they are nearly all
+    of it, so counting them put every reachable bridge in the "top 1%".
+    """
     ci, vi = _row(space, space.weights, i)
     cj, _ = _row(space, space.weights, j)
     mask = ~np.isin(ci, cj)
@@ -230,10 +235,12 @@ def _bridges(space: TasteSpace, i: int, j: int, side: str, top: int) -> tuple[Br
     affinity = bridge_scores(space, j)
     unheard = np.ones(affinity.size, dtype=bool)
     unheard[cj] = False
-    pool = np.sort(affinity[unheard])
+    pool = np.sort(affinity[unheard & (affinity > 0)])
     if pool.size == 0:
         return ()
-    pct = np.searchsorted(pool, affinity[favourites], side="right") / pool.size
+    # Share of the pool strictly below: 1 - likelihood is then the share at or above (itself
+    # included), so the best of 8 reachable artists is "top 13%", not "top 1%".
+    pct = np.searchsorted(pool, affinity[favourites], side="left") / pool.size
     keep = affinity[favourites] > 0
     favourites, pct = favourites[keep], pct[keep]
     order = np.lexsort((favourites, -affinity[favourites]))[:top]

@@ -155,6 +155,9 @@ class Artist(Base):
     spotify_id: Mapped[str | None] = mapped_column(String(64), index=True)
     image_url: Mapped[str | None] = mapped_column(String(500))
     external_ref: Mapped[str | None] = mapped_column(String(100), unique=True)  # e.g. "hetrec:51"
+    # Global audience on Last.fm (artist.getInfo stats.listeners): the base of any popularity claim.
+    lastfm_listeners: Mapped[int | None] = mapped_column(BigInteger)
+    listeners_checked_at: Mapped[datetime | None] = mapped_column()  # also set when Last.fm had none
 
 
 class Album(Base):
@@ -171,6 +174,7 @@ class Album(Base):
     aoty_url: Mapped[str | None] = mapped_column(String(500), index=True)
     image_url: Mapped[str | None] = mapped_column(String(500))
     release_year: Mapped[int | None] = mapped_column(SmallInteger)
+    image_checked_at: Mapped[datetime | None] = mapped_column()  # last cover look-up, found or not
 
 
 class Track(Base):

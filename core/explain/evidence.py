@@ -23,11 +23,12 @@ from typing import Any
 
 from core.domain import Compatibility, Kind, Recommendation
 from core.explain.types import Pair, PlaylistBrief, WeeklyBrief
+from core.tags import display_tags
 
-PROMPT_VERSION = "1"  # bump when prompts or facts change shape, to retire cached answers
+PROMPT_VERSION = "2"  # bump when prompts or facts change shape, to retire cached answers
 MAX_ITEMS = 5
 
-_NUM_IN_TEXT = re.compile(r"\d+(?:\.\d+)?")
+_NUM_IN_TEXT = re.compile(r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?")  # "48,000" is one number
 
 
 def normalise(text: str) -> str:
@@ -93,7 +94,7 @@ class Brief:
             elif isinstance(value, str):
                 names.add(normalise(value))
                 for match in _NUM_IN_TEXT.findall(value):
-                    numbers.update(_number_forms(float(match)))
+                    numbers.update(_number_forms(float(match.replace(",", ""))))
         names.update(normalise(n) for n in self.extra_names)
         names.discard("")
         return Vocabulary(frozenset(names), frozenset(numbers))
@@ -130,6 +131,15 @@ def _num(value: float | None, digits: int = 0) -> float | int | None:
 
 def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
+
+
+def _tags(names: Iterable[str], limit: int = MAX_ITEMS) -> list[str]:
+    """Tags as a listener would say them: genres, moods, scenes, eras, places; one spelling each.
+
+    Applied to every tag list in a brief, so neither the template nor a model can cite "seen live"
+    or "sexy", and the grounding check rejects a model that names a tag we did not show.
+    """
+    return display_tags((n.strip() for n in names), limit)
 
 
 def _top(names: Iterable[str], limit: int = MAX_ITEMS) -> list[str]:
@@ -185,14 +195,33 @@ def recommendation_brief(rec: Recommendation) -> Brief:
         {
             "item": _drop_empty({"kind": str(rec.kind), "name": rec.name, "artist": rec.artist}),
             "because_you_listen_to": _top((w.name for w in items), MAX_ITEMS),
-            "matching_tags": _top((w.name for w in tags), MAX_ITEMS),
+            "matching_tags": _tags((w.name for w in tags), MAX_ITEMS),
             "aoty": aoty,
-            "listeners_who_know_it_percent": _num(ev.popularity * 100) if ev.popularity is not None else None,
+            "artist_listeners_on_lastfm": ev.lastfm_listeners,
+            "artist_listeners_on_lastfm_in_words": listeners_in_words(ev.lastfm_listeners),
             "main_signal": main_signal(ev.sources),
             "note": ev.note,
         }
     )
     return Brief("recommendation", facts)
+
+
+def listeners_in_words(count: int | None) -> str | None:
+    """A global listener count as people say it: "48,000", "2.3 million" (two significant figures).
+
+    Only global counts are ever put into words: our own few members are no measure of how well
+    known an artist is, so the model's local popularity never reaches an explanation.
+    """
+    if count is None or count < 0:
+        return None
+    if count < 1000:
+        return f"{count:,}"
+    if count < 1_000_000:
+        digits = len(str(count)) - 2
+        return f"{round(count, -digits):,}"
+    millions = count / 1_000_000
+    text = f"{millions:.1f}".removesuffix(".0") if millions < 10 else f"{round(millions):,}"
+    return f"{text} million"
 
 
 def confidence_word(confidence: float) -> str:
@@ -210,11 +239,11 @@ def compatibility_brief(c: Compatibility, pair: Pair) -> Brief:
             "label": c.label,
             "confidence": confidence_word(c.confidence),
             "shared_artists": _top(s.name for s in shared),
-            "shared_tags": _top(w.name for w in sorted(c.shared_tags, key=lambda w: -w.weight)),
+            "shared_tags": _tags(w.name for w in sorted(c.shared_tags, key=lambda w: -w.weight)),
             "a_loves_more": _top((w.name for w in sorted(c.differences_a, key=lambda w: -w.weight)), 3),
             "b_loves_more": _top((w.name for w in sorted(c.differences_b, key=lambda w: -w.weight)), 3),
-            "a_tags_more": _top((w.name for w in sorted(getattr(c, "different_tags_a", ()), key=lambda w: -w.weight)), 3),
-            "b_tags_more": _top((w.name for w in sorted(getattr(c, "different_tags_b", ()), key=lambda w: -w.weight)), 3),
+            "a_tags_more": _tags((w.name for w in sorted(getattr(c, "different_tags_a", ()), key=lambda w: -w.weight)), 3),
+            "b_tags_more": _tags((w.name for w in sorted(getattr(c, "different_tags_b", ()), key=lambda w: -w.weight)), 3),
             "bridges": [
                 {"artist": b.name, "loved_by": "a" if b.from_user == "a" else "b"}
                 for b in sorted(c.bridges, key=lambda b: -b.likelihood)[:3]
@@ -229,7 +258,7 @@ def playlist_brief(p: PlaylistBrief) -> Brief:
         {
             "seed": (p.seed or "").strip()[:200] or None,
             "top_artists": _top(p.top_artists),
-            "top_tags": _top(p.top_tags),
+            "top_tags": _tags(p.top_tags),
             "track_count": p.count or None,
         }
     )
@@ -241,7 +270,7 @@ def weekly_brief(w: WeeklyBrief) -> Brief:
         {
             "display_name": w.display_name.strip()[:64],
             "recommendation_count": w.rec_count,
-            "top_tags": _top(w.top_tags, 3),
+            "top_tags": _tags(w.top_tags, 3),
             "top_artists": _top(w.top_artists, 3),
         }
     )

@@ -89,7 +89,9 @@ def _rec_ctx(facts: dict[str, Any]) -> dict[str, Any]:
         "items": facts.get("because_you_listen_to", []),
         "tags": facts.get("matching_tags", []),
         "aoty": facts.get("aoty", {}),
-        "pop": facts.get("listeners_who_know_it_percent"),
+        "listeners": facts.get("artist_listeners_on_lastfm"),
+        "listeners_words": facts.get("artist_listeners_on_lastfm_in_words"),
+        "artist": item.get("artist"),
         "signal": facts.get("main_signal"),
         "note": facts.get("note"),
     }
@@ -118,10 +120,13 @@ REASONS: tuple[Shape, ...] = (
        if len(c["tags"]) >= 2 else None),
 )
 
+#: Cold-start picks lean on how many of *our* listeners play an item, so they say so ("here"):
+#: a claim about the wider world needs the global Last.fm count (`_pop_extra`).
 COLD_START: tuple[Shape, ...] = (
-    _r(lambda c: f"{cap(c['title'])} is a popular pick while I learn your taste."),
-    _r(lambda c: f"A crowd favourite to start with: {c['title']}."),
-    _r(lambda c: f"While your history fills in, {c['title']} is a safe, well-loved place to start."),
+    _r(lambda c: f"{cap(c['title'])} is popular with listeners here, a good start while I learn your taste."),
+    _r(lambda c: f"A favourite among listeners here to start with: {c['title']}."),
+    _r(lambda c: f"While your history fills in, {c['title']} is a safe place to start: listeners here love "
+                 f"{'them' if c['it'] == 'they' else 'it'}."),
 )
 
 
@@ -150,16 +155,30 @@ def _aoty_extra(c: dict[str, Any], variant: int) -> str | None:
     return options[variant % len(options)] if options else None
 
 
+#: Global Last.fm listeners below which an artist is a "deeper cut", and above which "widely loved".
+DEEP_CUT_LISTENERS = 150_000
+WIDELY_KNOWN_LISTENERS = 1_500_000
+
+
 def _pop_extra(c: dict[str, Any], variant: int) -> str | None:
-    p = c["pop"]
-    if p is None:
+    """A popularity line, only from global Last.fm listener counts (never our own members' share)."""
+    n, words = c["listeners"], c["listeners_words"]
+    if n is None or words is None:
         return None
-    if p <= 15:
-        return (f"Only {p}% of listeners know {'them' if c['it'] == 'they' else 'it'}: a real find.",
-                f"A deeper cut: just {p}% of listeners have heard {'them' if c['it'] == 'they' else 'it'}.")[variant % 2]
-    if p >= 60:
-        return ("A widely loved pick, so it's a safe bet.",
-                f"{p}% of listeners already know {'them' if c['it'] == 'they' else 'it'}: a crowd favourite.")[variant % 2]
+    who = "them" if c["it"] == "they" else "it"
+    if c["it"] == "they":
+        if n < DEEP_CUT_LISTENERS:
+            return (f"Only {words} people listen to them on Last.fm: a real find.",
+                    f"A deeper cut: just {words} listeners on Last.fm.")[variant % 2]
+        if n >= WIDELY_KNOWN_LISTENERS:
+            return ("A widely loved pick, so it's a safe bet.",
+                    f"{words} listeners on Last.fm already know {who}: a crowd favourite.")[variant % 2]
+        return None
+    if n < DEEP_CUT_LISTENERS and c["artist"]:
+        return (f"A deeper cut: {c['artist']} has just {words} listeners on Last.fm.",
+                f"Only {words} people listen to {c['artist']} on Last.fm: a real find.")[variant % 2]
+    if n >= WIDELY_KNOWN_LISTENERS and c["artist"]:
+        return f"{c['artist']} has {words} listeners on Last.fm: a safe bet."
     return None
 
 

@@ -1,15 +1,15 @@
 """Pure playlist building: choosing tracks for ranked artists, ordering for flow, fair blends.
 
 No database and no engine here: the service hands in ranked artists and catalogue tracks, these
-functions decide. That keeps the rules (at most two tracks per artist, no two adjacent tracks by one
-artist when avoidable, alternating blend picks and their measured fairness) testable on tiny,
-hand-made worlds.
+functions decide. That keeps the rules (at most two tracks per artist in 25, never one artist twice
+within 5 slots, neighbours ordered by tag similarity, alternating blend picks and their measured
+fairness) testable on tiny, hand-made worlds.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TypeVar
@@ -20,6 +20,21 @@ from core.playlists.models import Fairness, PlaylistTrack
 T = TypeVar("T")
 #: At most this many tracks by one artist in a playlist: variety beats one artist's deep catalogue.
 MAX_PER_ARTIST = 2
+#: An artist comes back no sooner than this many slots later (1 and 6 is fine; 1 and 5 is not).
+MIN_GAP = 5
+#: In any run of this many slots, an artist has at most `MAX_PER_ARTIST` tracks (unless exempt).
+WINDOW = 25
+
+
+def room_for(per: Mapping[int, int], artist_id: int, length: int) -> bool:
+    """Would one more track by this artist (with `per` tracks each so far) still fit in `length`
+    slots with `MIN_GAP` between any artist's tracks? The classic cooldown-scheduling bound: the
+    artists with the most tracks need (most-1)*gap slots plus one per such artist."""
+    copies = per.get(artist_id, 0) + 1
+    if copies == 1:
+        return True
+    peers = 1 + sum(1 for a, c in per.items() if c >= copies and a != artist_id)
+    return (copies - 1) * MIN_GAP + peers <= length
 
 
 @dataclass(frozen=True)
@@ -39,11 +54,14 @@ def to_track(row: TrackRow, reason: str, side: str | None = None) -> PlaylistTra
 
 def pick_tracks(artists: Sequence[RankedArtist], tracks: Mapping[int, Sequence[TrackRow]], length: int, *,
                 per_artist: int = MAX_PER_ARTIST, skip: Callable[[TrackRow], bool] | None = None,
-                first: Sequence[PlaylistTrack] = ()) -> list[PlaylistTrack]:
+                first: Sequence[PlaylistTrack] = (), caps: Mapping[int, int] | None = None) -> list[PlaylistTrack]:
     """Up to `length` tracks: each artist in rank order contributes its best `per_artist` tracks.
 
     `first` tracks (a seed track) are taken as they are and count towards their artist's cap;
-    `skip` drops tracks (e.g. ones the listener has worn out). Order is rank order: use
+    `skip` drops tracks (e.g. ones the listener has worn out); `caps` overrides `per_artist` for
+    some artists (a seed artist the listener asked for). An artist's next track is only taken when
+    the list can still hold it `MIN_GAP` slots from its others (five tracks are five artists).
+    Order is rank order: use
     `flow_order` afterwards.
     """
     chosen: list[PlaylistTrack] = list(first)[:length]
@@ -57,7 +75,9 @@ def pick_tracks(artists: Sequence[RankedArtist], tracks: Mapping[int, Sequence[T
             continue
         seen.add(artist.artist_id)
         for row in tracks.get(artist.artist_id, ()):
-            if len(chosen) >= length or per[artist.artist_id] >= per_artist:
+            if len(chosen) >= length or per[artist.artist_id] >= (caps or {}).get(artist.artist_id, per_artist):
+                break
+            if not room_for(per, artist.artist_id, length):
                 break
             if row.track_id in used_tracks or (skip is not None and skip(row)):
                 continue
@@ -67,51 +87,101 @@ def pick_tracks(artists: Sequence[RankedArtist], tracks: Mapping[int, Sequence[T
     return chosen
 
 
-def _feasible(counts: Mapping[Hashable, int], picked: Hashable, rest: int) -> bool:
-    """After placing `picked`, can `rest` items follow with no two neighbours by one artist?
+def _fits(counts: Mapping[Hashable, int], last: Mapping[Hashable, int], slot: int, gap: int) -> bool:
+    """Can the remaining tracks (`counts` per artist) still all be placed from `slot` on?
 
-    Classic bound: an artist may fill at most every other slot, and the one just placed cannot
-    take the very next slot.
+    A necessary bound, cheap enough to check for every candidate: each artist's copies need
+    (count-1)*gap+1 slots from the first slot its cooldown allows, and the artists with the most
+    copies need (max-1)*gap + how many of them there are (the classic cooldown-scheduling bound).
     """
-    for key, count in counts.items():
-        left = count - (1 if key == picked else 0)
-        limit = rest // 2 if key == picked else (rest + 1) // 2
-        if left > limit:
+    rest = sum(counts.values())
+    if rest == 0:
+        return True
+    top = max(counts.values())
+    if (top - 1) * gap + sum(1 for c in counts.values() if c == top) > rest:
+        return False
+    for artist, count in counts.items():
+        if count and max(0, last.get(artist, -gap) + gap - slot) + (count - 1) * gap + 1 > rest:
             return False
     return True
 
 
-def flow_order(items: Sequence[T], key: Callable[[T], Hashable], *, pinned_first: bool = False) -> list[T]:
-    """Reorder for flow: keep the given priority order as far as possible, but never put two items
-    with the same key (artist) next to each other unless the mix makes it unavoidable.
+def flow_order(items: Sequence[T], key: Callable[[T], Hashable], *, pinned_first: bool = False,
+               similarity: Callable[[T, T], float] | None = None, gap: int = MIN_GAP, window: int = WINDOW,
+               per_window: int = MAX_PER_ARTIST, uncapped: Collection[Hashable] = ()) -> list[T]:
+    """Order tracks so the playlist flows, under hard spacing rules.
 
-    Greedy: at each slot take the highest-priority item whose artist differs from the previous one
-    *and* leaves a still-arrangeable remainder, so a dominant artist is spread out early instead of
-    piling up at the end. `pinned_first` keeps the first item first (a seed track starts the list).
+    Rules (never broken; a track that cannot be placed is left out, so the list may come back
+    shorter): one artist never twice within `gap` slots, and at most `per_window` tracks by one
+    artist in any `window` slots, except artists in `uncapped` (a single-artist seed).
+
+    Flow: each next track is the one most similar to the previous (`similarity`, e.g. the cosine of
+    the artists' tags), ties going to the given priority order; a track whose placement would leave
+    the rest unplaceable is passed over, and when nothing similar fits, the artist with most tracks
+    still to place goes first (the optimal greedy for cooldown scheduling). `pinned_first` keeps the
+    first item first (a seed track starts the list).
     """
     remaining = list(items)
     out: list[T] = []
-    if pinned_first and remaining:
-        out.append(remaining.pop(0))
+    positions: dict[Hashable, list[int]] = {}
     counts: Counter[Hashable] = Counter(key(x) for x in remaining)
+
+    def allowed(artist: Hashable, slot: int) -> bool:
+        placed = positions.get(artist, ())
+        if placed and slot - placed[-1] < gap:
+            return False
+        return artist in uncapped or sum(1 for p in placed if slot - p < window) < per_window
+
+    def place(index: int) -> None:
+        item = remaining.pop(index)
+        artist = key(item)
+        counts[artist] -= 1
+        positions.setdefault(artist, []).append(len(out))
+        out.append(item)
+
+    if pinned_first and remaining:
+        place(0)
     while remaining:
-        last = key(out[-1]) if out else None
-        choice: int | None = None
-        fallback: int | None = None
-        for i, item in enumerate(remaining):
-            k = key(item)
-            if k == last:
-                continue
-            if fallback is None:
-                fallback = i
-            if _feasible(counts, k, len(remaining) - 1):
+        slot = len(out)
+        eligible = [i for i, x in enumerate(remaining) if allowed(key(x), slot)]
+        if not eligible:
+            break  # what is left cannot be placed without breaking a rule: leave it out
+        previous = out[-1] if out else None
+        if similarity is not None and previous is not None:
+            scores = {i: similarity(previous, remaining[i]) for i in eligible}
+            ranked = sorted(eligible, key=lambda i: (-scores[i], i))
+        else:
+            ranked = eligible
+        last = {a: p[-1] for a, p in positions.items()}
+        choice = None
+        for i in ranked:
+            artist = key(remaining[i])
+            counts[artist] -= 1
+            ok = _fits(counts, {**last, artist: slot}, slot + 1, gap)
+            counts[artist] += 1
+            if ok:
                 choice = i
                 break
-        index = choice if choice is not None else (fallback if fallback is not None else 0)
-        item = remaining.pop(index)
-        counts[key(item)] -= 1
-        out.append(item)
+        if choice is None:  # nothing keeps the rest placeable: spread the most repeated artist first
+            choice = max(ranked, key=lambda i: counts[key(remaining[i])])
+        place(choice)
     return out
+
+
+def spacing_violations(tracks: Sequence[PlaylistTrack], *, gap: int = MIN_GAP, window: int = WINDOW,
+                       per_window: int = MAX_PER_ARTIST, uncapped: Collection[Hashable] = ()) -> list[str]:
+    """Every broken spacing rule in a playlist, in words (empty for a well-spaced list)."""
+    problems: list[str] = []
+    seen: dict[Hashable, list[int]] = {}
+    for slot, track in enumerate(tracks):
+        placed = seen.setdefault(track.artist_id or track.artist, [])
+        if placed and slot - placed[-1] < gap:
+            problems.append(f"{track.artist} at {placed[-1] + 1} and {slot + 1}")
+        in_window = [p for p in placed if slot - p < window]
+        if track.artist_id not in uncapped and len(in_window) >= per_window:
+            problems.append(f"{track.artist}: {len(in_window) + 1} tracks within {window} slots")
+        placed.append(slot)
+    return problems
 
 
 def adjacent_repeats(tracks: Sequence[PlaylistTrack]) -> int:
@@ -141,7 +211,7 @@ def blend_picks(taste_a: Sequence[RankedArtist], taste_b: Sequence[RankedArtist]
         turn = "b" if turn == "a" else "a"
         if side in exhausted:
             continue
-        picked = _next_pick(queues[side], cursors[side], used, tracks, per_artist)
+        picked = _next_pick(queues[side], cursors[side], used, tracks, per_artist, length)
         if picked is None:
             exhausted.add(side)
             continue
@@ -152,7 +222,8 @@ def blend_picks(taste_a: Sequence[RankedArtist], taste_b: Sequence[RankedArtist]
 
 
 def _next_pick(queue: Sequence[RankedArtist], cursor: list[int], used: Counter[int],
-               tracks: Mapping[int, Sequence[TrackRow]], per_artist: int) -> tuple[RankedArtist, TrackRow] | None:
+               tracks: Mapping[int, Sequence[TrackRow]], per_artist: int,
+               length: int) -> tuple[RankedArtist, TrackRow] | None:
     while cursor[0] < per_artist:
         round_, index = cursor
         while index < len(queue):
@@ -160,7 +231,8 @@ def _next_pick(queue: Sequence[RankedArtist], cursor: list[int], used: Counter[i
             index += 1
             available = tracks.get(artist.artist_id, ())
             taken = used[artist.artist_id]
-            if taken <= round_ and taken < per_artist and taken < len(available):
+            if (taken <= round_ and taken < per_artist and taken < len(available)
+                    and room_for(used, artist.artist_id, length)):
                 cursor[1] = index
                 return artist, available[taken]
         cursor[0], cursor[1] = round_ + 1, 0

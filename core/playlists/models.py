@@ -77,6 +77,7 @@ class BuiltPlaylist:
     spotify_linked: bool = False  # whether "Send to Spotify" can work for the owner
     private: bool = False  # show to the asker only (they hide their listening in this server)
     top_artists: tuple[str, ...] = field(default=())
+    cover_url: str | None = None  # the first track's album cover that we know (none: no thumbnail)
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ def evidence_to_json(rec: Recommendation) -> dict[str, Any]:
                 "tags": [{"name": w.name, "weight": w.weight} for w in ev.tags],
                 "sources": dict(ev.sources),
                 "aoty": None if ev.aoty is None else {f: getattr(ev.aoty, f) for f in _AOTY_FIELDS},
-                "popularity": ev.popularity, "note": ev.note}
+                "popularity": ev.popularity, "lastfm_listeners": ev.lastfm_listeners, "note": ev.note}
     return {"name": rec.name, "artist": rec.artist, "score": rec.score, "url": rec.url,
             "image_url": rec.image_url, "evidence": evidence}
 
@@ -189,7 +189,8 @@ def recommendation_from_json(kind: str, item_id: int, data: dict[str, Any] | Non
         tags=tuple(Weighted(str(w["name"]), float(w["weight"])) for w in ev.get("tags") or ()),
         sources={str(k): float(v) for k, v in (ev.get("sources") or {}).items()},
         aoty=AotyFacts(**{**aoty, "genres": tuple(aoty.get("genres") or ())}) if isinstance(aoty, dict) else None,
-        popularity=ev.get("popularity"), note=ev.get("note"))
+        popularity=ev.get("popularity"), note=ev.get("note"),
+        lastfm_listeners=int(ev["lastfm_listeners"]) if ev.get("lastfm_listeners") is not None else None)
     return Recommendation(kind=Kind(kind), item_id=item_id, name=str(data.get("name") or "?"),
                           score=float(data.get("score") or 0.0), evidence=evidence, artist=data.get("artist"),
                           image_url=data.get("image_url"), url=data.get("url"))
@@ -519,6 +520,8 @@ class RecommendService:
             if info is None:
                 out.append(replace(rec, evidence=evidence))
                 continue
+            if info.listeners is not None:
+                evidence = replace(evidence, lastfm_listeners=info.listeners)
             out.append(replace(rec, name=info.name, artist=info.artist or rec.artist, url=info.url,
                                image_url=info.image_url, evidence=evidence))
         return out
@@ -630,8 +633,16 @@ class RecommendService:
         return [a.name for a in found]
 
     async def tag_autocomplete(self, prefix: str, limit: int = 25) -> list[str]:
+        """Tags to pick from: listener words only ("seen live" is no filter), one spelling each."""
+        from core.tags import is_listener_tag, tag_key
+
         async with self.services.session() as session:
-            return await RecommendationRepository(session).search_tags(prefix or "", limit=limit)
+            names = await RecommendationRepository(session).search_tags(prefix or "", limit=limit * 4)
+        out: dict[str, str] = {}
+        for name in names:
+            if is_listener_tag(name):
+                out.setdefault(tag_key(name), name)
+        return list(out.values())[:limit]
 
     async def set_preferences(self, discord_id: int, text: str) -> Preferences:
         """Parse free text ("less metal, more 90s shoegaze") and store it; later /tune calls refine it."""

@@ -32,6 +32,8 @@ from core.errors import AccountProblem, NotFound, SourceUnavailable
 from core.sources.http import RateLimiter, Retryable, RetryPolicy, retry_after_from, user_agent, with_retries
 from core.sources.lastfm_history import HistoryCursor, HistoryPage, iterate_history
 from core.sources.lastfm_models import (
+    AlbumInfo,
+    ArtistInfo,
     LastfmSession,
     LastfmUser,
     MalformedResponse,
@@ -40,6 +42,8 @@ from core.sources.lastfm_models import (
     SimilarTrack,
     Tag,
     TopItem,
+    parse_album_info,
+    parse_artist_info,
     parse_recent_tracks,
     parse_session,
     parse_similar_artists,
@@ -258,6 +262,16 @@ class LastfmClient:
         params: dict[str, Any] = {"mbid": mbid} if mbid else {"artist": artist, "track": track, "autocorrect": 1}
         params["limit"] = min(limit, MAX_SIMILAR)
         return await self._parsed("track.getSimilar", params, parse_similar_tracks)
+
+    async def artist_info(self, artist: str, *, mbid: str | None = None) -> ArtistInfo:
+        """artist.getInfo: global listeners and playcount (all of Last.fm). Unknown -> NotFound."""
+        params = {"mbid": mbid} if mbid else {"artist": artist, "autocorrect": 1}
+        return await self._parsed("artist.getInfo", params, parse_artist_info)
+
+    async def album_info(self, artist: str, album: str, *, mbid: str | None = None) -> AlbumInfo:
+        """album.getInfo: the album's cover art (largest image). Unknown -> NotFound."""
+        params = {"mbid": mbid} if mbid else {"artist": artist, "album": album, "autocorrect": 1}
+        return await self._parsed("album.getInfo", params, parse_album_info)
 
     # ---------------------------------------------------------------------------------- web auth
 

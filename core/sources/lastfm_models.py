@@ -120,6 +120,27 @@ class SimilarTrack:
     match: float  # 0..1
     url: str | None
 
+class ArtistInfo:
+    """artist.getInfo: the artist as Last.fm names it, and its global audience (all of Last.fm)."""
+
+    name: str
+    mbid: str | None
+    url: str | None
+    listeners: int | None  # None when Last.fm gave no usable number
+    playcount: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumInfo:
+    """album.getInfo: the album as Last.fm names it and its cover (largest non-empty image)."""
+
+    name: str
+    artist: str
+    mbid: str | None
+    url: str | None
+    image_url: str | None
+    listeners: int | None
+
 
 @dataclass(frozen=True, slots=True)
 class LastfmSession:
@@ -151,6 +172,33 @@ def _int(value: Any, default: int = 0) -> int:
         return int(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: a float infinity
         return default
+
+
+#: Last.fm's image sizes, smallest first ("" is the unscaled original, listed last by Last.fm).
+IMAGE_SIZES = ("small", "medium", "large", "extralarge", "mega", "")
+#: Last.fm's grey star shown for every artist since 2019: not a picture of anyone.
+PLACEHOLDER_IMAGE = "2a96cbd8b46e442fc41c2b86b821562f"
+
+
+def largest_image(images: Any) -> str | None:
+    """The largest non-empty https image in a Last.fm `image` list; None for none or the placeholder."""
+    best: tuple[int, str] | None = None
+    for entry in _as_list(images):
+        if not isinstance(entry, dict):
+            continue
+        url = entry.get("#text")
+        if not isinstance(url, str) or not url.startswith("https://") or PLACEHOLDER_IMAGE in url:
+            continue
+        size = entry.get("size", "")
+        rank = IMAGE_SIZES.index(size) if size in IMAGE_SIZES[:-1] else len(IMAGE_SIZES) - 2  # "" ~ mega
+        if best is None or rank > best[0]:
+            best = (rank, url.strip())
+    return best[1] if best else None
+
+
+def _count(value: Any) -> int | None:
+    number = _int(value, -1)
+    return number if number >= 0 else None
 
 
 def _section(data: Any, key: str) -> dict[str, Any]:
@@ -306,3 +354,26 @@ def parse_session(data: Any) -> LastfmSession:
     if not session.get("name") or not session.get("key"):
         raise MalformedResponse("session without name/key")
     return LastfmSession(session["name"], session["key"], str(session.get("subscriber", "0")) == "1")
+
+
+def parse_artist_info(data: Any) -> ArtistInfo:
+    """artist.getInfo -> name, mbid and global `stats.listeners` / `stats.playcount` (strings)."""
+    artist = _section(data, "artist")
+    name = artist.get("name")
+    if not isinstance(name, str) or not name:
+        raise MalformedResponse("artist.getInfo without a name")
+    stats = artist.get("stats") if isinstance(artist.get("stats"), dict) else {}
+    return ArtistInfo(name=name, mbid=_mbid(artist.get("mbid")), url=artist.get("url") or None,
+                      listeners=_count(stats.get("listeners")), playcount=_count(stats.get("playcount")))
+
+
+def parse_album_info(data: Any) -> AlbumInfo:
+    """album.getInfo -> name, artist and the largest cover image (None when Last.fm has none)."""
+    album = _section(data, "album")
+    name, artist = album.get("name"), album.get("artist")
+    if isinstance(artist, dict):
+        artist = artist.get("name")
+    if not isinstance(name, str) or not name or not isinstance(artist, str):
+        raise MalformedResponse("album.getInfo without a name or artist")
+    return AlbumInfo(name=name, artist=artist, mbid=_mbid(album.get("mbid")), url=album.get("url") or None,
+                     image_url=largest_image(album.get("image")), listeners=_count(album.get("listeners")))

@@ -1,4 +1,5 @@
-"""Catalog enrichment from outside sources: AOTY album facts and Last.fm artist tags.
+"""Catalog enrichment from outside sources: AOTY album facts, Last.fm artist tags, global listener
+counts and album covers.
 
 Both feed the recommender rather than any one command, so both are built to be cheap to call often:
 - `AotyFactsService.album_facts(album_id)` answers from the cache, then the database, and only
@@ -17,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from core.db.models import AotyAlbum as AotyAlbumRow
 from core.db.repositories import AotyRepository, CatalogRepository
 from core.db.repositories.aoty import facts_from_row
+from core.db.repositories.public_facts import PublicFactsRepository
 from core.db.types import utcnow
 from core.domain import AotyFacts
 from core.errors import NotFound, SourceUnavailable
@@ -31,7 +34,7 @@ from core.services import Services
 from core.sources.aoty import AotyClient
 from core.sources.aoty_parse import AotyAlbum, AotyParseError
 from core.sources.lastfm import LastfmClient
-from core.sources.lastfm_models import Tag
+from core.sources.lastfm_models import AlbumInfo, ArtistInfo, Tag
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,11 @@ AOTY_PAUSE_S = 15 * 60.0
 AOTY_PRIMARY_GENRE_WEIGHT = 100.0
 AOTY_SECONDARY_GENRE_WEIGHT = 60.0
 AOTY_TAG_WEIGHT = 50.0
+
+
+def _https(url: str | None) -> str | None:
+    """A cover URL we may show: absolute https, else nothing (never an empty or relative URL)."""
+    return url.strip() if isinstance(url, str) and url.strip().startswith("https://") else None
 
 
 def _facts_to_json(facts: AotyFacts) -> dict[str, Any]:
@@ -212,6 +220,7 @@ class AotyFactsService:
             await repo.link(album_id, album.url)
             await _write_album_tags(CatalogRepository(session), album_id, album.genres, album.secondary_genres,
                                     album.tags)
+            await PublicFactsRepository(session).set_cover_if_missing(album_id, _https(album.image_url))
         facts = album.facts()
         await self._cache_facts(album_id, row, facts)
         return facts
@@ -337,3 +346,112 @@ class LastfmTagEnrichment:
                                                "lastfm_unavailable")
         log.info("lastfm tags: %d artists asked, %d tagged (%d tags)", considered, tagged, stored)
         return TagEnrichmentReport(considered, tagged, stored, empty, not_found, failed)
+
+
+# ------------------------------------------------------------- Last.fm listeners and cover art
+
+
+@dataclass(frozen=True)
+class FactsReport:
+    considered: int = 0
+    found: int = 0  # artists with a listener count / albums with a cover
+    missing: int = 0  # Last.fm answered but had no number / no cover, or does not know the item
+    failed: int = 0  # unexpected errors (logged); asked again next run
+    stopped: bool = False  # Last.fm became unavailable: the rest waits for the next run
+    reason: str | None = None
+
+
+class LastfmPublicFacts:
+    """Global listener counts (artist.getInfo) and album covers (album.getInfo), refreshed on a
+    schedule like the tags, within the shared Last.fm rate limit (one instance per process).
+
+    Every popularity claim shown to a listener rests on these counts ("a deeper cut: 48,000
+    listeners on Last.fm"), never on how many of our own few members play an artist. Counts are
+    re-read after `listeners_ttl_days`; a cover found is kept, a miss is retried after
+    `cover_retry_days`.
+    """
+
+    def __init__(self, services: Services, client: LastfmClient | None = None, *, concurrency: int = 4,
+                 listeners_ttl_days: int = 30, cover_retry_days: int = 30) -> None:
+        self.services = services
+        self._client = client
+        self.concurrency = concurrency
+        self.listeners_ttl_s = listeners_ttl_days * DAY_S
+        self.cover_retry_s = cover_retry_days * DAY_S
+
+    async def _ask(self, rows: list[Any], fetch: Callable[[Any], Awaitable[Any]], what: str
+                   ) -> tuple[dict[int, Any], int, int, SourceUnavailable | None]:
+        """Call `fetch(row)` for each row, `concurrency` at a time; (found by id, missing, failed, outage)."""
+        found: dict[int, Any] = {}
+        missing = failed = 0
+        for start in range(0, len(rows), self.concurrency):
+            chunk = rows[start:start + self.concurrency]
+            outcomes = await asyncio.gather(*(fetch(row) for row in chunk), return_exceptions=True)
+            for row, outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome, NotFound):
+                    found[row[0]] = None
+                    missing += 1
+                elif isinstance(outcome, SourceUnavailable):
+                    return found, missing, failed, outcome
+                elif isinstance(outcome, Exception):
+                    failed += 1
+                    log.error("lastfm %s for %r failed", what, row[1], exc_info=outcome, extra={"item_id": row[0]})
+                elif isinstance(outcome, BaseException):
+                    raise outcome  # cancellation and friends
+                else:
+                    found[row[0]] = outcome
+        return found, missing, failed, None
+
+    async def _refresh(self, what: str, load: Callable[[PublicFactsRepository], Awaitable[list[Any]]],
+                       fetch: Callable[[LastfmClient, Any], Awaitable[Any]], value: Callable[[Any], Any],
+                       save: Callable[[PublicFactsRepository, dict[int, Any]], Awaitable[None]]) -> FactsReport:
+        """One refresh run: load due rows, ask Last.fm, store what it said (None = checked, nothing)."""
+        client = self._client or self.services.lastfm
+        if client is None:
+            return FactsReport(stopped=True, reason="lastfm_not_configured")
+        async with self.services.session() as session:
+            rows = await load(PublicFactsRepository(session))
+        found, _, failed, outage = await self._ask(rows, lambda row: fetch(client, row), what)
+        values = {item_id: (value(info) if info is not None else None) for item_id, info in found.items()}
+        async with self.services.session() as session:
+            await save(PublicFactsRepository(session), values)
+        got = sum(1 for v in values.values() if v is not None)
+        if outage is not None:
+            log.warning("lastfm unavailable during %s (%s); stopping", what, outage.detail or outage)
+        log.info("lastfm %s: %d asked, %d found", what, len(rows), got)
+        return FactsReport(len(rows), got, len(values) - got, failed, outage is not None,
+                           "lastfm_unavailable" if outage is not None else None)
+
+    async def refresh_listeners(self, limit: int = 500) -> FactsReport:
+        """Read global listeners for up to `limit` artists whose count is unknown or stale."""
+        stale = datetime.fromtimestamp(time.time() - self.listeners_ttl_s, UTC)
+
+        async def fetch(client: LastfmClient, row: tuple[int, str, str | None]) -> ArtistInfo:
+            _, name, mbid = row
+            return await _mbid_then_name(lambda m: client.artist_info(name, mbid=m), mbid)
+
+        return await self._refresh("artist.getInfo",
+                                   lambda repo: repo.artists_to_count(stale_before=stale, limit=limit), fetch,
+                                   lambda info: info.listeners, lambda repo, v: repo.save_listeners(v))
+
+    async def enrich_album_covers(self, limit: int = 300) -> FactsReport:
+        """Find covers for up to `limit` albums that have none, most-listened first."""
+        retry = datetime.fromtimestamp(time.time() - self.cover_retry_s, UTC)
+
+        async def fetch(client: LastfmClient, row: tuple[int, str, str, str | None]) -> AlbumInfo:
+            _, artist, title, mbid = row
+            return await _mbid_then_name(lambda m: client.album_info(artist, title, mbid=m), mbid)
+
+        return await self._refresh("album.getInfo",
+                                   lambda repo: repo.albums_without_cover(stale_before=retry, limit=limit), fetch,
+                                   lambda info: _https(info.image_url), lambda repo, v: repo.save_covers(v))
+
+
+async def _mbid_then_name(call: Callable[[str | None], Awaitable[Any]], mbid: str | None) -> Any:
+    """Ask by MusicBrainz id first, then by name: Last.fm's MusicBrainz mapping is patchy."""
+    if mbid:
+        try:
+            return await call(mbid)
+        except NotFound:
+            pass
+    return await call(None)

@@ -141,3 +141,19 @@ def test_vectorised_raw_matches_pair_path(world):
     raw = raw_scores(world, i, j)
     for k in range(4):
         assert raw[k] == pytest.approx(pair_score(world, world.users[i[k]], world.users[j[k]])[1])
+
+
+def test_bridge_percentiles_ignore_artists_nobody_reaches_and_differ():
+    """A catalogue full of artists unrelated to either listener (as any real one is) must not push
+    every bridge into the "top 1%": the percentile is among the artists the listener's taste reaches."""
+    rows, tags = world_rows()
+    small = build_taste_space(rows, tags)
+    big = build_taste_space(list(rows) + [ListenRow(f"f{k}", f"obscure-{k}", 10.0) for k in range(3000)], tags)
+    for a, b in (("u0", "u3"), ("u1", "u4")):
+        in_small = {(br.name, br.from_user): br.likelihood for br in compare(small, a, b).bridges}
+        in_big = {(br.name, br.from_user): br.likelihood for br in compare(big, a, b).bridges}
+        shared = in_small.keys() & in_big.keys()
+        assert shared
+        assert all(abs(in_small[k] - in_big[k]) < 0.02 for k in shared), (in_small, in_big)
+        top_percent = {max(1, round((1.0 - p) * 100)) for p in in_big.values()}
+        assert len(top_percent) > 2, in_big

@@ -33,6 +33,7 @@ def artist_rec(name: str = "Slowdive", item_id: int = 1) -> Recommendation:
             tags=(Weighted("shoegaze", 0.9), Weighted("dream pop", 0.6)),
             sources={"cf": 0.7, "content": 0.3},
             popularity=0.12,
+            lastfm_listeners=48_213,
         ),
     )
 

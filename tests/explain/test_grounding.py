@@ -52,9 +52,13 @@ def test_invented_facts_are_rejected(text: str, problem: str) -> None:
     assert any(problem in p for p in verdict.problems), verdict.problems
 
 
-def test_percentages_come_from_shares() -> None:
-    assert check("Only 12% of listeners know Slowdive.", ARTIST).ok
-    assert not check("Only 20% of listeners know Slowdive.", ARTIST).ok
+def test_popularity_claims_rest_on_global_listener_counts() -> None:
+    """The model sees Last.fm's global listeners, never the share of our own few members (the
+    "just 6% of listeners" that was not true of the world), so a local share is an invented number."""
+    assert check("Only 48,000 people listen to Slowdive on Last.fm: a real find.", ARTIST).ok
+    assert check("A deeper cut: Slowdive has 48213 listeners on Last.fm.", ARTIST).ok
+    assert not check("Only 12% of listeners know Slowdive.", ARTIST).ok
+    assert not check("Only 20,000 people listen to Slowdive.", ARTIST).ok
 
 
 def test_names_compare_after_normalisation() -> None:
@@ -85,3 +89,10 @@ def test_playlist_names_may_use_evocative_words() -> None:
     vocab = playlist_brief(PlaylistBrief(None, ("Slowdive",), ("shoegaze",), 20)).vocabulary
     assert check("Midnight Shoegaze Drift", vocab, extra_words=TITLE_WORDS).ok
     assert not check("Midnight Radiohead Drift", vocab, extra_words=TITLE_WORDS).ok
+
+
+def test_a_shown_tag_may_be_spelled_another_way() -> None:
+    """Evidence says "dream pop"; "dreampop" and "dream-pop" are the same tag, "synthpop" is not."""
+    assert check("Slowdive is pure dreampop, like My Bloody Valentine.", ARTIST).ok
+    assert check("Slowdive is pure dream-pop, like My Bloody Valentine.", ARTIST).ok
+    assert not check("Slowdive is pure synthpop, like My Bloody Valentine.", ARTIST).ok

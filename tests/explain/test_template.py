@@ -112,8 +112,8 @@ async def test_every_template_shape_is_grounded() -> None:
     problems = []
     for i in range(60):
         for base in (album_rec(), artist_rec()):
-            for pop in (None, 0.05, 0.5, 0.9):
-                ev = replace(base.evidence, popularity=pop)
+            for listeners in (None, 812, 48_213, 640_000, 2_345_678, 31_000_000):
+                ev = replace(base.evidence, lastfm_listeners=listeners)
                 ev = replace(ev, items=()) if i % 3 == 0 else ev
                 ev = replace(ev, tags=()) if i % 5 == 0 else ev
                 rec = replace(base, item_id=i, evidence=ev)
@@ -138,3 +138,45 @@ async def test_every_template_shape_is_grounded() -> None:
         if not (v := check(text, weekly_brief(wb).vocabulary)).ok:
             problems.append((text, v.problems))
     assert problems == []
+
+
+def test_popularity_wording_uses_global_listeners_or_says_nothing() -> None:
+    """Every key shape is tried: a popularity line names Last.fm's global count, never a share."""
+    from dataclasses import replace
+
+    from core.explain.template import recommendation_text
+
+    deep = replace(artist_rec(), evidence=replace(artist_rec().evidence, lastfm_listeners=48_213, tags=()))
+    big = replace(deep, evidence=replace(deep.evidence, lastfm_listeners=4_800_000))
+    unknown = replace(deep, evidence=replace(deep.evidence, lastfm_listeners=None))
+    seen_deep = seen_big = 0
+    for key in range(40):
+        for rec, expected in ((deep, "48,000"), (big, "4.8 million")):
+            _, text = recommendation_text(recommendation_brief(rec).facts, key)
+            assert "%" not in text
+            if "Last.fm" in text:
+                assert expected in text, text
+                seen_deep += rec is deep
+                seen_big += rec is big
+            assert "deeper cut" not in text.lower() or rec is deep
+        _, text = recommendation_text(recommendation_brief(unknown).facts, key)
+        assert "%" not in text and "listeners" not in text.replace("Listeners who love", "")
+    assert seen_deep and seen_big
+
+
+def test_briefs_carry_only_listener_words_one_spelling_each() -> None:
+    """What the template and the model may cite: no personal or judging tags, no double spellings."""
+    from dataclasses import replace
+
+    junk = (Weighted("seen live", 0.9), Weighted("synth pop", 0.8), Weighted("awesome", 0.7),
+            Weighted("synthpop", 0.6), Weighted("sexy", 0.5), Weighted("new wave", 0.4), Weighted("favorites", 0.3))
+    rec = replace(artist_rec(), evidence=replace(artist_rec().evidence, tags=junk))
+    facts = recommendation_brief(rec).facts
+    assert facts["matching_tags"] == ["synthpop", "new wave"]
+    compat = replace(compat_result(), shared_tags=junk)
+    assert compatibility_brief(compat, Pair(None, "Sam")).facts["shared_tags"] == ["synthpop", "new wave"]
+    brief = playlist_brief(PlaylistBrief(None, top_tags=("albums i own", "hip hop", "hip-hop", "80s"), count=5))
+    assert brief.facts["top_tags"] == ["hip-hop", "80s"]
+    for key in range(30):
+        text = T.render(recommendation_brief(replace(rec, item_id=key)), key=key).text
+        assert not re.search(r"seen live|awesome|sexy|favorites|synth pop", text), text

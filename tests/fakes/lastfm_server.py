@@ -32,6 +32,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -163,6 +164,10 @@ class LastfmFake(LocalServer):
         self.similar: dict[str, list[tuple[str, float]]] = {}  # artist (lower) -> [(name, match)]
         self.similar_tracks: dict[tuple[str, str], list[tuple[str, str, float]]] = {}  # -> [(artist, title, match)]
         self.artist_mbids: dict[str, str] = {}  # artist (lower) -> mbid, rendered and accepted as `mbid=`
+        #: artist (lower-case) -> (global listeners, playcount), answered by artist.getInfo
+        self.artist_stats: dict[str, tuple[int, int]] = {}
+        #: (artist, album) lower-case -> cover URL ("" = Last.fm has the album but no cover)
+        self.album_covers: dict[tuple[str, str], str] = {}
         self.suspended = False
         self.failures: deque[Failure] = deque()
         self.log: list[tuple[float, str, dict[str, str]]] = []
@@ -484,6 +489,42 @@ class LastfmFake(LocalServer):
             for a, t, m in similar[:limit]]),
             "@attr": {"artist": params.get("artist", "")}}})
 
+    def _artist_info(self, params: dict[str, str]) -> web.Response:
+        """artist.getInfo as Last.fm sends it: numbers as strings, the star placeholder as every image."""
+        artist = params.get("artist", "")
+        stats = self.artist_stats.get(artist.lower())
+        if stats is None:
+            return self._error(6, "The artist you supplied could not be found", status=404)
+        listeners, playcount = stats
+        star = "https://lastfm.freetls.fastly.net/i/u/{}/2a96cbd8b46e442fc41c2b86b821562f.png"
+        images = [{"#text": star.format(d), "size": s} for s, d in
+                  (("small", "34s"), ("medium", "64s"), ("large", "174s"), ("extralarge", "300x300"),
+                   ("mega", "300x300"), ("", "300x300"))]
+        url = f"https://www.last.fm/music/{quote(artist)}"
+        tags = self.artist_tags.get(artist.lower(), [])
+        return self._json({"artist": {
+            "name": artist, "mbid": "", "url": url, "image": images, "streamable": "0", "ontour": "0",
+            "stats": {"listeners": str(listeners), "playcount": str(playcount)},
+            "similar": {"artist": [{"name": n, "url": f"https://www.last.fm/music/{quote(n)}", "image": images}
+                                   for n, _ in self.similar.get(artist.lower(), [])[:5]]},
+            "tags": {"tag": [{"name": n, "url": f"https://www.last.fm/tag/{quote(n)}"} for n, _ in tags[:5]]},
+            "bio": {"links": {"link": {"#text": "", "rel": "original", "href": f"{url}/+wiki"}},
+                    "published": "01 Jan 2010, 00:00", "summary": "", "content": ""}}})
+
+    def _album_info(self, params: dict[str, str]) -> web.Response:
+        """album.getInfo: cover sizes small..mega plus the unsized original, all one picture."""
+        artist, album = params.get("artist", ""), params.get("album", "")
+        cover = self.album_covers.get((artist.lower(), album.lower()))
+        if cover is None:
+            return self._error(6, "Album not found", status=404)
+        sizes = (("small", "34s"), ("medium", "64s"), ("large", "174s"), ("extralarge", "300x300"),
+                 ("mega", "300x300"), ("", "300x300"))
+        images = [{"size": s, "#text": cover.replace("/SIZE/", f"/{d}/") if cover else ""} for s, d in sizes]
+        return self._json({"album": {
+            "artist": artist, "mbid": "", "tags": {"tag": []}, "playcount": "1000", "image": images,
+            "tracks": {"track": []}, "url": f"https://www.last.fm/music/{quote(artist)}/{quote(album)}",
+            "name": album, "listeners": "500"}})
+
     def _get_session(self, params: dict[str, str]) -> web.Response:
         sig = params.get("api_sig", "")
         signed = {k: v for k, v in params.items() if k not in ("api_sig", "format", "callback")}
@@ -509,6 +550,8 @@ class LastfmFake(LocalServer):
         "track.gettoptags": _track_tags,
         "artist.getsimilar": _similar,
         "track.getsimilar": _similar_track,
+        "artist.getinfo": _artist_info,
+        "album.getinfo": _album_info,
         "auth.getsession": _get_session,
     }
 

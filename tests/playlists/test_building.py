@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from itertools import pairwise
 
@@ -14,6 +13,7 @@ from core.playlists.building import (
     fairness,
     flow_order,
     pick_tracks,
+    spacing_violations,
 )
 
 
@@ -26,30 +26,50 @@ def catalogue(artists: dict[int, int]) -> dict[int, list[TrackRow]]:
 def test_pick_tracks_caps_two_per_artist_respects_length_and_skips() -> None:
     tracks = catalogue({1: 5, 2: 5, 3: 1, 4: 5})
     ranked = [RankedArtist(a, f"reason {a}") for a in (1, 2, 3, 4)]
-    picked = pick_tracks(ranked, tracks, 6, skip=lambda r: r.track_id == 100)
-    assert len(picked) == 6
-    assert Counter(t.artist_id for t in picked) == {1: 2, 2: 2, 3: 1, 4: 1}
+    picked = pick_tracks(ranked, tracks, 20, skip=lambda r: r.track_id == 100)
+    assert len(picked) == 7  # the catalogue runs out: shorter, never padded
+    assert Counter(t.artist_id for t in picked) == {1: 2, 2: 2, 3: 1, 4: 2}
     assert 100 not in {t.track_id for t in picked}  # the skipped (worn-out) track
     assert [t.track_id for t in picked[:2]] == [101, 102]  # most played first
-    assert len(pick_tracks(ranked, tracks, 100)) == 7  # the catalogue runs out: shorter, never padded
 
 
-def test_flow_order_avoids_adjacent_artists_when_possible() -> None:
-    rng = random.Random(3)
-    for _ in range(200):
-        items = [rng.randint(1, 6) for _ in range(rng.randint(2, 30))]
-        counts = Counter(items)
-        ordered = flow_order(items, key=lambda x: x)
-        assert Counter(ordered) == counts
-        possible = max(counts.values()) <= (len(items) + 1) // 2
-        repeats = sum(1 for a, b in pairwise(ordered) if a == b)
-        if possible:
-            assert repeats == 0, ordered
-    # priority order is kept where it does no harm; a dominant artist is spread from the start
-    assert flow_order([1, 1, 2, 2, 3, 3], key=lambda x: x) == [1, 2, 1, 3, 2, 3]
-    assert flow_order([1, 1, 1, 2, 2], key=lambda x: x) == [1, 2, 1, 2, 1]
-    assert flow_order([1, 1, 1], key=lambda x: x) == [1, 1, 1]  # unavoidable
+def test_pick_tracks_takes_a_second_track_only_when_it_can_be_spaced() -> None:
+    """Six slots and four artists: a second track by artist 1 fits (slots 1 and 6), a second by
+    artist 2 would not, so the list is five tracks rather than one that breaks the spacing."""
+    tracks = catalogue({1: 5, 2: 5, 3: 1, 4: 5})
+    ranked = [RankedArtist(a, f"reason {a}") for a in (1, 2, 3, 4)]
+    picked = pick_tracks(ranked, tracks, 6)
+    assert Counter(t.artist_id for t in picked) == {1: 2, 2: 1, 3: 1, 4: 1}
+    assert spacing_violations(flow_order(picked, key=lambda t: t.artist_id)) == []
+    assert Counter(t.artist_id for t in pick_tracks(ranked, tracks, 5)).most_common(1)[0][1] == 1
+
+
+def test_flow_order_keeps_priority_when_nothing_is_similar_and_pins_the_seed() -> None:
+    assert flow_order(list(range(1, 8)), key=lambda x: x) == list(range(1, 8))
+    assert flow_order([1, 2, 3, 4, 5, 1, 6], key=lambda x: x) == [1, 2, 3, 4, 5, 1, 6]
     assert flow_order([5, 1, 1, 2], key=lambda x: x, pinned_first=True)[0] == 5
+
+
+def test_flow_order_spreads_a_dominant_artist_instead_of_dropping_it() -> None:
+    items = [1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]  # artist 1 needs slots 0, 5 and 10
+    ordered = flow_order(items, key=lambda x: x, uncapped={1})
+    assert sorted(ordered) == sorted(items)
+    assert [i for i, x in enumerate(ordered) if x == 1] == [0, 5, 10]
+
+
+def test_flow_order_leaves_out_what_cannot_be_spaced() -> None:
+    """Three tracks by one artist cannot fit in 3 slots: one track is kept, never two close together."""
+    assert flow_order([1, 1, 1], key=lambda x: x) == [1]
+    assert flow_order([1, 2, 1, 2], key=lambda x: x) == [1, 2]
+
+
+def test_flow_order_puts_similar_tracks_next_to_each_other() -> None:
+    """Tracks are numbers; similarity is closeness. From 0, a tag-similar walk goes up step by step."""
+    items = [0, 40, 10, 30, 20, 50]
+    ordered = flow_order(items, key=lambda x: x, similarity=lambda a, b: -abs(a - b))
+    assert ordered == [0, 10, 20, 30, 40, 50]
+    jumps = sum(abs(a - b) for a, b in pairwise(ordered))
+    assert jumps < sum(abs(a - b) for a, b in pairwise(items))
 
 
 def test_blend_alternates_and_is_fair_on_a_small_world() -> None:
@@ -67,15 +87,16 @@ def test_blend_alternates_and_is_fair_on_a_small_world() -> None:
         assert 0.4 <= fair.share_a <= 0.6 and 0.4 <= fair.share_b <= 0.6, (length, fair)
         assert abs(fair.share_a + fair.share_b - 1) < 1e-9
         ordered = flow_order(picked, key=lambda t: t.artist_id)
-        assert adjacent_repeats(ordered) == 0
+        assert adjacent_repeats(ordered) == 0 and spacing_violations(ordered) == []
+        assert len(ordered) == len(picked)
         assert fairness(ordered) == fair  # reordering never changes who the tracks are for
     first_round = blend_picks(queue_a, queue_b, tracks, 3)
     assert [t.artist_id for t in first_round] == [1, 2, 3]  # shared first (A's, then B's pick), then the bridge
 
 
 def test_blend_reports_imbalance_when_one_side_runs_dry() -> None:
-    tracks = catalogue({10: 2, 11: 2, 12: 2, 20: 1})
-    queue_a = [RankedArtist(a, "A's", "a") for a in (10, 11, 12)]
+    tracks = catalogue({10: 2, 11: 2, 12: 2, 13: 2, 14: 2, 20: 1})
+    queue_a = [RankedArtist(a, "A's", "a") for a in (10, 11, 12, 13, 14)]
     queue_b = [RankedArtist(20, "B's", "b")]
     picked = blend_picks(queue_a, queue_b, tracks, 7)
     assert len(picked) == 7

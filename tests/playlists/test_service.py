@@ -15,7 +15,7 @@ from sqlalchemy import select
 from core.db.models import Playlist, PlaylistItem
 from core.db.repositories import UserRepository
 from core.errors import InvalidInput, NotFound, PrivacyHidden
-from core.playlists.building import adjacent_repeats
+from core.playlists.building import adjacent_repeats, spacing_violations
 from core.playlists.models import Origin
 from core.playlists.service import PlaylistService
 from core.services import Services
@@ -38,7 +38,7 @@ async def test_for_me_builds_stores_and_flows(services: Services, world: dict[st
     assert built.name and built.description  # named by the (template) explainer
     per_artist = Counter(t.artist for t in built.tracks)
     assert max(per_artist.values()) <= 2
-    assert adjacent_repeats(built.tracks) == 0
+    assert adjacent_repeats(built.tracks) == 0 and spacing_violations(built.tracks) == []
     # recommended (new) artists first; alice's own artists only fill in, with tracks she barely played
     own = set(MEMBERS["alice"].artists)
     new = [t for t in built.tracks if t.artist not in own]
@@ -63,7 +63,7 @@ async def test_for_me_length_is_respected_and_named_when_asked(services: Service
     big = await service.from_recommendations(world["carol"], length=100)
     assert 5 < len(big.tracks) < 100 and big.note and "Only" in big.note  # thin catalogue: says so
     assert max(Counter(t.artist for t in big.tracks).values()) <= 2
-    assert adjacent_repeats(big.tracks) == 0
+    assert adjacent_repeats(big.tracks) == 0 and spacing_violations(big.tracks) == []
 
 
 async def test_seed_artist_and_track(services: Services, world: dict[str, int]) -> None:
@@ -72,7 +72,7 @@ async def test_seed_artist_and_track(services: Services, world: dict[str, int]) 
     assert by_artist.origin == Origin.SEED and by_artist.seed == "Slowdive"
     assert "Slowdive" in {t.artist for t in by_artist.tracks}
     assert any(t.reason.startswith("Similar to Slowdive") for t in by_artist.tracks)
-    assert adjacent_repeats(by_artist.tracks) == 0
+    assert adjacent_repeats(by_artist.tracks) == 0 and spacing_violations(by_artist.tracks) == []
     by_track = await service.from_seed(world["alice"], "Ride - Ride song 3", length=6)
     assert (by_track.tracks[0].artist, by_track.tracks[0].title) == ("Ride", "Ride song 3")
     assert by_track.tracks[0].reason == "Your seed track"
@@ -89,7 +89,7 @@ async def test_blend_is_fair_and_stores_the_partner(services: Services, world: d
         assert built.fairness is not None
         assert 0.4 <= built.fairness.share_a <= 0.6, built.fairness
         assert built.partner_name == "Bob"
-        assert adjacent_repeats(built.tracks) == 0
+        assert adjacent_repeats(built.tracks) == 0 and spacing_violations(built.tracks) == []
         async with services.session() as session:
             row = await session.get(Playlist, built.id)
             assert row is not None and row.partner_user_id == world["bob"] and row.origin == "blend"
@@ -140,3 +140,28 @@ async def test_seed_autocomplete(services: Services, world: dict[str, int]) -> N
     assert "Slowdive" in await service.seed_autocomplete("slo")
     tracks = await service.seed_autocomplete("Ride - Ride song 1")
     assert tracks and all(t.startswith("Ride - Ride song 1") for t in tracks)
+
+
+async def test_neighbours_are_closer_in_tags_than_a_shuffle(services: Services, world: dict[str, int]) -> None:
+    """Flow: the built order puts tag-similar artists next to each other, more than chance does."""
+    import random
+    from itertools import pairwise
+
+    from core.domain import Kind
+    from core.playlists.service import tag_similarity
+    from core.recommender.service import RecommendService
+
+    built = await PlaylistService.of(services).from_recommendations(world["alice"], length=20)
+    engine = (await RecommendService.of(services).ensure_model(Kind.ARTIST)).engine
+    similarity = tag_similarity(engine, [t.artist_id for t in built.tracks if t.artist_id is not None])
+
+    def flow(tracks: list) -> float:  # type: ignore[type-arg]
+        return sum(similarity(a, b) for a, b in pairwise(tracks))
+
+    rng = random.Random(5)
+    shuffles = []
+    for _ in range(200):
+        tracks = list(built.tracks)
+        rng.shuffle(tracks)
+        shuffles.append(flow(tracks))
+    assert flow(list(built.tracks)) > sorted(shuffles)[int(0.9 * len(shuffles))], (flow(list(built.tracks)), shuffles[:5])

@@ -1,4 +1,5 @@
-"""AOTY facts (cache -> database -> crawler) and Last.fm tag enrichment, against the local fakes."""
+"""AOTY facts (cache -> database -> crawler), Last.fm tag enrichment, and Last.fm global listener
+counts and album covers (artist.getInfo, album.getInfo), against the local fakes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from core.db.repositories import AotyRepository, CatalogRepository, UserReposito
 from core.services import Services
 from core.sources.http import RetryPolicy
 from core.sources.lastfm import LastfmClient
-from core.sync.enrichment import AOTY_NAMESPACE, AotyFactsService, LastfmTagEnrichment
+from core.sources.lastfm_models import largest_image
+from core.sync.enrichment import AOTY_NAMESPACE, AotyFactsService, LastfmPublicFacts, LastfmTagEnrichment
 from core.sync.ingest import RawListen, ingest_listens
 from tests.conftest import make_settings
 from tests.fakes.aoty_server import TEST_ALBUM_PATH, AotyFake
@@ -211,3 +213,85 @@ async def test_lastfm_outage_stops_enrichment_and_keeps_what_was_stored(started:
     lastfm_fake.failures.clear()
     resumed = await LastfmTagEnrichment(started).enrich_artist_tags(limit=10)
     assert resumed.tagged == 1 and (await tags_of(started))["Second"] == {"funk": 80.0}
+
+
+# ------------------------------------------------------------- Last.fm listeners and covers
+
+COVER = "https://lastfm.freetls.fastly.net/i/u/SIZE/d1a5c2.png"
+
+
+async def listeners_of(services: Services) -> dict[str, int | None]:
+    async with services.session() as s:
+        return dict((await s.execute(select(Artist.name, Artist.lastfm_listeners))).all())
+
+
+async def covers_of(services: Services) -> dict[str, str | None]:
+    async with services.session() as s:
+        return dict((await s.execute(select(Album.title, Album.image_url))).all())
+
+
+def test_largest_image_skips_empty_sizes_and_the_star_placeholder() -> None:
+    sizes = [{"size": "small", "#text": "https://x/34s/a.png"}, {"size": "large", "#text": "https://x/174s/a.png"},
+             {"size": "extralarge", "#text": ""}]
+    assert largest_image(sizes) == "https://x/174s/a.png"
+    assert largest_image([{"size": "mega", "#text": ""}]) is None
+    assert largest_image([{"size": "mega", "#text": "https://x/300x300/2a96cbd8b46e442fc41c2b86b821562f.png"}]) is None
+    assert largest_image([{"size": "mega", "#text": "http://insecure/a.png"}]) is None
+    assert largest_image("") is None and largest_image(None) is None
+
+
+async def test_global_listeners_are_read_stored_and_refreshed_when_stale(started: Services,
+                                                                          lastfm_fake: LastfmFake) -> None:
+    await listen(started, [("Portishead", None, f"P{i}") for i in range(3)] + [("Tiny Band", None, "T1"),
+                 ("Nobody Knows", None, "N1")])
+    lastfm_fake.artist_stats.update({"portishead": (2_270_431, 126_000_000), "tiny band": (812, 4_000)})
+    facts = LastfmPublicFacts(started)
+
+    report = await facts.refresh_listeners(limit=10)
+    assert (report.considered, report.found, report.missing, report.stopped) == (3, 2, 1, False)
+    assert await listeners_of(started) == {"Portishead": 2_270_431, "Tiny Band": 812, "Nobody Knows": None}
+    assert next(p["artist"] for _, p in lastfm_fake.requests_for("artist.getInfo")) == "Portishead"
+
+    again = await facts.refresh_listeners(limit=10)
+    assert again.considered == 0, "fresh counts (and fresh misses) are not asked again"
+    async with started.session() as s:  # a month later the counts are stale and read again
+        await s.execute(update(Artist).values(listeners_checked_at=datetime.now(UTC) - timedelta(days=31)))
+    lastfm_fake.artist_stats["portishead"] = (2_300_000, 127_000_000)
+    assert (await facts.refresh_listeners(limit=10)).considered == 3
+    assert (await listeners_of(started))["Portishead"] == 2_300_000
+
+
+async def test_an_outage_stops_the_run_and_keeps_what_was_read(started: Services, lastfm_fake: LastfmFake) -> None:
+    await listen(started, [("First", None, f"F{i}") for i in range(3)] + [("Second", None, "S1")])
+    lastfm_fake.artist_stats.update({"first": (10_000, 1), "second": (20_000, 1)})
+    lastfm_fake.fail_next("error", code=11, count=10, method="artist.getInfo", after=1)
+    report = await LastfmPublicFacts(started, concurrency=1).refresh_listeners(limit=10)
+    assert report.stopped and report.reason == "lastfm_unavailable"
+    assert await listeners_of(started) == {"First": 10_000, "Second": None}
+    lastfm_fake.failures.clear()
+    assert (await LastfmPublicFacts(started).refresh_listeners(limit=10)).found == 1
+    assert (await listeners_of(started))["Second"] == 20_000
+
+
+async def test_album_covers_largest_image_misses_remembered_none_broken(started: Services,
+                                                                       lastfm_fake: LastfmFake) -> None:
+    await listen(started, [("Portishead", "Dummy", "Sour Times"), ("Portishead", "Dummy", "Roads"),
+                           ("Tiny Band", "Demo Tape", "One"), ("Tiny Band", "Unknown EP", "Two")])
+    lastfm_fake.album_covers.update({("portishead", "dummy"): COVER, ("tiny band", "demo tape"): ""})
+    facts = LastfmPublicFacts(started)
+
+    report = await facts.enrich_album_covers(limit=10)
+    assert (report.considered, report.found, report.missing) == (3, 1, 2)
+    assert await covers_of(started) == {"Dummy": COVER.replace("SIZE", "300x300"), "Demo Tape": None,
+                                        "Unknown EP": None}
+    assert next(p["album"] for _, p in lastfm_fake.requests_for("album.getInfo")) == "Dummy", "most played first"
+    assert (await facts.enrich_album_covers(limit=10)).considered == 0, "misses are retried later, not every run"
+
+
+async def test_an_aoty_cover_fills_an_album_without_one(started: Services, aoty_fake: AotyFake) -> None:
+    await listen(started, [("Test Band", "Double Feature", "Opening")])
+    async with started.session() as s:
+        album = (await s.execute(select(Album.id).where(Album.title == "Double Feature"))).scalar_one()
+    assert await AotyFactsService(started).album_facts(album) is not None
+    cover = (await covers_of(started))["Double Feature"]
+    assert cover is not None and cover.startswith("https://")

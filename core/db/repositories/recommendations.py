@@ -52,6 +52,7 @@ class ItemInfo:
     artist: str | None
     url: str | None
     image_url: str | None
+    listeners: int | None = None  # the (item's) artist's global listeners on Last.fm, when known
 
 
 @dataclass(frozen=True)
@@ -109,17 +110,23 @@ class RecommendationRepository:
         out: dict[int, ItemInfo] = {}
         for batch in chunks(wanted, BATCH):
             if kind == "artist":
-                stmt = select(Artist.id, Artist.name, Artist.lastfm_url, Artist.image_url).where(Artist.id.in_(batch))
-                out.update({i: ItemInfo(i, n, None, u, img) for i, n, u, img in (await self.session.execute(stmt)).all()})
+                stmt = (select(Artist.id, Artist.name, Artist.lastfm_url, Artist.image_url, Artist.lastfm_listeners)
+                        .where(Artist.id.in_(batch)))
+                out.update({i: ItemInfo(i, n, None, u, img, lis)
+                            for i, n, u, img, lis in (await self.session.execute(stmt)).all()})
             elif kind == "album":
-                stmt = (select(Album.id, Album.title, Artist.name, Album.lastfm_url, Album.image_url)
+                stmt = (select(Album.id, Album.title, Artist.name, Album.lastfm_url, Album.image_url,
+                               Artist.lastfm_listeners)
                         .join(Artist, Artist.id == Album.artist_id).where(Album.id.in_(batch)))
-                out.update({i: ItemInfo(i, t, a, u, img) for i, t, a, u, img in (await self.session.execute(stmt)).all()})
+                out.update({i: ItemInfo(i, t, a, u, img, lis)
+                            for i, t, a, u, img, lis in (await self.session.execute(stmt)).all()})
             else:
-                stmt = (select(Track.id, Track.title, Artist.name, Track.lastfm_url, Album.image_url)
+                stmt = (select(Track.id, Track.title, Artist.name, Track.lastfm_url, Album.image_url,
+                               Artist.lastfm_listeners)
                         .join(Artist, Artist.id == Track.artist_id).outerjoin(Album, Album.id == Track.album_id)
                         .where(Track.id.in_(batch)))
-                out.update({i: ItemInfo(i, t, a, u, img) for i, t, a, u, img in (await self.session.execute(stmt)).all()})
+                out.update({i: ItemInfo(i, t, a, u, img, lis)
+                            for i, t, a, u, img, lis in (await self.session.execute(stmt)).all()})
         return out
 
     async def aoty_for_albums(self, album_ids: Iterable[int]) -> dict[int, AotyAlbum]:
