@@ -120,6 +120,8 @@ class SimilarTrack:
     match: float  # 0..1
     url: str | None
 
+
+@dataclass(frozen=True, slots=True)
 class ArtistInfo:
     """artist.getInfo: the artist as Last.fm names it, and its global audience (all of Last.fm)."""
 
