@@ -94,6 +94,15 @@ async def _unpublish_deferral(interaction: discord.Interaction) -> None:
 
 
 class SonanceTree(app_commands.CommandTree):
+    """The one place where application-command errors are answered.
+
+    discord.py 2.7 (`CommandTree._call` and `_dispatch_error`) first runs the command's own handlers
+    (`Command._invoke_error_handlers`: the command's, its groups', then the cog's
+    `cog_app_command_error`) and then, always, this `on_error`; context menus likewise end here. So
+    answering here, and nowhere else, gives every failing command exactly one answer; cogs must not
+    override `cog_app_command_error` (a second answer is rejected by Discord: 40060 or 10008).
+    """
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await handle_error(interaction, error)
 
@@ -137,10 +146,6 @@ class SonanceCog(commands.Cog):
                     seen.pop(next(iter(seen)))
                 seen[key] = None
             return user.id
-
-    async def cog_app_command_error(self, interaction: discord.Interaction,
-                                    error: app_commands.AppCommandError) -> None:
-        await handle_error(interaction, error)
 
 
 class Acknowledger:
