@@ -37,6 +37,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(status, status=200 if healthy else 503)
 
 
+async def explainer_state(services: Services) -> dict[str, Any]:
+    """/healthz: "ok", "off" (templates by configuration) or "failing: <why>" (e.g. "http 401"): a
+    failing model degrades to templates, so it is reported but does not make the bot unhealthy."""
+    if services.explainer is None:  # the clients start with the bot
+        return {"explainer": "starting" if services.settings.openai_api_key else "off"}
+    return {"explainer": services.explainer.status()}
+
+
 PROVIDER_NAMES = {"lastfm": "Last.fm", "spotify": "Spotify"}
 
 
@@ -114,7 +122,7 @@ async def limit_body(request: web.Request, handler: Callable[[web.Request], Awai
 def build_web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[limit_body])
     app[SERVICES_KEY] = services
-    app[PROBES_KEY] = []
+    app[PROBES_KEY] = [lambda: explainer_state(services)]
     app.router.add_get("/healthz", healthz)
     app.router.add_get(LASTFM_CALLBACK_PATH, lastfm_callback)
     app.router.add_get(SPOTIFY_CALLBACK_PATH, spotify_callback)

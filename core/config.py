@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
     discord_shard_count: int | None = Field(None, validation_alias="DISCORD_SHARD_COUNT")
     discord_shard_ids: str | None = Field(None, validation_alias="DISCORD_SHARD_IDS")
+    #: Start-up: how often to try reaching Discord, and the first wait (doubled each time).
+    discord_connect_attempts: int = Field(5, ge=1, le=20, validation_alias="DISCORD_CONNECT_ATTEMPTS")
+    discord_connect_backoff_s: float = Field(2.0, ge=0, le=60, validation_alias="DISCORD_CONNECT_BACKOFF_S")
 
     # --- Last.fm -----------------------------------------------------------------------------
     lastfm_api_key: SecretStr | None = Field(None, validation_alias="LASTFM_API_KEY")

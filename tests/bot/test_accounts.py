@@ -327,6 +327,11 @@ async def test_forget_confirm_deletes_every_row_about_the_user(sonance: FakeDisc
     alice, bob = uid(world_services, "alice"), uid(world_services, "bob")
     await world_services.cache.set("recs", f"u{alice}:artists", ["x"])
     await world_services.cache.set("recs", f"u{bob}:artists", ["y"])
+    budget = world_services.explainer.budget if world_services.explainer else None
+    assert budget is not None
+    for user in (alice, alice, bob):  # model calls counted today (the explanation budget)
+        await budget.try_spend(user)
+    assert (await budget.spent_today(alice), await budget.spent_today(bob)) == (2, 1)
     assert await rows_about(world_services, alice)
 
     prompt = await run(sonance, "forget", user="alice")
@@ -351,6 +356,8 @@ async def test_forget_confirm_deletes_every_row_about_the_user(sonance: FakeDisc
     assert await rows_about(world_services, bob)
     assert await world_services.cache.get("recs", f"u{alice}:artists") is None
     assert await world_services.cache.get("recs", f"u{bob}:artists") == ["y"]
+    assert (await budget.spent_today(alice), await budget.spent_today(bob)) == (0, 1), \
+        "the explanation-budget key is gone with the user (in-process cache or Redis)"
     sonance.assert_clean()
 
 

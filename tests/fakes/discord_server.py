@@ -471,6 +471,8 @@ class FakeDiscord:
         self.allowed_intents = allowed_intents
         self.attachment_size_limit = attachment_size_limit
         self.validate = validate
+        #: When set, ``GET /users/@me`` (the login) waits for this event: a login in progress.
+        self.login_gate: asyncio.Event | None = None
 
         # Records.
         self.requests: list[RequestRecord] = []
@@ -920,6 +922,8 @@ class FakeDiscord:
     # REST: identity, gateway discovery
     # ----------------------------------------------------------------------------------------------
     async def _get_me(self, request: web.Request, record: RequestRecord) -> web.Response:
+        if self.login_gate is not None:  # a slow Discord: the login waits until the test opens the gate
+            await self.login_gate.wait()
         return _json(bot_user_payload(self.bot_user))
 
     async def _get_user(self, request: web.Request, record: RequestRecord, user_id: str) -> web.Response:

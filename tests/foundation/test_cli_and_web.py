@@ -74,3 +74,30 @@ async def test_healthz_and_only_known_routes(services: Services) -> None:
         big = await client.post("/healthz", data=b"x" * (MAX_BODY_BYTES + 1))
         assert big.status in (405, 413)
     assert aiohttp  # imported for the client types above
+
+
+async def test_healthz_reports_the_explainer_state(database_url: str, tmp_path: Path) -> None:
+    """A wrong OpenAI key: /healthz says "failing: http 401" (still 200: templates are served)."""
+    from core.services import build_services
+    from tests.conftest import make_settings
+    from tests.explain.conftest import artist_rec
+    from tests.fakes.openai_server import FakeOpenAIServer
+
+    async with FakeOpenAIServer() as llm:
+        settings = make_settings(database_url, tmp_path, OPENAI_API_KEY="wrong-key", OPENAI_BASE_URL=llm.base_url)
+        services = await build_services(settings, upgrade_schema=False)
+        try:
+            async with TestClient(TestServer(build_web_app(services))) as client:
+                body = await (await client.get("/healthz")).json()
+                assert body["explainer"] == "starting"
+                await services.start_clients()
+                body = await (await client.get("/healthz")).json()
+                assert body["explainer"] == "ok"
+                assert services.explainer is not None
+                await services.explainer.recommendation(artist_rec(), user_id=1)
+                response = await client.get("/healthz")
+                body = await response.json()
+                assert response.status == 200 and body["status"] == "ok"
+                assert body["explainer"] == "failing: http 401"
+        finally:
+            await services.close()
