@@ -39,6 +39,7 @@ from core.db.types import utcnow
 from core.domain import AotyFacts, Evidence, Kind, Recommendation, Weighted
 from core.errors import InvalidInput, NotEnoughHistory, NotFound, NotLinked, SonanceError
 from core.explain.types import Preferences
+from core.fuzzy import complete_artists, complete_tags, did_you_mean, suggest_artist
 from core.matching import artist_key
 from core.recommender.engine import RecommenderEngine
 from core.recommender.requests import RecommendRequest, UserHistory
@@ -584,7 +585,8 @@ class RecommendService:
                 found = await catalog.search_artists(key, limit=1)
                 artist = found[0] if found else None
         if artist is None:
-            raise NotFound(f"I don't know an artist called “{query[:100]}”.")
+            raise NotFound(did_you_mean(f"I don't know an artist called “{query[:100]}”.",
+                                        await suggest_artist(self.services, query)))
         engine = (await self.ensure_model(kind)).engine
         if artist.id not in engine.items:
             raise NotFound(f"I don't know enough about {artist.name} yet to find similar artists.")
@@ -598,11 +600,12 @@ class RecommendService:
         key = artist_key(prefix or "")
         async with self.services.session() as session:
             found = await CatalogRepository(session).search_artists(key, limit=limit)
-        return [a.name for a in found]
+        return await complete_artists(self.services, prefix, [a.name for a in found], limit)
 
     async def tag_autocomplete(self, prefix: str, limit: int = 25) -> list[str]:
         async with self.services.session() as session:
-            return await RecommendationRepository(session).search_tags(prefix or "", limit=limit)
+            found = await RecommendationRepository(session).search_tags(prefix or "", limit=limit)
+        return await complete_tags(self.services, prefix, found, limit)
 
     async def set_preferences(self, discord_id: int, text: str) -> Preferences:
         """Parse free text ("less metal, more 90s shoegaze") and store it; later /tune calls refine it."""
