@@ -73,9 +73,12 @@ class FuzzyIndex:
         return list(dict.fromkeys(self.names[i] for _, _, i in found))
 
 
-def did_you_mean(message: str, suggestion: str | None) -> str:
-    """Append the suggestion to a not-found message: "… Did you mean **Radiohead**?"."""
-    return message if suggestion is None else f"{message} Did you mean **{suggestion}**?"
+def did_you_mean(message: str, suggestion: str | None, *, markdown: bool = True) -> str:
+    """Append the suggestion to a not-found message: "… Did you mean **Radiohead**?" (bold on
+    Discord; plain on a terminal)."""
+    if suggestion is None:
+        return message
+    return f"{message} Did you mean **{suggestion}**?" if markdown else f"{message} Did you mean {suggestion}?"
 
 
 class _Cached:
