@@ -122,6 +122,7 @@ class AccountsCog(SonanceCog):
     @link.command(name="spotify", description="Connect Spotify (optional; Last.fm works without it)")
     @app_commands.checks.cooldown(1, LINK_COOLDOWN_S, key=_per_user)
     async def link_spotify(self, interaction: discord.Interaction) -> None:
+        await self.accounts.check_spotify_room(interaction.user.id)
         url = self.accounts.spotify_authorize_url(interaction.user.id)  # no I/O: sign + format
         content, view = render.spotify_prompt(url)
         await send(interaction, content, ephemeral=True, view=view)

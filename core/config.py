@@ -42,6 +42,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        # `KEY=` (as .env.example leaves optional settings) means "not set", not an empty value.
+        env_ignore_empty=True,
     )
 
     # --- storage -----------------------------------------------------------------------------
@@ -72,6 +74,9 @@ class Settings(BaseSettings):
     spotify_client_id: str | None = Field(None, validation_alias="SPOTIFY_CLIENT_ID")
     spotify_client_secret: SecretStr | None = Field(None, validation_alias="SPOTIFY_CLIENT_SECRET")
     spotify_redirect_uri: str | None = Field(None, validation_alias="SPOTIFY_REDIRECT_URI")
+    #: Spotify's development mode admits 5 users per app (the owner needs Premium); 0 = no limit, for
+    #: an app Spotify granted extended quota. /link spotify says so plainly once the places are taken.
+    spotify_user_limit: int = Field(5, ge=0, validation_alias="SPOTIFY_USER_LIMIT")
     spotify_api_base: str = Field("https://api.spotify.com/v1/", validation_alias="SPOTIFY_API_BASE")
     spotify_accounts_base: str = Field("https://accounts.spotify.com", validation_alias="SPOTIFY_ACCOUNTS_BASE")
 

@@ -543,3 +543,23 @@ async def test_unknown_web_routes_are_404(web: TestClient) -> None:
         assert resp.status == 404, path
     assert (await web.post("/callback/lastfm")).status == 405
     assert (await web.get("/healthz")).status == 200
+
+
+async def test_link_spotify_says_plainly_when_development_mode_is_full(
+        sonance: FakeDiscord, world_services: Services) -> None:
+    """Spotify's development mode admits 5 users (SPOTIFY_USER_LIMIT): the sixth member is told so
+    before any OAuth round trip, and pointed at Last.fm; a member already linked may relink."""
+    async with world_services.session() as s:
+        users = UserRepository(s)
+        for n in range(5):
+            user = await users.get_or_create_discord(1_400_000_000_000_000_000 + n, f"listener{n}")
+            await AccountRepository(s, world_services.cipher).link(user.id, "spotify", f"spotify-user-{n}")
+    full = await run(sonance, "link", subcommand="spotify", user="carol")
+    assert full.ephemeral and not full.components
+    assert full.content == ("Spotify linking is full: this bot's Spotify app is in Spotify's development mode, "
+                            "which allows only 5 users, and all 5 places are taken. Spotify is optional: "
+                            "/link lastfm gives Sonance everything it needs.")
+    async with world_services.session() as s:
+        await AccountRepository(s, world_services.cipher).link(uid(world_services, "dave"), "spotify", "dave-sp")
+    relink = await run(sonance, "link", subcommand="spotify", user="dave")
+    assert relink.ephemeral and buttons(relink), "a linked member can link again"

@@ -101,3 +101,26 @@ async def test_healthz_reports_the_explainer_state(database_url: str, tmp_path: 
                 assert body["explainer"] == "failing: http 401"
         finally:
             await services.close()
+
+
+def test_secret_prints_a_new_usable_key(tmp_path: Path) -> None:
+    from core.crypto import TokenCipher
+
+    first, second = sonance("secret", cwd=tmp_path), sonance("secret", cwd=tmp_path)
+    assert first.returncode == 0 and first.stderr == ""
+    [line] = first.stdout.splitlines()
+    name, _, value = line.partition("=")
+    assert name == "SONANCE_SECRET_KEY" and len(value) >= 48 and value not in second.stdout
+    cipher = TokenCipher(value)
+    assert cipher.decrypt(cipher.encrypt("a token")) == "a token"
+
+
+def test_scripts_sonance_works_where_the_user_stands(tmp_path: Path) -> None:
+    """`.env`, relative paths and the database are those of the current directory (issue 13 §5)."""
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite:///here.db\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SONANCE_"))}
+    env["SONANCE_VENV"] = sys.prefix  # the running virtualenv: nothing to install
+    result = subprocess.run([str(ROOT / "scripts" / "sonance"), "db", "upgrade"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "here.db").exists() and not (ROOT / "here.db").exists()
