@@ -138,6 +138,11 @@ async def suggest_artist(services: Services, query: str) -> str | None:
     return (await artist_index(services)).suggest(query)
 
 
+async def suggest_tag(services: Services, query: str) -> str | None:
+    """The known tag a misspelt `query` most likely meant ("shoegze" -> "shoegaze"), or None."""
+    return (await tag_index(services)).suggest(query, key=tag_key)
+
+
 async def complete_artists(services: Services, query: str, prefix_hits: Sequence[str], limit: int = 25) -> list[str]:
     return (await artist_index(services)).complete(query, prefix_hits, limit)
 

@@ -39,7 +39,7 @@ from core.db.types import utcnow
 from core.domain import AotyFacts, Evidence, Kind, Recommendation, Weighted
 from core.errors import InvalidInput, NotEnoughHistory, NotFound, NotLinked, SonanceError
 from core.explain.types import Preferences
-from core.fuzzy import complete_artists, complete_tags, did_you_mean, suggest_artist
+from core.fuzzy import complete_artists, complete_tags, did_you_mean, suggest_artist, suggest_tag
 from core.matching import artist_key
 from core.recommender.engine import RecommenderEngine
 from core.recommender.requests import RecommendRequest, UserHistory
@@ -416,6 +416,9 @@ class RecommendService:
         liked = {i for i, v in votes.items() if v > 0}
         disliked = {i for i, v in votes.items() if v < 0}
         tags = tuple(tag_variants([tag.strip().lower()])) if tag and tag.strip() else ()
+        if tags and not engine.tags.items_with_any(tags).any():  # a tag nothing carries: say so, and guess
+            raise NotFound(did_you_mean(f"I don't know a tag called “{tag.strip()[:60]}”.",  # type: ignore[union-attr]
+                                        await suggest_tag(self.services, tags[0])))
         avoid = self._avoided(engine, prefs, tags)
         want = min(MAX_COUNT * 4, max(count * 3, count + 10)) if prefs.boost_tags else count
         request = RecommendRequest(count=want, discovery=level, tags=tags,

@@ -2074,7 +2074,7 @@ async def running_bot(
     client: discord.Client,
     fake: FakeDiscord,
     *,
-    timeout: float = 10.0,  # noqa: ASYNC109 - startup deadline, not a cancellation scope
+    timeout: float = 60.0,  # noqa: ASYNC109 - startup deadline: cold imports of the cogs take 5-15 s on a busy machine
 ) -> AsyncIterator[discord.Client]:
     """Start ``client`` against ``fake``, wait for ``on_ready``, and close it cleanly on exit.
 
