@@ -144,8 +144,13 @@ async def suggest_tag(services: Services, query: str) -> str | None:
 
 
 async def complete_artists(services: Services, query: str, prefix_hits: Sequence[str], limit: int = 25) -> list[str]:
+    """Autocomplete: the prefix hits, or (only when there are none) the closest artist names."""
+    if prefix_hits:  # the common case never waits for the index
+        return list(prefix_hits)[:limit]
     return (await artist_index(services)).complete(query, prefix_hits, limit)
 
 
 async def complete_tags(services: Services, query: str, prefix_hits: Sequence[str], limit: int = 25) -> list[str]:
+    if prefix_hits:
+        return list(prefix_hits)[:limit]
     return (await tag_index(services)).complete(query, prefix_hits, limit, key=tag_key)
