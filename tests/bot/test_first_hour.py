@@ -96,9 +96,9 @@ async def wait_for_history(services: Services, name: str, listens: int, timeout:
 async def test_a_servers_first_hour_gets_one_clean_answer_per_interaction(
         sonance: FakeDiscord, world_services: Services, lastfm_fake: LastfmFake) -> None:
     fake = sonance
-    # -- mistakes before linking: a user name that does not exist (erin: /link has a 30 s cooldown per
-    #    member, refusals included), recommendations before any history
-    _, unknown = await ask(fake, "link", "erin", {"username": "nosuchuser_xyz"}, subcommand="lastfm")
+    # -- mistakes before linking: a user name that does not exist (a refusal does not spend /link's
+    #    30 s cooldown: fern links right after), recommendations before any history
+    _, unknown = await ask(fake, "link", "fern", {"username": "nosuchuser_xyz"}, subcommand="lastfm")
     assert unknown.ephemeral and unknown.content == "I couldn't find a Last.fm user called 'nosuchuser_xyz'."
     _, early = await ask(fake, "recommend", "gus")
     assert early.ephemeral and "/link lastfm" in (early.content or "")
