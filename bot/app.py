@@ -15,15 +15,19 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Coroutine
 from typing import Any
 
+import aiohttp
 import discord
+from discord.ext import commands
 
 from bot.client import create_bot
 from bot.discord_endpoints import apply_discord_endpoints
 from bot.dm_delivery import DiscordDmDelivery
 from bot.web import PROBES_KEY, HealthProbe, build_web_app, start_web
 from core.config import Settings
+from core.errors import SonanceError
 from core.scheduler import JobSet, SonanceScheduler
 from core.services import Services, build_services
 from core.sync.base_corpus import start_base_import
@@ -36,7 +40,6 @@ def weekly_content(services: Services) -> ContentPort:
     """The weekly DM's content port: fresh recommendations (recorded as shown, so the DM's 👍/👎
     buttons work), or, while the model is still learning or the user's history is too thin, the
     server-mates fallback ("artists your server-mates play that you don't")."""
-    from core.errors import SonanceError
     from core.recommender.service import RecommendService
 
     fallback = ServerMatesContent(services)
@@ -164,9 +167,84 @@ async def _warm_recommender(services: Services) -> None:
         log.warning("recommender warm-up failed; the first request will load the model", exc_info=True)
 
 
+class DiscordTokenRejected(SonanceError):
+    user_message = ("Discord rejected DISCORD_TOKEN: copy the bot token again from the Discord developer "
+                    "portal (Applications > your app > Bot > Reset Token) and set DISCORD_TOKEN.")
+
+
+class DiscordUnreachable(SonanceError):
+    """Discord's API did not answer after every retry (network down, DNS, a proxy in the way)."""
+
+
+#: What the bot's own messages need besides answering interactions (which needs no permission):
+#: reading and writing in channels, and embeds and files rendered there.
+INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True,
+                                         attach_files=True)
+INVITE_SCOPES = ("bot", "applications.commands")
+
+
+def invite_url(application_id: int) -> str:
+    """The URL an operator opens to add Sonance to a server (bot + slash-command scopes)."""
+    return discord.utils.oauth_url(application_id, permissions=INVITE_PERMISSIONS, scopes=INVITE_SCOPES)
+
+
+async def wait_for_discord(settings: Settings) -> None:
+    """Retry until Discord's REST API answers (`GET /gateway`, no token needed), with exponential
+    backoff; after `discord_connect_attempts` tries, one `DiscordUnreachable` line.
+
+    Why a probe before login: discord.py's login gives up on the first connection error, and
+    retrying `login` itself would leave a half-made HTTP session behind on every attempt.
+    """
+    url = f"{discord.http.Route.BASE}/gateway"
+    delay = settings.discord_connect_backoff_s
+    timeout = aiohttp.ClientTimeout(total=10)
+    last = ""
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for attempt in range(1, settings.discord_connect_attempts + 1):
+            try:
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+                    last = f"HTTP {response.status}"
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                last = str(exc) or type(exc).__name__
+            if attempt < settings.discord_connect_attempts:
+                log.warning("Discord is not reachable (%s); retrying in %.1f s (attempt %d of %d)", last, delay,
+                            attempt, settings.discord_connect_attempts)
+                await asyncio.sleep(delay)
+                delay *= 2
+    raise DiscordUnreachable(f"Could not reach Discord at {discord.http.Route.BASE} after "
+                             f"{settings.discord_connect_attempts} attempts ({last}); check the network and try again.")
+
+
+async def _connect(bot: commands.Bot, token: str) -> None:
+    """Log in and stay connected; a rejected token becomes one `DiscordTokenRejected` line."""
+    try:
+        await bot.login(token)
+    except discord.LoginFailure:
+        raise DiscordTokenRejected from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise DiscordUnreachable(f"Lost Discord while logging in ({exc}); try again.") from None
+    if bot.application_id is not None:
+        log.info("invite Sonance to a server with %s", invite_url(bot.application_id))
+    try:
+        await bot.connect(reconnect=True)
+    except discord.ConnectionClosed as exc:
+        if exc.code == 4004:  # Authentication failed: the gateway refused the token
+            raise DiscordTokenRejected from None
+        raise
+
+
 async def run_bot(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM. A stop signal at any point of start-up (migrating, logging in)
+    ends the process cleanly: what has started is stopped in order, and the exit code is 0."""
     settings.require("discord_token")
     assert settings.discord_token is not None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     apply_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     services = await build_services(settings)
     runner = None
@@ -174,6 +252,8 @@ async def run_bot(settings: Settings) -> None:
     warm_up: asyncio.Task[None] | None = None
     base_import: asyncio.Task[Any] | None = None
     try:
+        if not await _until_stopped(wait_for_discord(settings), stop):
+            return
         web_app = build_web_app(services)
         runner = await start_web(web_app, settings.web_host, settings.web_port)
         bot = create_bot(services)
@@ -182,24 +262,12 @@ async def run_bot(settings: Settings) -> None:
         web_app[PROBES_KEY].append(recommender_probe(services))
         warm_up = asyncio.create_task(_warm_recommender(services), name="recommender-warm-up")
         base_import = start_base_import(services)  # background: never delays start-up or commands
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
         async with bot:
             scheduler.start()  # needs the running loop; jobs wait for the bot where they must
-            runner_task = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
-            stop_task = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({runner_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-            if runner_task in done:
-                runner_task.result()  # surface a login failure
+            await _until_stopped(_connect(bot, settings.discord_token.get_secret_value()), stop)
             log.info("shutting down")
-            stop_task.cancel()
             await scheduler.stop()  # before the bot closes: a running DM job is cancelled, not broken
             await bot.close()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner_task
     finally:
         for task in (warm_up, base_import):
             if task is not None and not task.done():
@@ -209,3 +277,22 @@ async def run_bot(settings: Settings) -> None:
         if runner is not None:
             await runner.cleanup()
         await services.close()
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run `work` until it ends (its error propagates) or a stop signal comes; on a stop it is
+    cancelled and awaited, so nothing (e.g. a login mid-request) fails against closed resources.
+    True when `work` finished by itself."""
+    task = asyncio.create_task(work)
+    stop_task = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_task.cancel()
+    if task in done:
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False

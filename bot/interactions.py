@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -57,12 +57,44 @@ async def send(interaction: discord.Interaction, content: str | None = None, *, 
         await interaction.response.send_message(content, ephemeral=ephemeral, **kwargs)
 
 
+#: `interaction.extras` key of the cooldown use to give back when the command is refused.
+COOLDOWN_REFUND = "sonance_cooldown_refund"
+
+
+def once_per(per_s: float) -> Callable[[T], T]:
+    """A per-user cooldown of one use per `per_s` seconds that a refused attempt does not spend.
+
+    Why not `app_commands.checks.cooldown`: it counts every attempt, so a member who mistyped their
+    Last.fm name was told "Easy there! Try again in 30 s." when they corrected it. Here a
+    `SonanceError` (a refusal: unknown user, private profile…) gives the use back in `handle_error`;
+    a success or a crash keeps it spent.
+    """
+    buckets: dict[int, app_commands.Cooldown] = {}
+
+    async def predicate(interaction: discord.Interaction) -> bool:
+        bucket = buckets.get(interaction.user.id)
+        if bucket is None:
+            bucket = buckets[interaction.user.id] = app_commands.Cooldown(1, per_s)
+            if len(buckets) > SEEN_MEMBERSHIPS_MAX:  # bounded: forget the oldest user
+                buckets.pop(next(iter(buckets)))
+        retry_after = bucket.update_rate_limit()
+        if retry_after:
+            raise app_commands.CommandOnCooldown(bucket, retry_after)
+        interaction.extras[COOLDOWN_REFUND] = bucket.reset
+        return True
+
+    return app_commands.check(predicate)
+
+
 async def handle_error(interaction: discord.Interaction, error: BaseException) -> None:
     original = getattr(error, "original", error)
     context = log_context(interaction)
     if isinstance(original, SonanceError):
         log.info("refused: %s", original, extra=context)
         message = original.user_message
+        refund = interaction.extras.pop(COOLDOWN_REFUND, None)
+        if refund is not None:
+            refund()
     elif isinstance(error, app_commands.CommandOnCooldown):
         message = f"Easy there! Try again in {error.retry_after:.0f} s."
     elif isinstance(error, app_commands.CheckFailure):
@@ -94,6 +126,15 @@ async def _unpublish_deferral(interaction: discord.Interaction) -> None:
 
 
 class SonanceTree(app_commands.CommandTree):
+    """The one place where application-command errors are answered.
+
+    discord.py 2.7 (`CommandTree._call` and `_dispatch_error`) first runs the command's own handlers
+    (`Command._invoke_error_handlers`: the command's, its groups', then the cog's
+    `cog_app_command_error`) and then, always, this `on_error`; context menus likewise end here. So
+    answering here, and nowhere else, gives every failing command exactly one answer; cogs must not
+    override `cog_app_command_error` (a second answer is rejected by Discord: 40060 or 10008).
+    """
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await handle_error(interaction, error)
 
@@ -137,10 +178,6 @@ class SonanceCog(commands.Cog):
                     seen.pop(next(iter(seen)))
                 seen[key] = None
             return user.id
-
-    async def cog_app_command_error(self, interaction: discord.Interaction,
-                                    error: app_commands.AppCommandError) -> None:
-        await handle_error(interaction, error)
 
 
 class Acknowledger:

@@ -46,6 +46,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(status, status=200 if healthy else 503)
 
 
+async def explainer_state(services: Services) -> dict[str, Any]:
+    """/healthz: "ok", "off" (templates by configuration) or "failing: <why>" (e.g. "http 401"): a
+    failing model degrades to templates, so it is reported but does not make the bot unhealthy."""
+    if services.explainer is None:  # the clients start with the bot
+        return {"explainer": "starting" if services.settings.openai_api_key else "off"}
+    return {"explainer": services.explainer.status()}
+
+
 PROVIDER_NAMES = {"lastfm": "Last.fm", "spotify": "Spotify"}
 _PAGE_STYLE = "font-family:sans-serif;max-width:32em;margin:3em auto"
 
@@ -195,7 +203,7 @@ def build_web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[limit_body])
     app.on_response_prepare.append(_security_headers)
     app[SERVICES_KEY] = services
-    app[PROBES_KEY] = []
+    app[PROBES_KEY] = [lambda: explainer_state(services)]
     app[BODY_TIMEOUT_KEY] = BODY_TIMEOUT_S
     app.router.add_get("/healthz", healthz)
     app.router.add_get(LASTFM_CALLBACK_PATH, lastfm_callback)

@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import SonanceCog, handle_error, send
+from bot.interactions import SonanceCog, handle_error, once_per, send
 from bot.render import accounts as render
 from core.accounts import AccountService
 from core.services import Services
@@ -107,7 +107,7 @@ class AccountsCog(SonanceCog):
 
     @link.command(name="lastfm", description="Link your Last.fm profile and import your listening history")
     @app_commands.describe(username="Your Last.fm username")
-    @app_commands.checks.cooldown(1, LINK_COOLDOWN_S, key=_per_user)
+    @once_per(LINK_COOLDOWN_S)  # a refused attempt (a mistyped name) does not spend it
     async def link_lastfm(self, interaction: discord.Interaction,
                           username: app_commands.Range[str, 2, 64]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # Last.fm round trips
@@ -120,8 +120,9 @@ class AccountsCog(SonanceCog):
             await send(interaction, content, ephemeral=True, view=view)
 
     @link.command(name="spotify", description="Connect Spotify (optional; Last.fm works without it)")
-    @app_commands.checks.cooldown(1, LINK_COOLDOWN_S, key=_per_user)
+    @once_per(LINK_COOLDOWN_S)  # a refused attempt (a mistyped name) does not spend it
     async def link_spotify(self, interaction: discord.Interaction) -> None:
+        await self.accounts.check_spotify_room(interaction.user.id)
         url = self.accounts.spotify_authorize_url(interaction.user.id)  # no I/O: sign + format
         content, view = render.spotify_prompt(url)
         await send(interaction, content, ephemeral=True, view=view)

@@ -90,6 +90,9 @@ REASON_TEXT: dict[str, str] = {
 }
 
 SPOTIFY_NOT_CONFIGURED = "Spotify linking isn't enabled on this bot; Last.fm works without it."
+SPOTIFY_FULL = ("Spotify linking is full: this bot's Spotify app is in Spotify's development mode, which "
+                "allows only {limit} users, and all {limit} places are taken. Spotify is optional: "
+                "/link lastfm gives Sonance everything it needs.")
 LASTFM_NOT_CONFIGURED = "Last.fm isn't configured on this bot (the owner needs to set LASTFM_API_KEY)."
 
 
@@ -458,6 +461,18 @@ class AccountService:
         return await self._pending("lastfm", session_info.name, discord_id,
                                    {"n": nonce, "x": session_info.name, "a": session_info.key})
 
+    async def check_spotify_room(self, discord_id: int) -> None:
+        """Refuse plainly, before the OAuth round trip, when Spotify's development-mode user limit
+        (SPOTIFY_USER_LIMIT) is reached; a member already linked may always link again."""
+        limit = self.services.settings.spotify_user_limit
+        if not limit or self.services.spotify is None:
+            return
+        async with self.services.session() as session:
+            user = await UserRepository(session).by_discord_id(discord_id)
+            linked = await self._accounts(session).linked_external_ids("spotify")
+        if len(linked) >= limit and (user is None or user.id not in linked):
+            raise SonanceError(SPOTIFY_FULL.format(limit=limit))
+
     def spotify_authorize_url(self, discord_id: int) -> str:
         spotify = self.services.spotify
         if spotify is None:
@@ -635,6 +650,8 @@ class AccountService:
         cache_keys = 0
         for namespace in (*USER_DERIVED_NAMESPACES, *ACCOUNT_NAMESPACES):
             cache_keys += await self.services.cache.delete_matching(namespace, f"u{user_id}:")
+        if self.services.explainer is not None:  # the explanation budget is keyed by a hash of the user
+            cache_keys += await self.services.explainer.forget_user(user_id)
         log.info("forgot a user", extra={"user_id": user_id, "rows": sum(rows.values()), "cache_keys": cache_keys})
         return ForgetResult({t: n for t, n in rows.items() if n}, cache_keys)
 

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        # `KEY=` (as .env.example leaves optional settings) means "not set", not an empty value.
+        env_ignore_empty=True,
     )
 
     # --- storage -----------------------------------------------------------------------------
@@ -67,6 +69,9 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = Field(None, validation_alias="DISCORD_GATEWAY_URL")
     discord_shard_count: int | None = Field(None, validation_alias="DISCORD_SHARD_COUNT")
     discord_shard_ids: str | None = Field(None, validation_alias="DISCORD_SHARD_IDS")
+    #: Start-up: how often to try reaching Discord, and the first wait (doubled each time).
+    discord_connect_attempts: int = Field(5, ge=1, le=20, validation_alias="DISCORD_CONNECT_ATTEMPTS")
+    discord_connect_backoff_s: float = Field(2.0, ge=0, le=60, validation_alias="DISCORD_CONNECT_BACKOFF_S")
 
     # --- Last.fm -----------------------------------------------------------------------------
     lastfm_api_key: SecretStr | None = Field(None, validation_alias="LASTFM_API_KEY")
@@ -79,6 +84,9 @@ class Settings(BaseSettings):
     spotify_client_id: str | None = Field(None, validation_alias="SPOTIFY_CLIENT_ID")
     spotify_client_secret: SecretStr | None = Field(None, validation_alias="SPOTIFY_CLIENT_SECRET")
     spotify_redirect_uri: str | None = Field(None, validation_alias="SPOTIFY_REDIRECT_URI")
+    #: Spotify's development mode admits 5 users per app (the owner needs Premium); 0 = no limit, for
+    #: an app Spotify granted extended quota. /link spotify says so plainly once the places are taken.
+    spotify_user_limit: int = Field(5, ge=0, validation_alias="SPOTIFY_USER_LIMIT")
     spotify_api_base: str = Field("https://api.spotify.com/v1/", validation_alias="SPOTIFY_API_BASE")
     spotify_accounts_base: str = Field("https://accounts.spotify.com", validation_alias="SPOTIFY_ACCOUNTS_BASE")
 

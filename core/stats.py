@@ -17,6 +17,7 @@ from core.db.repositories import CatalogRepository, ListenRepository, UserReposi
 from core.db.repositories.public_facts import PublicFactsRepository
 from core.db.types import utcnow
 from core.errors import InvalidInput, NotFound, PrivacyHidden
+from core.fuzzy import complete_artists, did_you_mean, suggest_artist
 from core.matching import artist_key
 from core.services import Services
 
@@ -83,6 +84,8 @@ class StatsService:
         for artist in artists:
             if artist.name[:100] not in names:  # a choice name/value is at most 100 characters
                 names.append(artist.name[:100])
+        if not names:  # nothing starts with it: a typo? offer the closest names
+            names = [n[:100] for n in await complete_artists(self.services, text, [], AUTOCOMPLETE_LIMIT)]
         return names[:AUTOCOMPLETE_LIMIT]
 
     async def who_knows(self, guild_id: int, artist: str) -> WhoKnows:
@@ -92,7 +95,9 @@ class StatsService:
         async with self.services.session() as session:
             found = await CatalogRepository(session).artist_by_key(artist_key(artist))
             if found is None:
-                raise NotFound(f"I don't know an artist called **{artist.strip()[:100]}** yet. "
+                suggestion = await suggest_artist(self.services, artist)
+                raise NotFound(did_you_mean(f"I don't know an artist called **{artist.strip()[:100]}** yet.", suggestion)
+                               if suggestion else f"I don't know an artist called **{artist.strip()[:100]}** yet. "
                                "Pick one from the suggestions while typing.")
             users = UserRepository(session)
             visible = await users.visible_member_ids(guild_id)

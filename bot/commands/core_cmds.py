@@ -24,6 +24,14 @@ def run() -> None:
     run_async(body)
 
 
+@app.command()
+def secret() -> None:
+    """Print a new random SONANCE_SECRET_KEY (put it in .env; keep it: it decrypts the stored tokens)."""
+    import secrets
+
+    print(f"SONANCE_SECRET_KEY={secrets.token_urlsafe(48)}")
+
+
 def _with_engine(action):  # type: ignore[no-untyped-def]
     async def body() -> str | None:
         engine = engine_from_settings(load_settings())

@@ -6,39 +6,98 @@ retrain uses), stores a versioned artifact under SONANCE_DATA_DIR/models and an 
 
 `sonance demo` needs nothing but the HetRec files (or internet once): it uses its own SQLite file,
 by default ``$SONANCE_DATA_DIR/demo/sonance-demo.db`` (``--db`` to change; ``--fresh`` to rebuild),
-so it never touches a real database. It imports HetRec if that file has no plays yet, trains, and
-prints recommendations for a few listeners with their evidence and the artists most like ``--artist``.
+so it never touches a real database. It imports HetRec if that file has no plays yet, trains (or
+reuses the model it trained on the same data: ``--retrain`` forces a new one), and prints
+recommendations for a few listeners with their evidence and the artists most like ``--artist``. A
+misspelt ``--artist`` is refused before any training, with the closest name it knows.
 """
 
 from __future__ import annotations
 
-import time
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
-from bot.cli_app import app, console, err_console, run_async
+from bot.cli_app import app, console, err_console, run_async, run_cli
 from core.config import load_settings
-from core.errors import InvalidInput, NotFound
+from core.errors import ConfigError, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from core.services import Services
 
 
-def _say(message: str) -> None:
-    err_console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+#: Each model metric in words an operator without a recommender background can read.
+METRIC_WORDS: dict[str, tuple[str, str]] = {
+    "n_users": ("listeners", "listening histories it learnt from"),
+    "n_items": ("artists", "artists it can recommend"),
+    "n_pairs": ("listener-artist pairs", "who played whom: what it learns from"),
+    "n_tags": ("tags", "genre and mood tags that describe the artists"),
+    "train_seconds": ("training time (s)", "how long this model took to build"),
+    "validation_ndcg@10": ("ranking quality", "hide some of a listener's artists: how near the top of 10 picks "
+                           "they come back (0 = never, 1 = always first)"),
+    "validation_cold_ndcg@10": ("ranking quality, new listeners", "the same for listeners with only a few "
+                                "artists so far"),
+    "validation_users": ("listeners checked", "how many listeners that check used"),
+    "weights": ("blend", "how much each method counts in a pick"),
+    "cold_weights": ("blend, new listeners", "the blend for listeners with little history"),
+}
 
 
 def _metrics_table(metrics: dict[str, Any]) -> Table:
     table = Table(title=f"Model {metrics.get('version', '')}")
-    table.add_column("metric")
+    table.add_column("what")
     table.add_column("value", justify="right")
+    table.add_column("what it means", style="dim")
     for key, value in metrics.items():
-        if key in ("version",):
+        if key in ("version", "path", "artifact_id"):
             continue
-        shown = ", ".join(f"{k}={v:g}" for k, v in value.items() if v) if isinstance(value, dict) else str(value)
-        table.add_row(key.replace("_", " "), shown)
+        label, meaning = METRIC_WORDS.get(key, (key.replace("_", " "), ""))
+        shown = (_shares(value) if isinstance(value, dict)
+                 else f"{value:,}" if isinstance(value, int) else str(value))
+        table.add_row(label, shown, meaning)
     return table
+
+
+def _shares(weights: dict[str, float]) -> str:
+    """Blend weights as each method's share of the whole ("ease 40%, knn 25%, …")."""
+    total = sum(v for v in weights.values() if v > 0) or 1.0
+    return ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(weights.items(), key=lambda kv: -kv[1]) if v > 0)
+
+
+@contextmanager
+def training_progress(tune: bool) -> Iterator[Callable[[str], None]]:
+    """A progress bar that advances one step per training step (read, each method fitted, tuned,
+    saved), with the step's name; the callback may be called from the training thread."""
+    from core.recommender.components import default_components
+
+    methods = len(default_components())
+    total = 5 + methods * (2 if tune else 1) + (2 if tune else 0)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task("training", total=total)
+
+        def step(message: str) -> None:
+            done = progress.tasks[0].completed + 1
+            progress.update(task, completed=done, total=max(total, done + 1), description=message[:70])
+
+        yield step
+        progress.update(task, completed=progress.tasks[0].total, description="trained")
 
 
 @app.command("train")
@@ -56,8 +115,8 @@ def train_cmd(
 
         services = await build_services(load_settings())
         try:
-            with console.status(f"training the {kind} recommender…"):
-                _, metrics = await train_from_db(services, kind=kind, tune=not no_tune, progress=_say)
+            with training_progress(not no_tune) as step:
+                _, metrics = await train_from_db(services, kind=kind, tune=not no_tune, progress=step)
             return metrics
         finally:
             await services.close()
@@ -65,6 +124,9 @@ def train_cmd(
     metrics = run_async(main)
     console.print(_metrics_table(metrics))
     console.print(f"[green]active model:[/] {metrics['version']} at {metrics['path']}", highlight=False)
+
+
+DEMO_STATE = "demo-model.json"
 
 
 @app.command("demo")
@@ -78,17 +140,38 @@ def demo_cmd(
                                    "(default: $SONANCE_DATA_DIR/demo/sonance-demo.db)."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete the demo database first."),
     no_tune: bool = typer.Option(False, "--no-tune", help="Skip weight tuning (faster)."),
+    retrain: bool = typer.Option(False, "--retrain", help="Train a new model even if the data are unchanged."),
 ) -> None:
-    """Import HetRec into a demo database, train, and show recommendations with their evidence."""
+    """Import HetRec into a demo database, train (or reuse the model trained on the same data), and
+    show recommendations with their evidence."""
+    run_cli(lambda: _demo(path, artist, listeners, count, db, fresh, not no_tune, retrain))
+
+
+def _hetrec_folder(path: Path | None, data_dir: Path) -> Path:
+    """The HetRec folder to use; an explicit --path or SONANCE_DATASET_DIR without the files is an
+    error (never silently another copy), and a failed download is one line (ConfigError)."""
     from core.datasets import download_hetrec, find_hetrec_dir
 
-    base = load_settings()
-    folder = find_hetrec_dir(path)
-    if folder is None:
-        if path is not None:
+    if path is not None:
+        folder = find_hetrec_dir(path)  # falls back to other places: --path must be the one used
+        if folder is None or not folder.is_relative_to(path):
             raise typer.BadParameter(f"{path} does not contain user_artists.dat", param_hint="--path")
+        return folder
+    configured = os.environ.get("SONANCE_DATASET_DIR")
+    if configured and not (Path(configured) / "user_artists.dat").is_file():
+        raise ConfigError(f"SONANCE_DATASET_DIR={configured} has no HetRec files (user_artists.dat): point it at "
+                          "the unpacked hetrec2011-lastfm-2k folder, or unset it to download the dataset.")
+    folder = find_hetrec_dir()
+    if folder is None:
         console.print("HetRec files not found locally; downloading the public archive…")
-        folder = download_hetrec(base.data_dir / "datasets")
+        folder = download_hetrec(data_dir / "datasets")
+    return folder
+
+
+def _demo(path: Path | None, artist: str, listeners: int, count: int, db: Path | None, fresh: bool,
+          tune: bool, retrain: bool) -> None:
+    base = load_settings()
+    folder = _hetrec_folder(path, base.data_dir)
     db_path = (db or base.data_dir / "demo" / "sonance-demo.db").resolve()
     if fresh and db_path.exists():
         db_path.unlink()
@@ -98,61 +181,133 @@ def demo_cmd(
     console.print(f"demo database: {db_path}", highlight=False)
 
     async def main() -> None:
-        from sqlalchemy import select
-
-        from core.db.models import User
-        from core.db.repositories import ListenRepository
-        from core.recommender.service import RecommendService
         from core.services import build_services
-        from core.sync.imports import import_hetrec
 
         services = await build_services(settings)
         try:
-            async with services.session() as session:
-                rows, _, _ = await ListenRepository(session).plays_fingerprint()
-            if rows == 0:
-                with console.status(f"importing HetRec from {folder}…"):
-                    async with services.session() as session:
-                        report = await import_hetrec(session, folder)
-                console.print("imported: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in report.counts.items()))
-            service = RecommendService.of(services)
-            with console.status("training the recommender (a minute or so on two cores)…"):
-                metrics = await service.retrain("artist", tune=not no_tune)
-            console.print(_metrics_table(metrics))
-            async with services.session() as session:
-                users = (await session.execute(select(User.id, User.external_ref).where(User.origin == "hetrec")
-                                               .order_by(User.id).limit(listeners))).all()
-            if not users:
-                raise InvalidInput("The demo database has no HetRec listeners; run again with --fresh.")
-            for user_id, ref in users:
-                result = await service.recommend_for_user(user_id, count=count, record=False)
-                async with services.session() as session:
-                    top = await ListenRepository(session).top_artists(user_id, None, limit=5)
-                title = Text(f"Listener {ref}: plays {', '.join(n for n, _ in top)}")  # Text: no ":100:" emoji
-                table = Table(title=title, show_lines=False)
-                for column in ("#", "artist", "because you play", "shared tags", "known by"):
-                    table.add_column(column, justify="right" if column in ("#", "known by") else "left")
-                for rank, shown in enumerate(result.items, start=1):
-                    ev = shown.rec.evidence
-                    table.add_row(str(rank), shown.rec.name, ", ".join(w.name for w in ev.items[:3]),
-                                  ", ".join(w.name for w in ev.tags[:3]),
-                                  f"{(ev.popularity or 0) * 100:.1f}%")
-                console.print(table)
-                if result.note:
-                    console.print(f"[dim]{result.note}[/]")
-            try:
-                similar = await service.similar(artist)
-            except NotFound as exc:  # tell, don't crash the demo
-                console.print(f"[yellow]{exc.user_message}[/]")
-                return
-            table = Table(title=Text(f"Artists most like {similar.seed}"))
-            for column in ("#", "artist", "shared tags", "known by"):
-                table.add_column(column)
-            for rank, rec in enumerate(similar.items, start=1):
-                table.add_row(str(rank), rec.name, ", ".join(w.name for w in rec.evidence.tags[:3]),
-                              f"{(rec.evidence.popularity or 0) * 100:.1f}%")
-            console.print(table)
+            await _import_once(services, folder)
+            seed = await _resolve_artist(services, artist)  # before training: a typo must not cost a minute
+            console.print(_metrics_table(await _model(services, tune=tune, retrain=retrain)))
+            await _show_listeners(services, listeners, count)
+            await _show_similar(services, seed)
         finally:
             await services.close()
 
     run_async(main)
+
+
+async def _import_once(services: Services, folder: Path) -> None:
+    from core.db.repositories import ListenRepository
+    from core.sync.imports import import_hetrec
+
+    async with services.session() as session:
+        rows, _, _ = await ListenRepository(session).plays_fingerprint()
+    if rows:
+        return
+    with console.status(f"importing HetRec from {folder}…"):
+        async with services.session() as session:
+            report = await import_hetrec(session, folder)
+    console.print("imported: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in report.counts.items()))
+
+
+async def _resolve_artist(services: Services, query: str) -> str:
+    """The demo's --artist as the catalogue names it; a misspelling is refused with a suggestion."""
+    from core.db.repositories import CatalogRepository
+    from core.fuzzy import did_you_mean, suggest_artist
+    from core.matching import artist_key
+
+    key = artist_key(query)
+    async with services.session() as session:
+        catalog = CatalogRepository(session)
+        found = await catalog.artist_by_key(key) if key else None
+    if found is not None:
+        return found.name
+    raise NotFound(did_you_mean(f"The demo data have no artist called “{query}”.",
+                                await suggest_artist(services, query), markdown=False))
+
+
+async def _model(services: Services, *, tune: bool, retrain: bool) -> dict[str, Any]:
+    """Reuse the active demo model while the data it was trained on are unchanged; else train.
+
+    The data are fingerprinted by `plays_fingerprint` (rows, plays, newest play), recorded with
+    the model version in DEMO_STATE beside the demo database.
+    """
+    from core.db.repositories import ListenRepository, SchedulingRepository
+    from core.recommender.training import ARTIFACT_KIND, train_from_db
+
+    state_file = services.settings.data_dir / DEMO_STATE
+    async with services.session() as session:
+        fingerprint = list(await ListenRepository(session).plays_fingerprint())
+        artifact = await SchedulingRepository(session).active_artifact(ARTIFACT_KIND, "artist")
+    wanted = {"fingerprint": fingerprint, "tune": tune}
+    if not retrain and artifact is not None and _trained_on(state_file, artifact.version, artifact.path) == wanted:
+        console.print(f"reusing model {artifact.version}: the demo data are unchanged "
+                      "(--retrain trains a new one)", highlight=False)
+        return {"version": artifact.version, **artifact.metrics}
+    with training_progress(tune) as step:
+        _, metrics = await train_from_db(services, kind="artist", tune=tune, progress=step)
+    _remember_training(state_file, {**wanted, "version": metrics["version"]})
+    return metrics
+
+
+def _trained_on(state_file: Path, version: str, path: str) -> dict[str, Any] | None:
+    """What the model `version` was trained on (fingerprint, tune), if it is the recorded one and
+    its files still exist."""
+    if not (state_file.is_file() and Path(path).is_dir()):
+        return None
+    state = json.loads(state_file.read_text())
+    return {"fingerprint": state.get("fingerprint"), "tune": state.get("tune")} if state.get("version") == version \
+        else None
+
+
+def _remember_training(state_file: Path, state: dict[str, Any]) -> None:
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps(state))
+
+
+async def _show_listeners(services: Services, listeners: int, count: int) -> None:
+    from sqlalchemy import select
+
+    from core.db.models import User
+    from core.db.repositories import ListenRepository
+    from core.recommender.service import RecommendService
+
+    service = RecommendService.of(services)
+    async with services.session() as session:
+        users = (await session.execute(select(User.id, User.external_ref).where(User.origin == "hetrec")
+                                       .order_by(User.id).limit(listeners))).all()
+    if not users:
+        raise InvalidInput("The demo database has no HetRec listeners; run again with --fresh.")
+    for user_id, ref in users:
+        result = await service.recommend_for_user(user_id, count=count, record=False)
+        async with services.session() as session:
+            top = await ListenRepository(session).top_artists(user_id, None, limit=5)
+        title = Text(f"Listener {ref}: plays {', '.join(n for n, _ in top)}")  # Text: no ":100:" emoji
+        table = Table(title=title, show_lines=False)
+        for column in ("#", "artist", "because you play", "shared tags", "known by"):
+            table.add_column(column, justify="right" if column in ("#", "known by") else "left")
+        for rank, shown in enumerate(result.items, start=1):
+            ev = shown.rec.evidence
+            table.add_row(str(rank), shown.rec.name, ", ".join(w.name for w in ev.items[:3]),
+                          ", ".join(w.name for w in ev.tags[:3]),
+                          f"{(ev.popularity or 0) * 100:.1f}%")
+        console.print(table)
+        if result.note:
+            console.print(f"[dim]{result.note}[/]")
+
+
+async def _show_similar(services: Services, seed: str) -> None:
+    from core.recommender.service import RecommendService
+
+    try:
+        similar = await RecommendService.of(services).similar(seed)
+    except NotFound as exc:  # known, but too little data about it: tell, don't fail the demo
+        console.print(f"[yellow]{exc.user_message}[/]")
+        return
+    table = Table(title=Text(f"Artists most like {similar.seed}"))
+    for column in ("#", "artist", "shared tags", "known by"):
+        table.add_column(column)
+    for rank, rec in enumerate(similar.items, start=1):
+        table.add_row(str(rank), rec.name, ", ".join(w.name for w in rec.evidence.tags[:3]),
+                      f"{(rec.evidence.popularity or 0) * 100:.1f}%")
+    console.print(table)

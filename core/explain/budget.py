@@ -59,6 +59,21 @@ class CallBudget:
         self._local[key] = self._local.get(key, 0) + 1
         return max(shared, self._local[key])
 
+    def _user_prefix(self, user_id: UserRef) -> str:
+        return f"user:{hash_user(user_id, self._salt)}:"
+
+    async def spent_today(self, user_id: UserRef) -> int:
+        """Model calls counted for the user today in the shared cache (what /forget must remove)."""
+        value = await self._cache.get(NAMESPACE, f"{self._user_prefix(user_id)}{self._today().isoformat()}")
+        return int(value or 0)
+
+    async def forget(self, user_id: UserRef) -> int:
+        """Delete the user's counters (every day still alive): /forget leaves nothing keyed by them.
+        Returns how many shared cache keys went."""
+        prefix = self._user_prefix(user_id)
+        self._local = {k: v for k, v in self._local.items() if not k.startswith(prefix)}
+        return await self._cache.delete_matching(NAMESPACE, prefix)
+
     async def try_spend(self, user_id: UserRef) -> bool:
         """Count one call for `user_id` today; False when over a limit (then no call is made)."""
         if self.per_user <= 0:
@@ -71,7 +86,7 @@ class CallBudget:
                 return False
             if user_id is None:
                 return True
-            return await self._count(f"user:{hash_user(user_id, self._salt)}:{day}") <= self.per_user
+            return await self._count(f"{self._user_prefix(user_id)}{day}") <= self.per_user
         except Exception:
             log.warning("explain budget unavailable; not calling the model", exc_info=True)
             return False

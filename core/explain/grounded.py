@@ -53,6 +53,17 @@ T = TypeVar("T")
 #: failures that say "the service is unwell" (count towards the cool-down), as opposed to a bad answer
 _SERVICE_FAILURES = ("timeout", "unreachable", "http 5", "rate-limited", "error:")
 
+#: A 4xx other than 429 (a wrong key, a model that does not exist, no credit) will not heal by
+#: itself: pause the model this long (doubling while it persists, up to the maximum) and say so once.
+CLIENT_ERROR_PAUSE_S = 300.0
+CLIENT_ERROR_PAUSE_MAX_S = 3600.0
+_HINTS = {"http 401": "check OPENAI_API_KEY", "http 403": "the key may not use this model",
+          "http 404": "check OPENAI_MODEL and OPENAI_BASE_URL"}
+
+
+def _is_client_error(reason: str) -> bool:
+    return reason.startswith("http 4") and reason != "http 429"
+
 
 class GroundedExplainer:
     """The composite explainer (see module docstring). Build it with `build_explainer(settings, cache)`.
@@ -88,11 +99,40 @@ class GroundedExplainer:
         self._clock = clock
         self._cooldown_until = 0.0
         self._failures = 0
+        #: Why the model is refused, while a 4xx persists (None: healthy); shown by /healthz.
+        self.failing: str | None = None
+        self._client_pause_s = CLIENT_ERROR_PAUSE_S
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
     def uses_llm(self) -> bool:
         return self._llm is not None
+
+    @property
+    def budget(self) -> CallBudget | None:
+        return self._budget
+
+    def status(self) -> str:
+        """For /healthz: "ok", "off" (templates only, by configuration) or "failing: <reason>"."""
+        if self._llm is None:
+            return "off"
+        return "ok" if self.failing is None else f"failing: {self.failing}"
+
+    async def forget_user(self, user_id: UserRef) -> int:
+        """/forget: drop the user's call-budget counters. Returns the shared cache keys deleted."""
+        return 0 if self._budget is None else await self._budget.forget(user_id)
+
+    def _client_error(self, reason: str) -> None:
+        """A 4xx: one WARNING when it starts (not one per call), then a growing pause."""
+        if self.failing != reason:
+            hint = _HINTS.get(reason, "the model server refused the request")
+            log.warning("explain.llm refused with %s (%s); using templates and retrying in %.0f s",
+                        reason, hint, self._client_pause_s)
+            self.failing = reason
+        elif self._clock() >= self._cooldown_until:  # a retry after the pause (not a concurrent call)
+            self._client_pause_s = min(self._client_pause_s * 2, CLIENT_ERROR_PAUSE_MAX_S)
+            log.debug("explain.llm still refused with %s; next try in %.0f s", reason, self._client_pause_s)
+        self._cooldown_until = max(self._cooldown_until, self._clock() + self._client_pause_s)
 
     async def aclose(self) -> None:
         """Finish background cache writes and close the model client."""
@@ -131,7 +171,9 @@ class GroundedExplainer:
             reason = "timeout"
         except ExplainFailed as exc:
             reason = exc.reason
-            if exc.retry_after is not None or reason == "rate-limited":
+            if _is_client_error(reason):
+                self._client_error(reason)
+            elif exc.retry_after is not None or reason == "rate-limited":
                 self._cool_down(exc.retry_after or self._default_retry_after_s, reason)
         except Exception as exc:  # a bug or an unexpected client error must not cost the reply
             log.warning("explain.llm unexpected %s for kind=%s", type(exc).__name__, brief.kind, exc_info=True)
@@ -142,6 +184,9 @@ class GroundedExplainer:
             except ExplainFailed as exc:
                 return None, None, exc.reason
             self._failures = 0
+            if self.failing is not None:
+                log.info("explain.llm answers again; %s is over", self.failing)
+                self.failing, self._client_pause_s = None, CLIENT_ERROR_PAUSE_S
             self._remember(brief, payload)
             return result, "llm", "grounded"
         if reason.startswith(_SERVICE_FAILURES):
@@ -182,7 +227,7 @@ class GroundedExplainer:
         task.add_done_callback(self._pending.discard)
 
     def _log_fallback(self, kind: str, reason: str, user_id: UserRef) -> None:
-        if reason != "no-llm":
+        if reason != "no-llm" and not (self.failing and reason in (self.failing, "cooling-down")):
             log.info("explain.fallback kind=%s reason=%s user=%s", kind, reason, hash_user(user_id, self._salt))
 
     async def _text(self, brief: Brief, ask: Callable[[], Awaitable[Explanation]], user_id: UserRef,

@@ -39,11 +39,13 @@ from core.db.types import utcnow
 from core.domain import AotyFacts, Evidence, Kind, Recommendation, Weighted
 from core.errors import InvalidInput, NotEnoughHistory, NotFound, NotLinked, SonanceError
 from core.explain.types import Preferences
+from core.fuzzy import complete_artists, complete_tags, did_you_mean, suggest_artist, suggest_tag
 from core.matching import artist_key
 from core.recommender.engine import RecommenderEngine
 from core.recommender.requests import RecommendRequest, UserHistory
 from core.recommender.scoring_worker import ScoringWorkers
 from core.recommender.training import ARTIFACT_KIND, train_from_db
+from core.tags import is_listener_tag, tag_key
 
 if TYPE_CHECKING:
     from core.services import Services
@@ -422,6 +424,9 @@ class RecommendService:
         liked = {i for i, v in votes.items() if v > 0}
         disliked = {i for i, v in votes.items() if v < 0}
         tags = tuple(tag_variants([tag.strip().lower()])) if tag and tag.strip() else ()
+        if tags and not engine.tags.items_with_any(tags).any():  # a tag nothing carries: say so, and guess
+            raise NotFound(did_you_mean(f"I don't know a tag called “{tag.strip()[:60]}”.",  # type: ignore[union-attr]
+                                        await suggest_tag(self.services, tags[0])))
         avoid = self._avoided(engine, prefs, tags)
         want = min(MAX_COUNT * 4, max(count * 3, count + 10)) if prefs.boost_tags else count
         request = RecommendRequest(count=want, discovery=level, tags=tags,
@@ -600,7 +605,8 @@ class RecommendService:
                 found = await catalog.search_artists(key, limit=1)
                 artist = found[0] if found else None
         if artist is None and graph.client is None:
-            raise NotFound(f"I don't know an artist called “{query[:100]}”.")
+            raise NotFound(did_you_mean(f"I don't know an artist called “{query[:100]}”.",
+                                        await suggest_artist(self.services, query)))
         engine = await self._engine_if_any(kind) if artist is not None else None
         if artist is not None and engine is not None and artist.id in engine.items:
             recs = await asyncio.to_thread(engine.similar, artist.id, count)
@@ -609,7 +615,11 @@ class RecommendService:
             return SimilarResult(artist.name, tuple(decorated))
         if graph.client is None and artist is not None:
             raise NotFound(f"I don't know enough about {artist.name} yet to find similar artists.")
-        answer = await graph.similar_to(artist.name if artist is not None else query, limit=count)
+        try:
+            answer = await graph.similar_to(artist.name if artist is not None else query, limit=count)
+        except NotFound as exc:  # neither we nor Last.fm know the name: suggest the closest one we know
+            raise NotFound(did_you_mean(exc.user_message, await suggest_artist(self.services, query)),
+                           detail=exc.detail) from None
         recs = [Recommendation(kind=Kind.ARTIST, item_id=int(a.id), name=a.name, score=match,
                                evidence=Evidence(items=(Weighted(answer.seed, match),), sources={"graph": match},
                                                  note=f"similar to {answer.seed} on Last.fm"),
@@ -630,19 +640,18 @@ class RecommendService:
         key = artist_key(prefix or "")
         async with self.services.session() as session:
             found = await CatalogRepository(session).search_artists(key, limit=limit)
-        return [a.name for a in found]
+        return await complete_artists(self.services, prefix, [a.name for a in found], limit)
 
     async def tag_autocomplete(self, prefix: str, limit: int = 25) -> list[str]:
-        """Tags to pick from: listener words only ("seen live" is no filter), one spelling each."""
-        from core.tags import is_listener_tag, tag_key
-
+        """Tags to pick from: listener words only ("seen live" is no filter), one spelling each;
+        the closest listener words when nothing starts with what was typed."""
         async with self.services.session() as session:
             names = await RecommendationRepository(session).search_tags(prefix or "", limit=limit * 4)
-        out: dict[str, str] = {}
-        for name in names:
+        shown: dict[str, str] = {}
+        for name in names:  # the stored spelling: it is what the tag filter matches
             if is_listener_tag(name):
-                out.setdefault(tag_key(name), name)
-        return list(out.values())[:limit]
+                shown.setdefault(tag_key(name), name)
+        return await complete_tags(self.services, prefix, list(shown.values())[:limit], limit)
 
     async def set_preferences(self, discord_id: int, text: str) -> Preferences:
         """Parse free text ("less metal, more 90s shoegaze") and store it; later /tune calls refine it."""

@@ -9,7 +9,7 @@ Why it looks like this:
 * Each training writes its own folder ``<model_dir>/recommender/<kind>/<version>/`` (manifest.json +
   arrays.npz, never pickle) and then records a `model_artifacts` row marked active. Serving
   processes look at the active row, so the CLI (`sonance train`), the scheduler's nightly job and
-  the bot can each train and the others follow. Old versions are pruned, keeping a few for rollback.
+  the bot can each train and the others follow. Old versions are pruned, keeping one for rollback.
 * Strengths use the same recency formula at training and serving time
   (`Interactions.from_arrays` / `UserHistory.from_rows`).
 """
@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 
 #: `model_artifacts.kind` of the hybrid recommender (compatibility uses "compat").
 ARTIFACT_KIND = "hybrid"
-#: Versions kept on disk per granularity (the active one plus a few to roll back to).
-KEEP_VERSIONS = 3
+#: Versions kept on disk per granularity: the active one and the one before it (to roll back to).
+#: More piled up: five demo runs left 375 MB of HetRec models behind.
+KEEP_VERSIONS = 2
 #: Below this many users x items there is nothing to learn from.
 MIN_USERS, MIN_ITEMS = 2, 3
 

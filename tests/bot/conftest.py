@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,37 @@ from core.services import Services, build_services
 from tests.bot.world import GUILD_ID, fake_world, seed_world
 from tests.conftest import make_settings
 from tests.fakes.discord_server import FakeDiscord, running_bot
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def one_answer_per_interaction(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every bot test: each interaction got exactly one clean answer (no second initial
+    response, no touch of a deleted message, no repeated message, no error after the answer), and
+    the bot never failed to deliver an error message.
+
+    Why autouse: the double refusal of issue 13 went unnoticed because no test looked for it.
+    """
+    fake: FakeDiscord | None = request.getfixturevalue("fake") if "fake" in request.fixturenames else None
+    collect = _Collect()
+    logger = logging.getLogger("sonance.bot")
+    logger.addHandler(collect)
+    try:
+        yield
+    finally:
+        logger.removeHandler(collect)
+    undelivered = [r.getMessage() for r in collect.records if "could not deliver" in r.getMessage()]
+    assert not undelivered, f"the bot could not deliver messages: {undelivered}"
+    if fake is not None:
+        fake.assert_one_answer_per_interaction()
 
 
 @pytest.fixture

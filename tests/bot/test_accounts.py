@@ -328,6 +328,11 @@ async def test_forget_confirm_deletes_every_row_about_the_user(sonance: FakeDisc
     alice, bob = uid(world_services, "alice"), uid(world_services, "bob")
     await world_services.cache.set("recs", f"u{alice}:artists", ["x"])
     await world_services.cache.set("recs", f"u{bob}:artists", ["y"])
+    budget = world_services.explainer.budget if world_services.explainer else None
+    assert budget is not None
+    for user in (alice, alice, bob):  # model calls counted today (the explanation budget)
+        await budget.try_spend(user)
+    assert (await budget.spent_today(alice), await budget.spent_today(bob)) == (2, 1)
     assert await rows_about(world_services, alice)
 
     prompt = await run(sonance, "forget", user="alice")
@@ -352,6 +357,8 @@ async def test_forget_confirm_deletes_every_row_about_the_user(sonance: FakeDisc
     assert await rows_about(world_services, bob)
     assert await world_services.cache.get("recs", f"u{alice}:artists") is None
     assert await world_services.cache.get("recs", f"u{bob}:artists") == ["y"]
+    assert (await budget.spent_today(alice), await budget.spent_today(bob)) == (0, 1), \
+        "the explanation-budget key is gone with the user (in-process cache or Redis)"
     sonance.assert_clean()
 
 
@@ -624,3 +631,23 @@ async def test_a_failed_token_exchange_leaves_the_link_usable_until_it_succeeds(
     async with world_services.session() as s:
         account = await AccountRepository(s, None).get(uid(world_services, "erin"), "lastfm")
         assert account is not None and account.verified
+
+
+async def test_link_spotify_says_plainly_when_development_mode_is_full(
+        sonance: FakeDiscord, world_services: Services) -> None:
+    """Spotify's development mode admits 5 users (SPOTIFY_USER_LIMIT): the sixth member is told so
+    before any OAuth round trip, and pointed at Last.fm; a member already linked may relink."""
+    async with world_services.session() as s:
+        users = UserRepository(s)
+        for n in range(5):
+            user = await users.get_or_create_discord(1_400_000_000_000_000_000 + n, f"listener{n}")
+            await AccountRepository(s, world_services.cipher).link(user.id, "spotify", f"spotify-user-{n}")
+    full = await run(sonance, "link", subcommand="spotify", user="carol")
+    assert full.ephemeral and not full.components
+    assert full.content == ("Spotify linking is full: this bot's Spotify app is in Spotify's development mode, "
+                            "which allows only 5 users, and all 5 places are taken. Spotify is optional: "
+                            "/link lastfm gives Sonance everything it needs.")
+    async with world_services.session() as s:
+        await AccountRepository(s, world_services.cipher).link(uid(world_services, "dave"), "spotify", "dave-sp")
+    relink = await run(sonance, "link", subcommand="spotify", user="dave")
+    assert relink.ephemeral and buttons(relink), "a linked member can link again"

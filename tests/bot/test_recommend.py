@@ -124,7 +124,19 @@ async def test_similar_with_autocomplete(sonance: FakeDiscord) -> None:
     assert "Artists like Slowdive" == final.embeds[0]["title"]
     assert "My Bloody Valentine" in description or "Ride" in description or "Cocteau Twins" in description
     _, missing = await run(sonance, "similar", "carol", {"artist": "Nobody At All"})
-    assert "don't know" in (missing.content or "")
+    assert missing.content == "I don't know an artist called “Nobody At All”."
+
+
+async def test_a_misspelt_artist_gets_a_suggestion_and_typo_tolerant_autocomplete(sonance: FakeDiscord) -> None:
+    _, missing = await run(sonance, "similar", "carol", {"artist": "slowdvie"})
+    assert missing.ephemeral
+    assert missing.content == "I don't know an artist called “slowdvie”. Did you mean **Slowdive**?"
+    record = await sonance.dispatch(sonance.autocomplete("similar", "artist", "metalica", user=sonance.user("dave")))
+    await record.wait_ack()
+    assert [c["name"] for c in record.choices or []][:1] == ["Metallica"]
+    record = await sonance.dispatch(sonance.autocomplete("recommend", "tag", "shoegze", user=sonance.user("alice")))
+    await record.wait_ack()
+    assert [c["value"] for c in record.choices or []][:1] == ["shoegaze"]
 
 
 async def test_tag_autocomplete_and_filter(sonance: FakeDiscord) -> None:

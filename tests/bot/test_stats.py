@@ -53,6 +53,14 @@ async def test_whoknows_unknown_artist_and_nobody(sonance: FakeDiscord) -> None:
     sonance.assert_clean()
 
 
+async def test_whoknows_suggests_the_artist_a_typo_meant(sonance: FakeDiscord) -> None:
+    body = await final_body(sonance, sonance.slash("whoknows", {"artist": "Radiohed"}, user="alice"))
+    assert body["content"] == "I don't know an artist called **Radiohed** yet. Did you mean **Radiohead**?"
+    record = await sonance.dispatch(sonance.autocomplete("whoknows", "artist", "portshead", user="alice"))
+    await record.wait_ack()
+    assert [c["name"] for c in record.choices or []][:1] == ["Portishead"]
+
+
 async def test_whoknows_autocomplete_is_bounded_and_prefix_matched(sonance: FakeDiscord) -> None:
     record = await sonance.dispatch(sonance.autocomplete("whoknows", "artist", "", user="alice"))
     await record.wait_ack()

@@ -373,3 +373,42 @@ async def test_dm_command_component_update_and_select(fake: FakeDiscord) -> None
         assert (await pick.wait_ack()).type == 6
         assert (await pick.wait_final()).content == "picked a"
     fake.assert_clean()
+
+
+async def test_deleted_or_never_sent_messages_are_10008(fake: FakeDiscord) -> None:
+    """Like Discord: editing, fetching or deleting a message that was deleted (also when named by its
+    id) or never sent answers 404 10008, and the interaction's record counts it as a problem."""
+    bot = _make_bot(fake)
+    async with running_bot(bot, fake):
+        record = await fake.dispatch(fake.slash("once"))
+        await record.wait_ack()
+    assert record.answer_problems() == []
+    original_id = record.original_message["id"]  # type: ignore[index]
+    base = f"{fake.api_base}/webhooks/{fake.application_id}/{record.token}/messages"
+    headers = {"Authorization": f"Bot {fake.token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.delete(f"{base}/@original") as resp:
+            assert resp.status == 204
+        for method, target in (("PATCH", "@original"), ("PATCH", original_id), ("GET", "@original"),
+                               ("DELETE", original_id), ("PATCH", "123456789012345678")):
+            async with session.request(method, f"{base}/{target}", json={"content": "late"}) as resp:
+                assert resp.status == 404, (method, target)
+                assert await resp.json() == {"message": "Unknown Message", "code": 10008}
+    assert len(record.answer_problems()) == 5
+    with pytest.raises(AssertionError, match="10008"):
+        fake.assert_one_answer_per_interaction()
+
+
+async def test_a_repeated_answer_or_an_error_after_the_answer_is_a_problem(fake: FakeDiscord) -> None:
+    bot = _make_bot(fake)
+    async with running_bot(bot, fake):
+        record = await fake.dispatch(fake.slash("once"))
+        await record.wait_ack()
+    url = f"{fake.api_base}/webhooks/{fake.application_id}/{record.token}"
+    answer = record.final().content  # type: ignore[union-attr]
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as session:
+        for content in (answer, "Sorry, something went wrong on my side."):
+            async with session.post(url, json={"content": content}) as resp:
+                assert resp.status == 204
+    problems = record.answer_problems()
+    assert any("sent twice" in p for p in problems) and any("error message after" in p for p in problems)

@@ -242,3 +242,43 @@ async def test_the_composite_is_an_explainer(explainer: GroundedExplainer) -> No
 
     assert isinstance(explainer, Explainer)
     assert isinstance(explainer._llm, OpenAIExplainer) and isinstance(explainer._llm, Explainer)
+
+
+async def test_a_wrong_key_warns_once_pauses_and_shows_in_the_status(
+        openai_server: FakeOpenAIServer, cache: InProcessCache, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A 401 (wrong OPENAI_API_KEY) will not heal by itself: one WARNING, not one log line per call,
+    no further requests while paused, and the state /healthz shows says why."""
+    e = build_explainer(settings_for(openai_server.base_url, key="wrong"), cache)
+    assert e.status() == "ok"
+    with caplog.at_level(logging.DEBUG, logger="core.explain"):
+        first = await e.recommendations([artist_rec("A", 1), artist_rec("B", 2), artist_rec("C", 3)], user_id=USER)
+        for _ in range(5):
+            later = await e.recommendation(artist_rec(), user_id=USER)
+    await e.aclose()
+    assert {r.source for r in first} == {"template"} and later.source == "template"
+    assert len(openai_server.requests) == 3, "paused after the first refusal: no call per reply"
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        "explain.llm refused with http 401 (check OPENAI_API_KEY); using templates and retrying in 300 s"]
+    assert not [r for r in caplog.records if r.levelno == logging.INFO and "fallback" in r.getMessage()]
+    assert e.status() == "failing: http 401"
+
+
+async def test_the_status_recovers_when_the_model_answers_again(openai_server: FakeOpenAIServer,
+                                                               cache: InProcessCache) -> None:
+    now = [0.0]
+    e = build_explainer(settings_for(openai_server.base_url, key="wrong"), cache)
+    e._clock = lambda: now[0]  # the pause is minutes long: move the clock instead of waiting
+    await e.recommendation(artist_rec(), user_id=USER)
+    assert e.status() == "failing: http 401"
+    openai_server.api_key = "wrong"  # the operator fixed the key (here: the server accepts it)
+    now[0] += 301
+    r = await e.recommendation(artist_rec(), user_id=USER)
+    await e.aclose()
+    assert r.source == "llm" and e.status() == "ok"
+
+
+async def test_template_only_status_is_off(cache: InProcessCache) -> None:
+    e = build_explainer(settings_for(None, key=None), cache)
+    assert e.status() == "off"
+    await e.aclose()

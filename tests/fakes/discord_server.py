@@ -94,6 +94,10 @@ API_PREFIX = "/api/v10"
 ACK_DEADLINE_S = 3.0
 TOKEN_LIFETIME_S = 15 * 60
 
+#: Texts that mark an error message from the bot's one error policy (bot.interactions.handle_error):
+#: the apology, the cooldown and the check-failure answers.
+ERROR_MARKS = ("Sorry, something went wrong", "Easy there! Try again", "You can't use that here.")
+
 # Gateway opcodes (https://discord.com/developers/docs/topics/opcodes-and-status-codes).
 OP_DISPATCH = 0
 OP_HEARTBEAT = 1
@@ -244,6 +248,8 @@ class InteractionRecord:
         self.original_message: dict[str, Any] | None = None
         self.original_deleted = False
         self.deleted_followups: list[int] = []
+        #: Webhook requests (get/edit/delete) for a message that was deleted or never sent: 10008.
+        self.unknown_message_hits: list[str] = []
         self._cond = asyncio.Condition()
 
     # --- derived views ------------------------------------------------------------------------
@@ -275,6 +281,41 @@ class InteractionRecord:
         """The modal (type 9 data) the bot opened, if any."""
         ack = self.ack
         return ack.data if ack is not None and ack.type == CB_MODAL else None
+
+    def visible_messages(self) -> list[SentMessage]:
+        """Every message the user was shown, in order: type 4/7 responses, follow-ups, and @original
+        edits that carry something to read."""
+        shown = []
+        for event in self.events:
+            if isinstance(event, SentMessage) and event.kind in ("callback", "followup", "edit_original"):
+                body = event.body
+                if (event.kind == "callback"
+                        or any(body.get(k) for k in ("content", "embeds", "components", "attachments"))
+                        or event.files):
+                    shown.append(event)
+        return shown
+
+    def answer_problems(self) -> list[str]:
+        """Why this interaction did not get exactly one clean answer (empty when it did).
+
+        Discord refuses a second initial response (40060) and any touch of a message that was deleted
+        or never sent (10008); a user must also never see the same message twice, nor an error after
+        the answer (a refusal sent by a second error handler, or an apology for a failure after the
+        answer was delivered).
+        """
+        problems = [f"initial response rejected with {c.status}/{c.error_code}" for c in self.rejected_callbacks]
+        problems += [f"touched a deleted or never-sent message ({hit}): 10008" for hit in self.unknown_message_hits]
+        shown = self.visible_messages()
+        seen: set[str] = set()
+        for message in shown:
+            key = json.dumps({k: message.body.get(k) for k in ("content", "embeds")}, sort_keys=True, default=str)
+            if key in seen:
+                problems.append(f"the same message was sent twice: {message.content!r}")
+            seen.add(key)
+        for message in shown[1:]:
+            if any(mark in (message.content or "") for mark in ERROR_MARKS):
+                problems.append(f"an error message after the answer: {message.content!r}")
+        return problems
 
     def final(self) -> SentMessage | None:
         """The first visible answer: a type 4/7 response, a follow-up, or an @original edit with content."""
@@ -430,6 +471,8 @@ class FakeDiscord:
         self.allowed_intents = allowed_intents
         self.attachment_size_limit = attachment_size_limit
         self.validate = validate
+        #: When set, ``GET /users/@me`` (the login) waits for this event: a login in progress.
+        self.login_gate: asyncio.Event | None = None
 
         # Records.
         self.requests: list[RequestRecord] = []
@@ -528,6 +571,16 @@ class FakeDiscord:
                 for c in i.rejected_callbacks
             ]
             assert not rejected, f"rejected interaction callbacks: {rejected}"
+
+    def assert_one_answer_per_interaction(self) -> None:
+        """Fail unless every interaction got exactly one clean answer (see
+        :meth:`InteractionRecord.answer_problems`); the bot tests run this after every test."""
+        problems = {
+            f"{i.id} {(i.payload.get('data') or {}).get('name') or (i.payload.get('data') or {}).get('custom_id')}":
+                p
+            for i in self.interactions.values() if (p := i.answer_problems())
+        }
+        assert not problems, f"interactions without exactly one clean answer: {problems}"
 
     def requests_to(self, method: str, path_prefix: str) -> list[RequestRecord]:
         return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
@@ -869,6 +922,8 @@ class FakeDiscord:
     # REST: identity, gateway discovery
     # ----------------------------------------------------------------------------------------------
     async def _get_me(self, request: web.Request, record: RequestRecord) -> web.Response:
+        if self.login_gate is not None:  # a slow Discord: the login waits until the test opens the gate
+            await self.login_gate.wait()
         return _json(bot_user_payload(self.bot_user))
 
     async def _get_user(self, request: web.Request, record: RequestRecord, user_id: str) -> web.Response:
@@ -1172,19 +1227,21 @@ class FakeDiscord:
         return interaction
 
     def _webhook_message(self, interaction: InteractionRecord, message_id: str) -> dict[str, Any]:
-        if message_id == "@original":
-            if interaction.original_message is None or interaction.original_deleted:
-                raise _HTTPError(404, 10008, "Unknown Message")
-            return interaction.original_message
-        for sent in interaction.followups:
-            if (
-                sent.message
-                and sent.message["id"] == message_id
-                and int(message_id) not in interaction.deleted_followups
-            ):
-                return self.messages[int(message_id)]
-        if interaction.original_message is not None and interaction.original_message["id"] == message_id:
-            return interaction.original_message
+        """The message a webhook request names; 404 10008 "Unknown Message" (as Discord answers) when
+        it was deleted or never sent, also when the deleted original is named by its id."""
+        original = interaction.original_message
+        if message_id == "@original" or (original is not None and original["id"] == message_id):
+            if original is not None and not interaction.original_deleted:
+                return original
+        else:
+            for sent in interaction.followups:
+                if (
+                    sent.message
+                    and sent.message["id"] == message_id
+                    and int(message_id) not in interaction.deleted_followups
+                ):
+                    return self.messages[int(message_id)]
+        interaction.unknown_message_hits.append(message_id)
         raise _HTTPError(404, 10008, "Unknown Message")
 
     async def _webhook_execute(
@@ -2017,7 +2074,7 @@ async def running_bot(
     client: discord.Client,
     fake: FakeDiscord,
     *,
-    timeout: float = 10.0,  # noqa: ASYNC109 - startup deadline, not a cancellation scope
+    timeout: float = 60.0,  # noqa: ASYNC109 - startup deadline: cold imports of the cogs take 5-15 s on a busy machine
 ) -> AsyncIterator[discord.Client]:
     """Start ``client`` against ``fake``, wait for ``on_ready``, and close it cleanly on exit.
 

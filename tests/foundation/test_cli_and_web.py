@@ -74,3 +74,53 @@ async def test_healthz_and_only_known_routes(services: Services) -> None:
         big = await client.post("/healthz", data=b"x" * (MAX_BODY_BYTES + 1))
         assert big.status in (405, 413)
     assert aiohttp  # imported for the client types above
+
+
+async def test_healthz_reports_the_explainer_state(database_url: str, tmp_path: Path) -> None:
+    """A wrong OpenAI key: /healthz says "failing: http 401" (still 200: templates are served)."""
+    from core.services import build_services
+    from tests.conftest import make_settings
+    from tests.explain.conftest import artist_rec
+    from tests.fakes.openai_server import FakeOpenAIServer
+
+    async with FakeOpenAIServer() as llm:
+        settings = make_settings(database_url, tmp_path, OPENAI_API_KEY="wrong-key", OPENAI_BASE_URL=llm.base_url)
+        services = await build_services(settings, upgrade_schema=False)
+        try:
+            async with TestClient(TestServer(build_web_app(services))) as client:
+                body = await (await client.get("/healthz")).json()
+                assert body["explainer"] == "starting"
+                await services.start_clients()
+                body = await (await client.get("/healthz")).json()
+                assert body["explainer"] == "ok"
+                assert services.explainer is not None
+                await services.explainer.recommendation(artist_rec(), user_id=1)
+                response = await client.get("/healthz")
+                body = await response.json()
+                assert response.status == 200 and body["status"] == "ok"
+                assert body["explainer"] == "failing: http 401"
+        finally:
+            await services.close()
+
+
+def test_secret_prints_a_new_usable_key(tmp_path: Path) -> None:
+    from core.crypto import TokenCipher
+
+    first, second = sonance("secret", cwd=tmp_path), sonance("secret", cwd=tmp_path)
+    assert first.returncode == 0 and first.stderr == ""
+    [line] = first.stdout.splitlines()
+    name, _, value = line.partition("=")
+    assert name == "SONANCE_SECRET_KEY" and len(value) >= 48 and value not in second.stdout
+    cipher = TokenCipher(value)
+    assert cipher.decrypt(cipher.encrypt("a token")) == "a token"
+
+
+def test_scripts_sonance_works_where_the_user_stands(tmp_path: Path) -> None:
+    """`.env`, relative paths and the database are those of the current directory (issue 13 §5)."""
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite:///here.db\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SONANCE_"))}
+    env["SONANCE_VENV"] = sys.prefix  # the running virtualenv: nothing to install
+    result = subprocess.run([str(ROOT / "scripts" / "sonance"), "db", "upgrade"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "here.db").exists() and not (ROOT / "here.db").exists()

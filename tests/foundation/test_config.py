@@ -51,3 +51,26 @@ def test_scrubber_removes_secret_values_from_log_records() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "token is %s", ("sekrit-value-42",), None)
     SecretScrubber(["sekrit-value-42"]).filter(record)
     assert record.getMessage() == "token is ***"
+
+
+ENV_EXAMPLE = __import__("pathlib").Path(__file__).resolve().parents[2] / ".env.example"
+
+
+def test_env_example_lists_every_setting() -> None:
+    listed = {line.split("=", 1)[0] for line in ENV_EXAMPLE.read_text().splitlines()
+              if line and not line.startswith("#") and "=" in line}
+    aliases = {str(field.validation_alias) for field in Settings.model_fields.values()}
+    assert aliases - listed == set(), "settings missing from .env.example"
+    assert listed - aliases == set(), ".env.example names settings that do not exist"
+
+
+def test_a_copied_env_example_loads_with_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cp .env.example .env` must not break start-up: blank optional settings are "not set"."""
+    for name in ("DATABASE_URL", "REDIS_URL", "DISCORD_TOKEN", "DISCORD_DEV_GUILD_ID"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=ENV_EXAMPLE)  # type: ignore[call-arg]
+    defaults = _settings()
+    assert settings.discord_dev_guild_id is None and settings.redis_url is None
+    assert settings.model_dump() == defaults.model_dump()
+    with pytest.raises(ConfigError, match="set DISCORD_TOKEN"):
+        settings.require("discord_token")

@@ -72,5 +72,6 @@ async def bot_world(settings: Settings, *, prepare: Callable[[Services], Awaitab
             bot = create_bot(services, guild_ready_timeout=0.05)
             async with running_bot(bot, fake):
                 yield fake, services
+            fake.assert_one_answer_per_interaction()  # even under faults: one answer, never a second
     finally:
         await services.close()

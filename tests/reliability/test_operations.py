@@ -111,7 +111,8 @@ async def test_healthz_reports_database_cache_and_scheduler(services: Services) 
         resp = await web.get("/healthz")
         body = await resp.json()
         assert resp.status == 200
-        assert body == {"database": "ok", "cache": "ok", "scheduler": "stopped", "jobs": 1, "status": "ok"}
+        assert body == {"database": "ok", "cache": "ok", "explainer": "off", "scheduler": "stopped", "jobs": 1,
+                        "status": "ok"}
 
         scheduler.start()
         try:

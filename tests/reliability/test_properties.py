@@ -31,7 +31,6 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-import core
 from core.db.models import Base, UserSettings
 from core.db.repositories import UserRepository
 from core.domain import Kind
@@ -60,11 +59,12 @@ from core.sources.spotify_models import (
 from core.stats import StatsService
 from core.sync.imports import import_listen_file, import_listens_tsv
 from core.weekly import WeeklySettings, parse_hhmm, timezone_choices, zone
+from tests.conftest import AOTY_FIXTURES_DIR
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])
 PURE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-AOTY_ALBUM = Path(core.__file__).parents[1].parent / "shared/fixtures/aoty/album.html"
+AOTY_ALBUM = AOTY_FIXTURES_DIR / "album.html"
 
 # --- strategies --------------------------------------------------------------------------------
 

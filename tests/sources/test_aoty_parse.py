@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-import core
 from core.sources.aoty_parse import (
     AotyParseError,
     is_challenge_page,
@@ -14,9 +13,10 @@ from core.sources.aoty_parse import (
     parse_album_list,
     parse_search_albums,
 )
+from tests.conftest import AOTY_FIXTURES_DIR
 from tests.fakes.aoty_server import CHALLENGE_HTML
 
-REAL = Path(core.__file__).parents[1].parent / "shared/fixtures/aoty"
+REAL = AOTY_FIXTURES_DIR
 OWN = Path(__file__).parent / "fixtures" / "aoty"
 BASE = "https://www.albumoftheyear.org"
 ALBUM_URL = f"{BASE}/album/564912-asap-rocky-dont-be-dumb.php"

@@ -9,7 +9,12 @@ from discord.ext import commands
 
 from bot.client import create_bot
 from core.services import Services
-from tests.bot.conftest import bot_settings, fake, world_services  # noqa: F401 - fixtures reused here
+from tests.bot.conftest import (  # noqa: F401 - fixtures reused here (and the one-answer check)
+    bot_settings,
+    fake,
+    one_answer_per_interaction,
+    world_services,
+)
 from tests.fakes.discord_server import FakeDiscord, running_bot
 
 

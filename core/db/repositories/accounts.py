@@ -125,6 +125,12 @@ class AccountRepository:
         await self.session.flush()
         return True
 
+    async def linked_external_ids(self, provider: str) -> dict[int, str]:
+        """user id -> external id of every account linked with `provider` (a few rows: Spotify's
+        development mode admits five users)."""
+        stmt = select(LinkedAccount.user_id, LinkedAccount.external_id).where(LinkedAccount.provider == provider)
+        return {int(u): str(e) for u, e in (await self.session.execute(stmt)).all()}
+
     async def count_with_tokens(self) -> int:
         stmt = select(func.count()).select_from(LinkedAccount).where(
             or_(LinkedAccount.access_token_enc.is_not(None), LinkedAccount.refresh_token_enc.is_not(None)))

@@ -177,6 +177,15 @@ class CatalogRepository:
                 .order_by(Artist.name_key).limit(limit))
         return list((await self.session.execute(stmt)).scalars())
 
+    async def artist_names_by_plays(self, limit: int) -> list[str]:
+        """Artist names, most played (over all listeners) first, then by name: the candidates of
+        fuzzy suggestions (core.fuzzy), where the better-known of two close names should win."""
+        plays = (select(ArtistPlays.artist_id, func.sum(ArtistPlays.plays).label("plays"))
+                 .group_by(ArtistPlays.artist_id).subquery())
+        stmt = (select(Artist.name).outerjoin(plays, plays.c.artist_id == Artist.id)
+                .order_by(func.coalesce(plays.c.plays, 0).desc(), Artist.name_key).limit(limit))
+        return list((await self.session.execute(stmt)).scalars())
+
     async def artist_by_key(self, name_key: str) -> Artist | None:
         return (await self.session.execute(select(Artist).where(Artist.name_key == name_key))).scalar_one_or_none()
 
