@@ -143,7 +143,7 @@ async def test_a_servers_first_hour_gets_one_clean_answer_per_interaction(
 
     # -- garbage options Discord lets through
     _, nobody = await ask(fake, "similar", "gus", {"artist": "qwxzjkv"})
-    assert nobody.ephemeral and nobody.content == "I don't know an artist called “qwxzjkv”."
+    assert nobody.ephemeral and nobody.content == "I don't know an artist called “qwxzjkv”, and neither does Last.fm."
     _, typo = await ask(fake, "similar", "gus", {"artist": "portshead"})
     assert typo.ephemeral and typo.content.endswith("Did you mean **Portishead**?")
     _, no_tag = await ask(fake, "recommend", "fern", {"tag": "zzzz-not-a-genre", "count": 3})
