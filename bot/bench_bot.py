@@ -318,6 +318,7 @@ def bot_env(settings: Settings, fake: Any, web_port: int) -> dict[str, str]:
         DISCORD_DEV_GUILD_ID=str(settings.discord_dev_guild_id), DISCORD_TOKEN=fake.token,
         DISCORD_API_BASE=fake.api_base, DISCORD_GATEWAY_URL=fake.gateway_url,
         SONANCE_WEB_HOST="127.0.0.1", SONANCE_WEB_PORT=str(web_port), SONANCE_LOG_LEVEL=settings.log_level,
+        SONANCE_BASE_DATASET="none",  # measure the bot serving its members, not a base-corpus import
         PYTHONPATH=os.pathsep.join([str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
     )
     return env

@@ -20,7 +20,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DISCORD_", "DATABASE_URL", "REDIS_URL", "SONANCE_", "OPENAI_", "LASTFM_", "SPOTIFY_"))}
     env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}", "SONANCE_DATA_DIR": str(tmp_path / "data"),
-                "SONANCE_WEB_HOST": "127.0.0.1", "SONANCE_WEB_PORT": "0", **extra})
+                "SONANCE_WEB_HOST": "127.0.0.1", "SONANCE_WEB_PORT": "0",
+                "SONANCE_BASE_DATASET": "none",  # no base-corpus download from these start-up tests
+                **extra})
     return env
 
 
