@@ -53,6 +53,7 @@ class Evidence:
     aoty: AotyFacts | None = None
     popularity: float | None = None  # share of users who know the item, 0..1
     note: str | None = None  # e.g. "cold start: based on popular artists"
+    similar_to: tuple[Weighted, ...] = ()  # the user's items this one is similar to on Last.fm
 
 
 @dataclass(frozen=True)

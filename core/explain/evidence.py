@@ -160,6 +160,7 @@ def main_signal(sources: Mapping[str, float]) -> str | None:
         "popular": "popular right now",
         "pop": "popular right now",
         "aoty": "critics' favourites",
+        "graph": "similar artists on Last.fm",
     }.get(top.lower())
 
 
@@ -186,6 +187,7 @@ def recommendation_brief(rec: Recommendation) -> Brief:
             "item": _drop_empty({"kind": str(rec.kind), "name": rec.name, "artist": rec.artist}),
             "because_you_listen_to": _top((w.name for w in items), MAX_ITEMS),
             "matching_tags": _top((w.name for w in tags), MAX_ITEMS),
+            "similar_on_lastfm_to": _top((w.name for w in sorted(ev.similar_to, key=lambda w: -w.weight)), 3),
             "aoty": aoty,
             "listeners_who_know_it_percent": _num(ev.popularity * 100) if ev.popularity is not None else None,
             "main_signal": main_signal(ev.sources),

@@ -19,12 +19,16 @@ from core.recommender.models import (
     MostPop,
     QualityPrior,
     RP3beta,
+    SimilarGraph,
 )
 from core.recommender.tags import ItemTags
 
+#: SimilarGraph hyper-parameters (see `default_components`).
+GRAPH_PARAMS: dict[str, object] = {"weighting": "rank", "two_hop": 0.0}
+
 
 def default_components(tags: ItemTags | None = None, quality: np.ndarray | None = None,
-                       links: sp.spmatrix | None = None) -> dict[str, Model]:
+                       links: sp.spmatrix | None = None, graph: sp.spmatrix | None = None) -> dict[str, Model]:
     """EASE(+tags), RP3beta, ItemKNN, NMF, content TF-IDF, popularity; AOTY quality/links when given.
 
     Hyper-parameters come from a small grid on a HetRec validation split: EASE λ=100 on per-user
@@ -43,6 +47,8 @@ def default_components(tags: ItemTags | None = None, quality: np.ndarray | None 
         components["quality"] = QualityPrior(quality)
     if links is not None:
         components["links"] = ItemLinks(links)
+    if graph is not None:
+        components["graph"] = SimilarGraph(graph, **GRAPH_PARAMS)
     return components
 
 
