@@ -114,6 +114,92 @@ def _eval_runs(train: Path | None, test: Path | None, tags: Path | None, artists
             for c in community_seeds for s in split_seeds]
 
 
+@eval_app.command("tune")
+def eval_tune(
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="HetRec folder (default: the shared copy)."),
+    split_seed: list[int] = typer.Option([0, 1, 2], "--split-seed", help="Selection split seed(s)."),
+    community_size: int | None = typer.Option(None, "--community-size", min=2,
+                                              help="Tune for the small-community protocol instead."),
+    community_seed: list[int] = typer.Option([100, 101, 102, 103, 104, 105, 106, 107], "--community-seed",
+                                             help="Community seed(s) used for selection."),
+    base: bool = typer.Option(False, "--base", help="Community protocol with the base corpus."),
+    max_users: int = typer.Option(600, "--max-users", min=10, help="Validation users scored per seed."),
+    k: int = typer.Option(10, "--k", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
+) -> None:
+    """Re-derive the shipped hyper-parameters on VALIDATION data carved from each split's training rows.
+
+    The TEST part of every split is discarded before anything is fitted; the JSON lists every grid
+    point's validation NDCG per seed and the best point per component.
+    """
+
+    def body() -> None:
+        from core.datasets import find_hetrec_dir
+        from core.recommender.community import community_task
+        from core.recommender.hetrec import task_from_dir
+        from core.recommender.tuning import default_grid, tune_grid, validation_task
+
+        say = _say(False)
+        folder = find_hetrec_dir(data_dir)
+        if folder is None:
+            raise InvalidInput("No HetRec folder found: pass --data-dir DIR.")
+        tagged, names = folder / "user_taggedartists.dat", folder / "tags.dat"
+
+        def tasks():
+            for seed in split_seed:
+                if community_size is None:
+                    yield seed, validation_task(task_from_dir(folder, seed), seed, tagged, names, max_users)
+                    continue
+                for c in community_seed:
+                    task = community_task(folder, size=community_size, community_seed=c, split_seed=seed, base=base)
+                    yield seed, validation_task(task, seed, tagged, names, max_users)
+
+        result = tune_grid(tasks(), default_grid(), k=k, progress=say)
+        if not as_json:
+            for name, row in result["best"].items():
+                err_console.print(f"[bold]{name}[/]: {row['params']} validation ndcg@{k} {row['validation_ndcg']}")
+        console.print(json.dumps(result), highlight=False, soft_wrap=True)
+
+    run_cli(body)
+
+
+@eval_app.command("similar-graph")
+def eval_similar_graph(
+    out: Path = typer.Option(..., "--out", help="Where to write the SIMILAR.tsv."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="HetRec folder (default: the shared copy)."),
+    community_size: int | None = typer.Option(None, "--community-size", min=2,
+                                              help="Leave this community's listeners out of the graph."),
+    community_seed: int = typer.Option(0, "--community-seed"),
+    neighbours: int = typer.Option(100, "--neighbours", min=1, max=100),
+) -> None:
+    """Write a similar-artist graph built from co-listening (cosine of log1p plays, top N, best match 1)
+    as a SIMILAR.tsv, the stand-in for Last.fm's artist.getSimilar that `eval recommend --similar` reads."""
+
+    def body() -> None:
+        import numpy as np
+
+        from core.datasets import find_hetrec_dir, read_friend_pairs
+        from core.recommender.community import grow_community
+        from core.recommender.interactions import Interactions
+        from core.recommender.similar_graph import co_listening_graph, matrix_to_map, write_similar_tsv
+
+        folder = find_hetrec_dir(data_dir)
+        if folder is None:
+            raise InvalidInput("No HetRec folder found: pass --data-dir DIR.")
+        data = Interactions.from_hetrec(folder / "user_artists.dat")
+        keep = np.ones(data.n_users, dtype=bool)
+        if community_size is not None:
+            counts = np.diff(data.matrix.indptr)
+            members = grow_community({int(data.users.external(u)): int(counts[u]) for u in range(data.n_users)},
+                                     read_friend_pairs(folder / "user_friends.dat"), community_size, community_seed)
+            keep[data.users.indices(members)] = False
+        graph = matrix_to_map(co_listening_graph(data.matrix[np.flatnonzero(keep)], neighbours), data.items)
+        write_similar_tsv(out, graph)
+        err_console.print(f"wrote {sum(len(v) for v in graph.values()):,} links for {len(graph):,} artists to {out}")
+
+    run_cli(body)
+
+
 def _average(runs: list[dict[str, Any]], seeds: list[Any], k: int) -> dict[str, Any]:
     """Mean of every numeric figure over seeds, plus each seed's NDCG@k under "per_seed"."""
     out: dict[str, Any] = {}

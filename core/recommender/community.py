@@ -34,8 +34,8 @@ def grow_community(artist_counts: Mapping[int, int], friends: set[tuple[int, int
     """User ids of a friend community (BFS order) of `size` members, reproducible from `seed`.
 
     Neighbours are visited in id order. If the start's friendship component runs out before the
-    community is full, the search continues from another random eligible user (so every seed
-    yields a full community on any dataset with enough eligible users).
+    community is full, the search continues from another random user with >= 20 artists (then from
+    any eligible user), so every seed yields a full community when enough users are eligible.
     """
     eligible = {u for u, n in artist_counts.items() if n >= MEMBER_MIN_ARTISTS}
     starts = sorted(u for u, n in artist_counts.items() if n >= SEED_MIN_ARTISTS)
@@ -47,7 +47,9 @@ def grow_community(artist_counts: Mapping[int, int], friends: set[tuple[int, int
         adjacency.setdefault(a, []).append(b)
         adjacency.setdefault(b, []).append(a)
     rng = np.random.default_rng(seed)
+    # Restarts (only when a friendship component runs dry) prefer other heavy listeners, then anyone eligible.
     order = [int(u) for u in rng.permutation(starts)]
+    order += [int(u) for u in rng.permutation(sorted(eligible - set(starts)))]
     members: list[int] = []
     taken: set[int] = set()
     for start in order:
