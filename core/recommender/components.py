@@ -24,7 +24,7 @@ from core.recommender.models import (
 from core.recommender.tags import ItemTags
 
 #: SimilarGraph hyper-parameters (see `default_components`).
-GRAPH_PARAMS: dict[str, object] = {"weighting": "rank", "two_hop": 0.0}
+GRAPH_PARAMS: dict[str, object] = {"weighting": "rank", "two_hop": 0.0, "symmetric": True}
 
 
 def default_components(tags: ItemTags | None = None, quality: np.ndarray | None = None,

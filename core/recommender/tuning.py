@@ -52,10 +52,11 @@ def default_grid() -> list[GridPoint]:
         points.append(GridPoint("nmf", {"factors": factors},
                                 lambda tags, graph, f=factors: NMF(factors=f, weighting="log1p", max_iter=50,
                                                                    min_users=3)))
-    for weighting, two_hop in (("rank", 0.0), ("log1p", 0.0), ("binary", 0.0), ("rank", 0.3)):
-        points.append(GridPoint("graph", {"weighting": weighting, "two_hop": two_hop},
-                                lambda tags, graph, w=weighting, h=two_hop: SimilarGraph(graph, weighting=w,
-                                                                                         two_hop=h)))
+    for weighting, two_hop, symmetric in (("rank", 0.0, True), ("rank", 0.0, False), ("log1p", 0.0, True),
+                                          ("binary", 0.0, True), ("rank", 0.3, True)):
+        points.append(GridPoint("graph", {"weighting": weighting, "two_hop": two_hop, "symmetric": symmetric},
+                                lambda tags, graph, w=weighting, h=two_hop, s=symmetric: SimilarGraph(
+                                    graph, weighting=w, two_hop=h, symmetric=s)))
     return points
 
 

@@ -46,7 +46,7 @@ FACTORIES: dict[str, Callable[[World], Model]] = {
     "Links": lambda w: ItemLinks(w[2]),
     "Quality": lambda w: QualityPrior(_quality(w)),
     "SimilarGraph": lambda w: SimilarGraph(w[2]),  # the scene links as Last.fm's similar-artist graph
-    "SimilarGraph2hop": lambda w: SimilarGraph(w[2], weighting="log1p", two_hop=0.3),
+    "SimilarGraph2hop": lambda w: SimilarGraph(w[2], weighting="log1p", two_hop=0.3, symmetric=True),
 }
 PERSONALISED = {"ItemKNN", "RP3beta", "EASE", "EASE+tags", "NMF", "Content", "Links", "SimilarGraph",
                 "SimilarGraph2hop"}

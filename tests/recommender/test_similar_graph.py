@@ -136,18 +136,18 @@ def test_the_graph_reaches_artists_nobody_plays_and_says_so(tmp_path: Path) -> N
     similar = {1: {50: 1.0, 2: 0.6}, 2: {50: 0.8, 1: 0.9}, 4: {5: 1.0}}
     engine = fit_engine(_rows(), NAMES, {}, kind=Kind.ARTIST, now=NOW, tune=False, similar=similar)
     assert 50 in engine.items and "graph" in engine.hybrid.components
-    recs = engine.recommend(UserHistory([1, 2], [30.0, 10.0]), RecommendRequest(count=3))
+    recs = engine.recommend(UserHistory([1, 2], [30.0, 10.0]), RecommendRequest(count=5))
     pick = next(r for r in recs if r.item_id == 50)
     assert [w.name for w in pick.evidence.similar_to] == ["Slowdive", "Ride"]
     assert similar_line(pick) == "similar to Slowdive and Ride on Last.fm"
     _idx, text = recommendation_text(recommendation_brief(pick).facts, "k")
     assert "similar to Slowdive and Ride on Last.fm" in text, text
     # /similar for an artist reaches the graph's neighbour too, with the same evidence wording.
-    found = next(r for r in engine.similar(1, 5) if r.item_id == 50)
+    found = next(r for r in engine.similar(1, 6) if r.item_id == 50)
     assert similar_line(found) == "similar to Slowdive on Last.fm"
     # Saved and loaded from arrays.npz: the same list and evidence.
     loaded = RecommenderEngine.load(engine.save(tmp_path / "engine"))
-    again = loaded.recommend(UserHistory([1, 2], [30.0, 10.0]), RecommendRequest(count=3))
+    again = loaded.recommend(UserHistory([1, 2], [30.0, 10.0]), RecommendRequest(count=5))
     assert again == recs
 
 
