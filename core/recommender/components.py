@@ -39,7 +39,7 @@ def default_components(tags: ItemTags | None = None, quality: np.ndarray | None 
     no tags 0.1783, tags x60 0.1792); RP3beta α=1 β=0.25 k=200: 0.1697 (β=0.5 0.1033); ItemKNN
     k=200 shrink=10: 0.1710 (k=100 0.1681); NMF 16 factors on log1p: 0.1299 (32 factors 0.1154).
     The graph (``sonance eval tune --community-size 30``, community seeds 100-107 x split seeds 0-2):
-    rank weighting over G + Gᵀ 0.2042 (G alone 0.1917, log1p 0.2040, binary 0.2013, + two hops 0.2010).
+    rank weighting over G + Gᵀ 0.2042 (G alone 0.1917, log1p 0.2040, binary 0.2013, + two hops 0.2009).
     """
     components: dict[str, Model] = {
         "ease": EASE(l2=100.0, weighting="rank", min_users=3, tags=tags, tag_weight=30.0),
