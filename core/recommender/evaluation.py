@@ -115,5 +115,8 @@ def run_evaluation(task: EvalTask, *, k: int = 10, seed: int = 0, cold_start: in
 
 
 def _fit_hybrid(hybrid: Hybrid, task: EvalTask, seed: int, tune: bool, say: Callable[[str], None]) -> Scorer:
-    hybrid.fit(task.train, tune=tune, seed=seed, progress=say)
+    # Weights are tuned on validation rows of the evaluated users only: in the community protocol
+    # with --base, the graph was built from the base users' complete rows (validation included).
+    users = np.array(sorted(task.test), dtype=np.int64)
+    hybrid.fit(task.train, tune=tune, seed=seed, progress=say, validation_users=users)
     return hybrid.score

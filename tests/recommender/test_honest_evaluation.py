@@ -209,3 +209,16 @@ def test_tuning_sees_only_validation_rows_carved_from_training(folder: Path) -> 
     second_clean = tune_grid([(1, validation_task(task, 1, None, None))], grid)
     assert again == second_clean
     assert first["best"].keys() == {"knn", "rp3"}
+
+
+def test_blend_weights_can_be_tuned_on_chosen_users_only(folder: Path) -> None:
+    """The community protocol with --base tunes on members only: a graph built from the base users'
+    complete rows has seen their validation rows and would otherwise win every weight."""
+    task = task_from_dir(folder, seed=2)
+    members = np.array(sorted(task.test)[:12], dtype=np.int64)
+    everyone = Hybrid(default_components(task.tags)).fit(task.train, progress=lambda _m: None)
+    chosen = Hybrid(default_components(task.tags)).fit(task.train, progress=lambda _m: None,
+                                                       validation_users=members)
+    validation = holdout_split(task.train, seed=10_007)
+    assert chosen.tuning.validation_users == len(set(members.tolist()) & set(validation.test)) < len(validation.test)
+    assert everyone.tuning.validation_users == len(validation.test)
