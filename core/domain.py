@@ -56,6 +56,7 @@ class Evidence:
     #: a listener how popular something is. None = unknown, and then nothing is claimed.
     lastfm_listeners: int | None = None
     note: str | None = None  # e.g. "cold start: based on popular artists"
+    similar_to: tuple[Weighted, ...] = ()  # the user's items this one is similar to on Last.fm
 
 
 @dataclass(frozen=True)

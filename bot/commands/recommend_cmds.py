@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from bot.cli_app import bench_app, console, err_console, eval_app, run_cli
 from core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from core.recommender.evaluation import EvalTask
 
 
 def _say(quiet: bool):
@@ -36,32 +40,32 @@ def eval_recommend(
     k: int = typer.Option(10, "--k", min=1, help="List length for the @k metrics."),
     cold_start: int = typer.Option(3, "--cold-start", min=0, help="Also score users cut to N items (0: off)."),
     no_tune: bool = typer.Option(False, "--no-tune", help="Skip validation tuning (use default weights)."),
+    similar: Path | None = typer.Option(None, "--similar", help="SIMILAR.tsv: artistID similarArtistID match "
+                                        "(Last.fm artist.getSimilar); adds the SimilarGraph peer."),
+    community_size: int | None = typer.Option(None, "--community-size", min=2,
+                                              help="Small-community protocol: members per community."),
+    community_seed: list[int] = typer.Option([0], "--community-seed", help="Community seed(s); repeat for several."),
+    base: bool = typer.Option(False, "--base", help="Community protocol: also train on every other user's rows."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
 ) -> None:
     """Train on TRAIN only, rank every unseen artist for each TEST user, report NDCG/recall/HR@k."""
 
     def body() -> None:
-        from core.datasets import find_hetrec_dir
         from core.recommender.evaluation import run_evaluation
-        from core.recommender.hetrec import task_from_dir, task_from_files
 
         say = _say(False)
-        if train is not None or test is not None:
-            if train is None or test is None:
-                raise InvalidInput("Pass both --train and --test (or --data-dir).")
-            runs = [(None, task_from_files(train, test, tags, artists))]
-        else:
-            folder = find_hetrec_dir(data_dir)
-            if folder is None:
-                raise InvalidInput("No HetRec folder found: pass --data-dir DIR (or --train/--test files).")
-            runs = [(seed, task_from_dir(folder, seed)) for seed in split_seed]
+        runs = _eval_runs(train, test, tags, artists, data_dir, split_seed, similar, community_size,
+                          community_seed, base)
         per_seed: list[dict[str, Any]] = []
-        for seed, task in runs:
-            say(f"split seed {seed}: {task.train.n_users} users, {task.train.n_items} items, "
-                f"{len(task.test)} test users")
+        labels: list[str | int | None] = []
+        for label, seed, make_task in runs:
+            task = make_task()
+            say(f"{'split seed ' + str(label) if isinstance(label, int) else label}: {task.train.n_users} users, "
+                f"{task.train.n_items} items, {len(task.test)} test users")
             per_seed.append(run_evaluation(task, k=k, seed=seed or 0, cold_start=cold_start or None,
                                            tune=not no_tune, progress=say))
-        result = per_seed[0] if len(per_seed) == 1 else _average(per_seed, [s for s, _ in runs], k)
+            labels.append(label)
+        result = per_seed[0] if len(per_seed) == 1 else _average(per_seed, labels, k)
         if not as_json:
             _print_table(result, k)
         console.print(json.dumps(result, sort_keys=False), highlight=False, soft_wrap=True)
@@ -69,7 +73,134 @@ def eval_recommend(
     run_cli(body)
 
 
-def _average(runs: list[dict[str, Any]], seeds: list[int | None], k: int) -> dict[str, Any]:
+def _eval_runs(train: Path | None, test: Path | None, tags: Path | None, artists: Path | None,
+               data_dir: Path | None, split_seeds: list[int], similar: Path | None, community_size: int | None,
+               community_seeds: list[int], base: bool) -> list[tuple[str | int | None, int | None, Any]]:
+    """(label, split seed, task factory) per run; tasks are built lazily, one at a time, to bound memory."""
+    from core.datasets import find_hetrec_dir, read_artist_names
+    from core.recommender.community import community_task
+    from core.recommender.hetrec import task_from_dir, task_from_files
+    from core.recommender.similar_graph import graph_matrix, read_similar_tsv
+
+    def with_graph(task: EvalTask, known: Path | None) -> EvalTask:
+        if similar is None:
+            return task
+        ids = set(read_artist_names(known)) if known is not None and known.is_file() else None
+        return replace(task, graph=graph_matrix(read_similar_tsv(similar, ids), task.train.items))
+
+    if train is not None or test is not None:
+        if train is None or test is None:
+            raise InvalidInput("Pass both --train and --test (or --data-dir).")
+        if community_size is not None:
+            raise InvalidInput("--community-size needs --data-dir, not --train/--test.")
+        return [(None, None, lambda: with_graph(task_from_files(train, test, tags, artists), artists))]
+    folder = find_hetrec_dir(data_dir)
+    if folder is None:
+        raise InvalidInput("No HetRec folder found: pass --data-dir DIR (or --train/--test files).")
+    if similar is not None:  # validate the file before any long computation starts
+        read_similar_tsv(similar, set(read_artist_names(folder / "artists.dat")))
+    if base and community_size is None:
+        raise InvalidInput("--base only applies to the community protocol (--community-size).")
+    if community_size is None:
+        return [(seed, seed, lambda seed=seed: with_graph(task_from_dir(folder, seed), folder / "artists.dat"))
+                for seed in split_seeds]
+
+    def community(c: int, s: int) -> EvalTask:
+        task = community_task(folder, size=community_size, community_seed=c, split_seed=s, base=base,
+                              build_graph=similar is None)
+        return with_graph(task, folder / "artists.dat")
+
+    return [(f"community {c} split {s}", s, lambda c=c, s=s: community(c, s))
+            for c in community_seeds for s in split_seeds]
+
+
+@eval_app.command("tune")
+def eval_tune(
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="HetRec folder (default: the shared copy)."),
+    split_seed: list[int] = typer.Option([0, 1, 2], "--split-seed", help="Selection split seed(s)."),
+    community_size: int | None = typer.Option(None, "--community-size", min=2,
+                                              help="Tune for the small-community protocol instead."),
+    community_seed: list[int] = typer.Option([100, 101, 102, 103, 104, 105, 106, 107], "--community-seed",
+                                             help="Community seed(s) used for selection."),
+    base: bool = typer.Option(False, "--base", help="Community protocol with the base corpus."),
+    max_users: int = typer.Option(600, "--max-users", min=10, help="Validation users scored per seed."),
+    k: int = typer.Option(10, "--k", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
+) -> None:
+    """Re-derive the shipped hyper-parameters on VALIDATION data carved from each split's training rows.
+
+    The TEST part of every split is discarded before anything is fitted; the JSON lists every grid
+    point's validation NDCG per seed and the best point per component.
+    """
+
+    def body() -> None:
+        from core.datasets import find_hetrec_dir
+        from core.recommender.community import community_task
+        from core.recommender.hetrec import task_from_dir
+        from core.recommender.tuning import default_grid, tune_grid, validation_task
+
+        say = _say(False)
+        folder = find_hetrec_dir(data_dir)
+        if folder is None:
+            raise InvalidInput("No HetRec folder found: pass --data-dir DIR.")
+        tagged, names = folder / "user_taggedartists.dat", folder / "tags.dat"
+
+        def tasks():
+            for seed in split_seed:
+                if community_size is None:
+                    yield seed, validation_task(task_from_dir(folder, seed), seed, tagged, names, max_users)
+                    continue
+                for c in community_seed:
+                    task = community_task(folder, size=community_size, community_seed=c, split_seed=seed, base=base)
+                    yield seed, validation_task(task, seed, tagged, names, max_users)
+
+        result = tune_grid(tasks(), default_grid(), k=k, progress=say)
+        if not as_json:
+            for name, row in result["best"].items():
+                err_console.print(f"[bold]{name}[/]: {row['params']} validation ndcg@{k} {row['validation_ndcg']}")
+        console.print(json.dumps(result), highlight=False, soft_wrap=True)
+
+    run_cli(body)
+
+
+@eval_app.command("similar-graph")
+def eval_similar_graph(
+    out: Path = typer.Option(..., "--out", help="Where to write the SIMILAR.tsv."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="HetRec folder (default: the shared copy)."),
+    community_size: int | None = typer.Option(None, "--community-size", min=2,
+                                              help="Leave this community's listeners out of the graph."),
+    community_seed: int = typer.Option(0, "--community-seed"),
+    neighbours: int = typer.Option(100, "--neighbours", min=1, max=100),
+) -> None:
+    """Write a similar-artist graph built from co-listening (cosine of log1p plays, top N, best match 1)
+    as a SIMILAR.tsv, the stand-in for Last.fm's artist.getSimilar that `eval recommend --similar` reads."""
+
+    def body() -> None:
+        import numpy as np
+
+        from core.datasets import find_hetrec_dir, read_friend_pairs
+        from core.recommender.community import grow_community
+        from core.recommender.interactions import Interactions
+        from core.recommender.similar_graph import co_listening_graph, matrix_to_map, write_similar_tsv
+
+        folder = find_hetrec_dir(data_dir)
+        if folder is None:
+            raise InvalidInput("No HetRec folder found: pass --data-dir DIR.")
+        data = Interactions.from_hetrec(folder / "user_artists.dat")
+        keep = np.ones(data.n_users, dtype=bool)
+        if community_size is not None:
+            counts = np.diff(data.matrix.indptr)
+            members = grow_community({int(data.users.external(u)): int(counts[u]) for u in range(data.n_users)},
+                                     read_friend_pairs(folder / "user_friends.dat"), community_size, community_seed)
+            keep[data.users.indices(members)] = False
+        graph = matrix_to_map(co_listening_graph(data.matrix[np.flatnonzero(keep)], neighbours), data.items)
+        write_similar_tsv(out, graph)
+        err_console.print(f"wrote {sum(len(v) for v in graph.values()):,} links for {len(graph):,} artists to {out}")
+
+    run_cli(body)
+
+
+def _average(runs: list[dict[str, Any]], seeds: list[Any], k: int) -> dict[str, Any]:
     """Mean of every numeric figure over seeds, plus each seed's NDCG@k under "per_seed"."""
     out: dict[str, Any] = {}
     for name, metrics in runs[0].items():

@@ -46,6 +46,14 @@ def page_items(result: RecommendationList, page: int) -> tuple[ShownRecommendati
     return result.items[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
 
 
+def similar_line(rec: Recommendation) -> str | None:
+    """"similar to Radiohead and Portishead on Last.fm" when Last.fm's similar-artist graph drove the pick."""
+    names = [esc(w.name) for w in rec.evidence.similar_to[:2]]
+    if not names:
+        return None
+    return f"similar to {' and '.join(names)} on Last.fm"
+
+
 def aoty_line(rec: Recommendation) -> str | None:
     """"AOTY critics 86 (41) · users 82 (1,204)" when albumoftheyear.org knows the album."""
     facts = rec.evidence.aoty
@@ -79,9 +87,9 @@ def recommendations_embed(result: RecommendationList, page: int, asker: str) -> 
     lines = []
     for number, shown in enumerate(page_items(result, page), start=page * PAGE_SIZE + 1):
         line = f"**{number}.** {item_title(shown.rec)}\n{esc(clip(shown.reason, REASON_CHARS))}"
-        extra = aoty_line(shown.rec)
-        if extra:
-            line += f"\n*{extra}*"
+        for extra in (similar_line(shown.rec), aoty_line(shown.rec)):
+            if extra and extra not in shown.reason:
+                line += f"\n*{extra}*"
         lines.append(line)
     embed = discord.Embed(title=clip(title, MAX_TITLE), description=clip("\n\n".join(lines), MAX_DESCRIPTION),
                           colour=discord.Colour(ACCENT))
@@ -98,7 +106,8 @@ def similar_embed(result: SimilarResult) -> discord.Embed:
     lines = []
     for number, rec in enumerate(result.items, start=1):
         tags = ", ".join(esc(t) for t in display_tags((t.name for t in rec.evidence.tags), 3))
-        lines.append(f"**{number}.** {item_title(rec)}" + (f" · {tags}" if tags else ""))
+        graph = similar_line(rec)
+        lines.append(f"**{number}.** {item_title(rec)}" + (f" · {tags}" if tags else "") + (f" · {graph}" if graph else ""))
     embed = discord.Embed(title=clip(f"Artists like {result.seed}", MAX_TITLE),
                           description=clip("\n".join(lines) or "Nothing close enough yet.", MAX_DESCRIPTION),
                           colour=discord.Colour(ACCENT))

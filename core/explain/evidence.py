@@ -170,6 +170,7 @@ def main_signal(sources: Mapping[str, float]) -> str | None:
         "popular": "popular right now",
         "pop": "popular right now",
         "aoty": "critics' favourites",
+        "graph": "similar artists on Last.fm",
     }.get(top.lower())
 
 
@@ -196,6 +197,7 @@ def recommendation_brief(rec: Recommendation) -> Brief:
             "item": _drop_empty({"kind": str(rec.kind), "name": rec.name, "artist": rec.artist}),
             "because_you_listen_to": _top((w.name for w in items), MAX_ITEMS),
             "matching_tags": _tags((w.name for w in tags), MAX_ITEMS),
+            "similar_on_lastfm_to": _top((w.name for w in sorted(ev.similar_to, key=lambda w: -w.weight)), 3),
             "aoty": aoty,
             "artist_listeners_on_lastfm": ev.lastfm_listeners,
             "artist_listeners_on_lastfm_in_words": listeners_in_words(ev.lastfm_listeners),

@@ -88,6 +88,7 @@ def _rec_ctx(facts: dict[str, Any]) -> dict[str, Any]:
         "it": "they" if item.get("kind") == "artist" else "it",
         "items": facts.get("because_you_listen_to", []),
         "tags": facts.get("matching_tags", []),
+        "similar": facts.get("similar_on_lastfm_to", []),
         "aoty": facts.get("aoty", {}),
         "listeners": facts.get("artist_listeners_on_lastfm"),
         "listeners_words": facts.get("artist_listeners_on_lastfm_in_words"),
@@ -190,6 +191,13 @@ def _tag_extra(c: dict[str, Any], variant: int, reason: str) -> str | None:
             f"Think {join(tags[:2])}.")[variant % 3]
 
 
+def _similar_extra(c: dict[str, Any]) -> str | None:
+    """Last.fm's similar-artist graph drove it: say so in Last.fm's own words."""
+    if not c["similar"]:
+        return None
+    return f"{'They are' if c['it'] == 'they' else 'It is'} similar to {join(c['similar'][:2])} on Last.fm."
+
+
 def recommendation_text(facts: dict[str, Any], key: object, used: set[int] | None = None) -> tuple[int, str]:
     """One or two sentences for a recommendation; returns (shape index, text)."""
     c = _rec_ctx(facts)
@@ -200,7 +208,7 @@ def recommendation_text(facts: dict[str, Any], key: object, used: set[int] | Non
     else:
         idx, reason = choose(REASONS, facts, seed, used)
     v = seed >> 8
-    for extra in (_aoty_extra(c, v), _pop_extra(c, v), _tag_extra(c, v, reason)):
+    for extra in (_similar_extra(c), _aoty_extra(c, v), _pop_extra(c, v), _tag_extra(c, v, reason)):
         if extra:
             return idx, f"{reason} {extra}"
     return idx, reason

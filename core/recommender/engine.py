@@ -27,6 +27,7 @@ from core.recommender.models import Model
 from core.recommender.models._row import UserRow
 from core.recommender.models.content import ContentTfidf
 from core.recommender.requests import RecommendRequest, UserHistory
+from core.recommender.similar_graph import graph_matrix
 from core.recommender.tags import ItemTags
 
 # Feedback and dial strengths, in standard deviations of the user's blended scores.
@@ -35,7 +36,8 @@ DISLIKE_PUSH = 2.0
 DISCOVERY_PENALTY = 4.0
 DISCOVERY_QUALITY = 1.0  # with AOTY data, deep cuts lean on quality so "obscure" never means "bad"
 NEIGHBOUR_COMPONENTS = ("knn", "content", "links")  # which similarities define "near neighbours"
-EVIDENCE_COMPONENTS = ("ease", "knn", "rp3", "content", "links")
+EVIDENCE_COMPONENTS = ("ease", "knn", "rp3", "content", "links", "graph")
+GRAPH_COMPONENT = "graph"  # Last.fm's similar-artist graph: its evidence reads "similar to X on Last.fm"
 
 
 def default_artifact_dir(models_dir: Path, kind: Kind) -> Path:
@@ -72,18 +74,22 @@ class RecommenderEngine:
               aoty: Mapping[object, AotyFacts] | None = None, components: Mapping[str, Model] | None = None,
               tune: bool = True, weights: Mapping[str, float] | None = None,
               cold_weights: Mapping[str, float] | None = None, seed: int = 0,
-              progress: Callable[[str], None] | None = None) -> RecommenderEngine:
+              progress: Callable[[str], None] | None = None,
+              similar: Mapping[object, Mapping[object, float]] | None = None) -> RecommenderEngine:
         """Tune on a validation split of `data`, fit the hybrid on all of it, return a ready engine.
 
         `tags` must follow `data.items` (build with `ItemTags.from_sources(data.items, …)`);
         `quality` is per-item AOTY quality (see `models.aoty.quality_from_facts`); `links` is an
-        items x items matrix of AOTY similar-album links. All optional.
+        items x items matrix of AOTY similar-album links; `similar` is Last.fm's similar-item graph
+        ({item id: {similar item id: match in (0, 1]}}, pairs outside `data.items` dropped), which
+        adds the "graph" component. All optional.
 
         Tuning fits every component twice (validation, then full), roughly tripling the cost. For
         frequent retrains pass the previous engine's `hybrid.weights` / `hybrid.cold_weights`
         with ``tune=False`` and retune on a slower schedule (e.g. nightly).
         """
-        parts = dict(components) if components is not None else default_components(tags, quality, links)
+        graph = graph_matrix(similar, data.items) if similar else None
+        parts = dict(components) if components is not None else default_components(tags, quality, links, graph)
         hybrid = Hybrid(parts, weights, cold_weights).fit(data, tune=tune, seed=seed, progress=progress)
         name_array = None
         if names is not None:
@@ -235,6 +241,7 @@ class RecommenderEngine:
         cold = row.nnz < self.hybrid.cold_threshold
         items_evidence = self._evidence_items(row, chosen, user) if with_evidence else [()] * len(chosen)
         tags_evidence = self._evidence_tags(row, chosen, user) if with_evidence else [()] * len(chosen)
+        graph_evidence = self._evidence_graph(row, chosen, user) if with_evidence else [()] * len(chosen)
         out = []
         for position, item in enumerate(chosen.tolist()):
             item_id = self.items.external(item)
@@ -244,6 +251,7 @@ class RecommenderEngine:
             else:
                 evidence = Evidence(
                     items=items_evidence[position], tags=tags_evidence[position],
+                    similar_to=graph_evidence[position],
                     sources={name: round(float(p[item]), 4) for name, p in parts.items()},
                     aoty=self.aoty.get(item_id), popularity=popularity,
                     note="cold start: based on few listens, leaning on tags and popularity" if cold else None)
@@ -284,6 +292,25 @@ class RecommenderEngine:
             norm = float(values.sum()) or 1.0
             out.append(tuple(Weighted(str(self.names[history[i]]), round(value / norm, 4))
                              for i, value in zip(order[positive].tolist(), values.tolist(), strict=True)))
+        return out
+
+    def _evidence_graph(self, row: sp.csr_matrix, items: np.ndarray, user: UserRow | None = None,
+                        top: int = 2) -> list[tuple[Weighted, ...]]:
+        """Per item, the user's items it is Last.fm-similar to, strongest (weighted match) first."""
+        graph = self.hybrid.components.get(GRAPH_COMPONENT)
+        if graph is None or row.nnz == 0:
+            return [()] * len(items)
+        found = graph.contributions(row, items) if user is None else graph.contributions_row(user, items)
+        if found is None:
+            return [()] * len(items)
+        history, values = found
+        out: list[tuple[Weighted, ...]] = []
+        for column in np.asarray(values, dtype=np.float64).T:
+            order = np.argsort(-column, kind="stable")[:top]
+            best = column[order]
+            norm = float(best[best > 0].sum()) or 1.0
+            out.append(tuple(Weighted(str(self.names[history[i]]), round(float(v) / norm, 4))
+                             for i, v in zip(order.tolist(), best.tolist(), strict=True) if v > 0))
         return out
 
     def _evidence_tags(self, row: sp.csr_matrix, items: np.ndarray, user: UserRow | None = None,

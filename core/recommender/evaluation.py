@@ -21,7 +21,7 @@ from core.recommender.components import default_components
 from core.recommender.hybrid import Hybrid
 from core.recommender.interactions import Interactions
 from core.recommender.metrics import summarise
-from core.recommender.models import NMF, ItemKNN, MostPop
+from core.recommender.models import NMF, ItemKNN, MostPop, SimilarGraph
 from core.recommender.splits import cut_histories
 from core.recommender.tags import ItemTags
 
@@ -35,6 +35,7 @@ class EvalTask:
     train: Interactions
     test: Mapping[int, np.ndarray]
     tags: ItemTags | None = None
+    graph: sp.csr_matrix | None = None  # similar-artist graph (items x items match), e.g. Last.fm's
 
 
 def peak_rss_mb() -> float:
@@ -73,17 +74,20 @@ def evaluate_scorer(score: Scorer, task: EvalTask, k: int, rows: sp.csr_matrix |
 
 def run_evaluation(task: EvalTask, *, k: int = 10, seed: int = 0, cold_start: int | None = 3,
                    tune: bool = True, progress: Callable[[str], None] | None = None) -> dict[str, dict[str, float]]:
-    """Hybrid vs MostPop, ItemKNN and plain NMF on one task; optional cold-start NDCG."""
+    """Hybrid vs MostPop, ItemKNN and plain NMF (and the similar-artist graph alone, when the task
+    has one); optional cold-start NDCG."""
     say = progress or (lambda _m: None)
     results: dict[str, dict[str, float]] = {}
     trained: dict[str, Scorer] = {}
-    hybrid = Hybrid(default_components(task.tags))
+    hybrid = Hybrid(default_components(task.tags, graph=task.graph))
     candidates: list[tuple[str, Callable[[], Scorer]]] = [
         ("hybrid", lambda: _fit_hybrid(hybrid, task, seed, tune, say)),
         ("MostPop", lambda: MostPop().fit(task.train).score),
         ("ItemKNN", lambda: ItemKNN().fit(task.train).score),
         ("NMF", lambda: NMF().fit(task.train).score),
     ]
+    if task.graph is not None:
+        candidates.append(("SimilarGraph", lambda: SimilarGraph(task.graph).fit(task.train).score))
     for name, fit in candidates:
         say(f"training {name}")
         started = time.perf_counter()
@@ -111,5 +115,8 @@ def run_evaluation(task: EvalTask, *, k: int = 10, seed: int = 0, cold_start: in
 
 
 def _fit_hybrid(hybrid: Hybrid, task: EvalTask, seed: int, tune: bool, say: Callable[[str], None]) -> Scorer:
-    hybrid.fit(task.train, tune=tune, seed=seed, progress=say)
+    # Weights are tuned on validation rows of the evaluated users only: in the community protocol
+    # with --base, the graph was built from the base users' complete rows (validation included).
+    users = np.array(sorted(task.test), dtype=np.int64)
+    hybrid.fit(task.train, tune=tune, seed=seed, progress=say, validation_users=users)
     return hybrid.score

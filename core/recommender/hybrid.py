@@ -72,12 +72,18 @@ class Hybrid:
 
     # --- training -------------------------------------------------------------------------------
     def fit(self, data: Interactions, *, tune: bool = True, seed: int = 0, max_validation_users: int = 1200,
-            progress: Callable[[str], None] | None = None) -> Self:
-        """Tune weights on a validation split of `data` (if `tune`), then fit everything on `data`."""
+            progress: Callable[[str], None] | None = None, validation_users: np.ndarray | None = None) -> Self:
+        """Tune weights on a validation split of `data` (if `tune`), then fit everything on `data`.
+
+        `validation_users` (user indices) limits whose carved-out rows the weights are tuned on: an
+        external input fitted on some users' complete rows (a similar-artist graph built from the
+        base corpus) has seen their validation rows, and would win every weight there.
+        """
         say = progress or (lambda message: log.info(message))
         if tune:
             started = time.perf_counter()
-            self.tuning = self._tune(data, seed=seed, max_users=max_validation_users, say=say)
+            self.tuning = self._tune(data, seed=seed, max_users=max_validation_users, say=say,
+                                     allowed=validation_users)
             self.tuning.seconds = time.perf_counter() - started
             self.weights = dict(self.tuning.weights)
             self.cold_weights = dict(self.tuning.cold_weights)
@@ -87,9 +93,12 @@ class Hybrid:
         self.n_items = data.n_items
         return self
 
-    def _tune(self, data: Interactions, *, seed: int, max_users: int, say: Callable[[str], None]) -> TuningReport:
+    def _tune(self, data: Interactions, *, seed: int, max_users: int, say: Callable[[str], None],
+              allowed: np.ndarray | None = None) -> TuningReport:
         validation = holdout_split(data, seed=seed + 10_007)
         users = np.array(sorted(validation.test), dtype=np.int64)
+        if allowed is not None:
+            users = users[np.isin(users, allowed)]
         if len(users) == 0:
             return TuningReport(dict(self.weights), dict(self.cold_weights))
         rng = np.random.default_rng(seed)

@@ -174,7 +174,8 @@ def evidence_to_json(rec: Recommendation) -> dict[str, Any]:
                 "tags": [{"name": w.name, "weight": w.weight} for w in ev.tags],
                 "sources": dict(ev.sources),
                 "aoty": None if ev.aoty is None else {f: getattr(ev.aoty, f) for f in _AOTY_FIELDS},
-                "popularity": ev.popularity, "lastfm_listeners": ev.lastfm_listeners, "note": ev.note}
+                "popularity": ev.popularity, "lastfm_listeners": ev.lastfm_listeners, "note": ev.note,
+                "similar_to": [{"name": w.name, "weight": w.weight} for w in ev.similar_to]}
     return {"name": rec.name, "artist": rec.artist, "score": rec.score, "url": rec.url,
             "image_url": rec.image_url, "evidence": evidence}
 
@@ -192,7 +193,8 @@ def recommendation_from_json(kind: str, item_id: int, data: dict[str, Any] | Non
         sources={str(k): float(v) for k, v in (ev.get("sources") or {}).items()},
         aoty=AotyFacts(**{**aoty, "genres": tuple(aoty.get("genres") or ())}) if isinstance(aoty, dict) else None,
         popularity=ev.get("popularity"), note=ev.get("note"),
-        lastfm_listeners=int(ev["lastfm_listeners"]) if ev.get("lastfm_listeners") is not None else None)
+        lastfm_listeners=int(ev["lastfm_listeners"]) if ev.get("lastfm_listeners") is not None else None,
+        similar_to=tuple(Weighted(str(w["name"]), float(w["weight"])) for w in ev.get("similar_to") or ()))
     return Recommendation(kind=Kind(kind), item_id=item_id, name=str(data.get("name") or "?"),
                           score=float(data.get("score") or 0.0), evidence=evidence, artist=data.get("artist"),
                           image_url=data.get("image_url"), url=data.get("url"))

@@ -34,7 +34,7 @@ from core.db.repositories.similar import SimilarGraphRepository
 from core.domain import Kind
 from core.errors import NotEnoughHistory
 from core.recommender.engine import RecommenderEngine, default_artifact_dir
-from core.recommender.interactions import Interactions
+from core.recommender.interactions import Interactions, Vocabulary
 from core.recommender.tags import ItemTags
 
 if TYPE_CHECKING:
@@ -96,17 +96,23 @@ def fit_engine(rows: list[ItemPlayRow], names: dict[int, str], sources: dict[str
                similar: SimilarGraphInput | None = None) -> RecommenderEngine:
     """The CPU-bound part (call it in a worker thread): interactions -> tags -> tuned hybrid.
 
-    `similar` (Last.fm's graph) is accepted but not used on this branch: the graph component is built
-    on the engine side (h12a), which replaces this function at merge.
+    `similar` is Last.fm's similar-item graph by DB id ({item: {similar item: match in (0, 1]}}).
+    Items that appear only there (nobody here plays them) still enter the catalogue, so the graph
+    component can recommend them; without it the engine is exactly as before.
     """
     say = _say(progress)
     if not rows:
         raise NotEnoughHistory(f"There is no listening data at {kind} level to learn from yet.")
+    item_ids = np.fromiter((r.item_id for r in rows), np.int64, len(rows))
+    vocabulary = None
+    if similar:
+        graph_ids = {int(a) for a in similar} | {int(b) for n in similar.values() for b in n}
+        vocabulary = Vocabulary.of(np.fromiter(set(item_ids.tolist()) | graph_ids, np.int64))
     data = Interactions.from_arrays(
         np.fromiter((r.user_id for r in rows), np.int64, len(rows)),
-        np.fromiter((r.item_id for r in rows), np.int64, len(rows)),
+        item_ids,
         np.fromiter((r.plays for r in rows), np.float64, len(rows)),
-        [r.last_played_at for r in rows], now=now,
+        [r.last_played_at for r in rows], now=now, item_vocabulary=vocabulary,
         item_artists=None if kind == Kind.ARTIST else {r.item_id: r.artist_id for r in rows})
     if data.n_users < MIN_USERS or data.n_items < MIN_ITEMS:
         raise NotEnoughHistory(f"Too little {kind} listening data to learn from yet "
@@ -114,7 +120,10 @@ def fit_engine(rows: list[ItemPlayRow], names: dict[int, str], sources: dict[str
     say(f"{data.n_users:,} listeners x {data.n_items:,} {kind}s, {data.matrix.nnz:,} pairs")
     tags = ItemTags.from_sources(data.items, sources)
     say(f"{len(tags.names):,} tags")
-    return RecommenderEngine.train(data, kind=kind, names=names, tags=tags, tune=tune, progress=say)
+    if similar:
+        say(f"similar graph: {sum(len(n) for n in similar.values()):,} links from {len(similar):,} {kind}s")
+    return RecommenderEngine.train(data, kind=kind, names=names, tags=tags, tune=tune, progress=say,
+                                   similar=similar or None)
 
 
 def model_version(kind: Kind, rows: list[ItemPlayRow], now: datetime) -> str:

@@ -26,8 +26,9 @@ def test_eval_recommend_from_files_prints_json_last(tmp_path) -> None:
             user += 1
     _write(tmp_path / "train.tsv", train)
     _write(tmp_path / "test.tsv", test)
+    # Tagged by a listener outside TRAIN/TEST: tag rows of test pairs would be dropped as leaks.
     (tmp_path / "tagged.dat").write_text("userID\tartistID\ttagID\n" + "".join(
-        f"1\t{a}\t{(a - 100) // 5}\n" for s in range(3) for a in scene_items(s)))
+        f"999\t{a}\t{(a - 100) // 5}\n" for s in range(3) for a in scene_items(s)))
     result = CliRunner().invoke(app, ["eval", "recommend", "--train", str(tmp_path / "train.tsv"),
                                       "--test", str(tmp_path / "test.tsv"), "--tags", str(tmp_path / "tagged.dat"),
                                       "--k", "3", "--json", "--no-tune"])

@@ -19,6 +19,7 @@ from core.recommender.models import (
     MostPop,
     QualityPrior,
     RP3beta,
+    SimilarGraph,
 )
 from core.recommender.tags import ItemTags
 from tests.recommender.conftest import row_of, scene_items
@@ -44,8 +45,11 @@ FACTORIES: dict[str, Callable[[World], Model]] = {
     "Content": lambda w: ContentTfidf(w[1]),
     "Links": lambda w: ItemLinks(w[2]),
     "Quality": lambda w: QualityPrior(_quality(w)),
+    "SimilarGraph": lambda w: SimilarGraph(w[2]),  # the scene links as Last.fm's similar-artist graph
+    "SimilarGraph2hop": lambda w: SimilarGraph(w[2], weighting="log1p", two_hop=0.3, symmetric=True),
 }
-PERSONALISED = {"ItemKNN", "RP3beta", "EASE", "EASE+tags", "NMF", "Content", "Links"}
+PERSONALISED = {"ItemKNN", "RP3beta", "EASE", "EASE+tags", "NMF", "Content", "Links", "SimilarGraph",
+                "SimilarGraph2hop"}
 
 
 @pytest.fixture(params=sorted(FACTORIES), scope="module")

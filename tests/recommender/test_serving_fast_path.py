@@ -4,7 +4,7 @@
 These tests keep the straightforward sparse implementation (the engine as it was before the fast
 path) as a reference and require the same items, order, scores and evidence, bit for bit, on a
 seeded synthetic catalogue with every component (EASE, RP3beta, ItemKNN, NMF, content, popularity,
-AOTY quality and links) and on the scene world, across the request controls.
+AOTY quality and links, the similar graph) and on the scene world, across the request controls.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def reference_recommend(engine: RecommenderEngine, history: UserHistory | sp.csr
     with_evidence = request.with_evidence
     items_evidence = reference_evidence_items(engine, row, chosen) if with_evidence else [()] * len(chosen)
     tags_evidence = reference_evidence_tags(engine, row, chosen) if with_evidence else [()] * len(chosen)
+    graph_evidence = reference_evidence_graph(engine, row, chosen) if with_evidence else [()] * len(chosen)
     out = []
     for position, item in enumerate(chosen.tolist()):
         item_id = engine.items.external(item)
@@ -78,7 +79,7 @@ def reference_recommend(engine: RecommenderEngine, history: UserHistory | sp.csr
         evidence = Evidence(popularity=popularity)
         if with_evidence:
             evidence = Evidence(
-                items=items_evidence[position], tags=tags_evidence[position],
+                items=items_evidence[position], tags=tags_evidence[position], similar_to=graph_evidence[position],
                 sources={name: round(float(p[item]), 4) for name, p in parts.items()},
                 aoty=engine.aoty.get(item_id), popularity=popularity,
                 note="cold start: based on few listens, leaning on tags and popularity" if cold else None)
@@ -107,6 +108,21 @@ def reference_evidence_items(engine: RecommenderEngine, row: sp.csr_matrix, item
     out: list[tuple[Weighted, ...]] = []
     for column in totals.T:
         order = [i for i in np.argsort(-column)[:top] if column[i] > 0]
+        norm = float(column[order].sum()) or 1.0
+        out.append(tuple(Weighted(str(engine.names[history[i]]), round(float(column[i]) / norm, 4))
+                         for i in order))
+    return out
+
+
+def reference_evidence_graph(engine: RecommenderEngine, row: sp.csr_matrix, items: np.ndarray,
+                             top: int = 2) -> list[tuple[Weighted, ...]]:
+    graph = engine.hybrid.components.get("graph")
+    if graph is None or row.nnz == 0:
+        return [()] * len(items)
+    history, values = graph.contributions(row, items)
+    out: list[tuple[Weighted, ...]] = []
+    for column in np.asarray(values, dtype=np.float64).T:
+        order = [i for i in np.argsort(-column, kind="stable")[:top] if column[i] > 0]
         norm = float(column[order].sum()) or 1.0
         out.append(tuple(Weighted(str(engine.names[history[i]]), round(float(column[i]) / norm, 4))
                          for i in order))
@@ -164,10 +180,15 @@ def synthetic_engine() -> tuple[RecommenderEngine, Interactions]:
     names = {1000 + i: f"Item {i}" for i in range(data.n_items)}
     # Every component weighted (tuning would zero some), warm and cold weights differ.
     weights = {"ease": 1.0, "rp3": 0.4, "knn": 0.7, "nmf": 0.5, "content": 1.5, "pop": 0.2, "quality": 0.3,
-               "links": 0.6}
+               "links": 0.6, "graph": 0.8}
     cold = {**weights, "content": 4.0, "pop": 2.0, "nmf": 3.0}
+    rng = np.random.default_rng(17)  # a Last.fm-like similar graph: up to 12 neighbours, match in (0, 1]
+    ids = data.items.ids.tolist()
+    similar = {a: {int(b): float(m) for b, m in zip(rng.choice(ids, int(rng.integers(0, 12)), replace=False),
+                                                    rng.uniform(0.05, 1.0, 12), strict=False) if b != a}
+               for a in ids}
     engine = RecommenderEngine.train(data, kind=Kind.ALBUM, names=names, tags=tags, quality=quality, links=links,
-                                     tune=False, weights=weights, cold_weights=cold)
+                                     tune=False, weights=weights, cold_weights=cold, similar=similar)
     return engine, data
 
 

@@ -1,9 +1,5 @@
 """End to end: members' plays synced from Last.fm -> Last.fm's similar graph fetched -> trained ->
 a recommendation of an artist nobody here plays, with "similar to X on Last.fm" evidence.
-
-Needs the engine's graph component (helper h12a's branch). On the storage branch alone `fit_engine`
-ignores the graph, so the test is marked xfail(strict=True): once the graph component is merged it
-passes, strict turns the XPASS into a failure, and whoever merges removes the marker.
 """
 
 from __future__ import annotations
@@ -41,7 +37,6 @@ def settings(database_url: str, tmp_path: Path, lastfm_fake: LastfmFake) -> Sett
     return make_settings(database_url, tmp_path, LASTFM_REQUESTS_PER_SECOND=100, **lastfm_fake.settings_overrides())
 
 
-@pytest.mark.xfail(strict=True, reason="needs the graph component of the hybrid (h12a); remove this marker at merge")
 async def test_synced_plays_graph_train_recommends_an_unplayed_artist_with_graph_evidence(
         services: Services, lastfm_fake: LastfmFake) -> None:
     await services.start_clients()

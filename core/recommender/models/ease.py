@@ -57,7 +57,8 @@ class EASE(Model):
         gram = (x.T @ x).toarray().astype(np.float64)
         if self.tags is not None and self.tag_weight > 0 and self.tags.matrix.shape[1]:
             # Tags as extra "pseudo-users": items sharing tags co-occur a little even when few
-            # people know both, which lifts NDCG on HetRec from 0.239 to 0.253 (seed 0).
+            # people know both: validation NDCG@10 0.1783 -> 0.1843 on HetRec (`sonance eval tune`,
+            # validation carved from the training rows of split seeds 0-2).
             vectors = tfidf_vectors(self.tags)[self.items]
             gram += self.tag_weight * (vectors @ vectors.T).toarray()
         gram[np.diag_indices_from(gram)] += self.l2

@@ -1,0 +1,105 @@
+"""Re-deriving the shipped hyper-parameters on validation data only (`sonance eval tune`).
+
+For each split seed the evaluation task is built exactly as `sonance eval recommend` builds it, and
+then its TEST part is thrown away: a validation split is carved from the *training* rows of the
+evaluated users (`VALIDATION_SEED_OFFSET + seed`), tag rows of both held-out sets are dropped, and
+every grid point is fitted on the rest and scored on validation NDCG@k. Nothing here ever reads a
+test item, so the figures it prints are the ones the docstrings in `components.py` and
+`models/ease.py` may quote. Split seeds 0-2 are the selection seeds; the quality tests use seed 7.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.recommender.evaluation import EvalTask, evaluate_scorer
+from core.recommender.hetrec import held_out_pairs, hetrec_tags
+from core.recommender.models import EASE, NMF, ItemKNN, Model, RP3beta, SimilarGraph
+from core.recommender.splits import holdout_split
+from core.recommender.tags import ItemTags
+
+VALIDATION_SEED_OFFSET = 10_007  # the same carve-out the hybrid uses for its blend weights
+SELECTION_SEEDS = (0, 1, 2)
+QUALITY_TEST_SEED = 7  # never used for selection
+#: A grid point replaces the incumbent (the component's first point, the shipped default) only when
+#: its mean validation NDCG is higher by more than this: smaller gaps are within seed-to-seed noise.
+MIN_GAIN = 0.001
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    component: str
+    params: dict[str, Any]
+    build: Callable[[ItemTags | None, Any], Model]
+
+
+def default_grid() -> list[GridPoint]:
+    """The small grid the shipped defaults come from (the first point of each component is the default)."""
+    points: list[GridPoint] = []
+    for l2, tag_weight in ((100.0, 30.0), (50.0, 30.0), (200.0, 30.0), (100.0, 0.0), (100.0, 60.0)):
+        points.append(GridPoint("ease", {"l2": l2, "tag_weight": tag_weight},
+                                lambda tags, graph, l2=l2, tw=tag_weight: EASE(l2=l2, weighting="rank", min_users=3,
+                                                                               tags=tags, tag_weight=tw)))
+    for beta in (0.25, 0.5):
+        points.append(GridPoint("rp3", {"alpha": 1.0, "beta": beta, "k": 200},
+                                lambda tags, graph, beta=beta: RP3beta(alpha=1.0, beta=beta, k=200, weighting="rank")))
+    for k in (200, 100):
+        points.append(GridPoint("knn", {"k": k, "shrink": 10.0},
+                                lambda tags, graph, k=k: ItemKNN(k=k, shrink=10.0, weighting="rank")))
+    for factors in (16, 32):
+        points.append(GridPoint("nmf", {"factors": factors},
+                                lambda tags, graph, f=factors: NMF(factors=f, weighting="log1p", max_iter=50,
+                                                                   min_users=3)))
+    for weighting, two_hop, symmetric in (("rank", 0.0, True), ("rank", 0.0, False), ("log1p", 0.0, True),
+                                          ("binary", 0.0, True), ("rank", 0.3, True)):
+        points.append(GridPoint("graph", {"weighting": weighting, "two_hop": two_hop, "symmetric": symmetric},
+                                lambda tags, graph, w=weighting, h=two_hop, s=symmetric: SimilarGraph(
+                                    graph, weighting=w, two_hop=h, symmetric=s)))
+    return points
+
+
+def validation_task(task: EvalTask, seed: int, tagged: Path | None = None, tag_names: Path | None = None,
+                    max_users: int | None = None) -> EvalTask:
+    """Validation carved from `task.train` for the users `task` evaluates; `task.test` is never read
+    beyond its keys (which users) and its pairs (whose tag rows must go)."""
+    split = holdout_split(task.train, seed=VALIDATION_SEED_OFFSET + seed)
+    users = sorted(u for u in task.test if u in split.test)
+    if max_users is not None and len(users) > max_users:
+        users = sorted(np.random.default_rng(seed).choice(users, max_users, replace=False).tolist())
+    tags = task.tags
+    if tagged is not None:
+        exclude = (held_out_pairs(task.train.users, task.train.items, task.test)
+                   | held_out_pairs(task.train.users, task.train.items, split.test))
+        tags = hetrec_tags(task.train.items, tagged, tag_names, exclude=exclude)
+    return EvalTask(split.train, {u: split.test[u] for u in users}, tags, task.graph)
+
+
+def tune_grid(tasks: Iterable[tuple[int, EvalTask]], grid: list[GridPoint], *, k: int = 10,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Validation NDCG@k of every grid point per seed, and the best point per component (by mean)."""
+    say = progress or (lambda _m: None)
+    scores: dict[int, list[float]] = {i: [] for i in range(len(grid))}
+    seeds: list[int] = []
+    for seed, task in tasks:
+        seeds.append(seed)
+        for index, point in enumerate(grid):
+            if point.component == "graph" and task.graph is None:
+                continue
+            model = point.build(task.tags, task.graph).fit(task.train)
+            value = evaluate_scorer(model.score, task, k)[f"ndcg@{k}"]
+            scores[index].append(value)
+            say(f"seed {seed}: {point.component} {point.params} validation ndcg@{k} {value:.4f}")
+    table = [{"component": p.component, "params": p.params, "per_seed": [round(v, 4) for v in scores[i]],
+              "validation_ndcg": round(float(np.mean(scores[i])), 4)}
+             for i, p in enumerate(grid) if scores[i]]
+    best: dict[str, Mapping[str, Any]] = {}
+    for row in table:
+        current = best.get(row["component"])
+        if current is None or row["validation_ndcg"] > current["validation_ndcg"] + MIN_GAIN:
+            best[row["component"]] = row
+    return {"seeds": seeds, "grid": table, "best": best}
