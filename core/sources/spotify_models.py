@@ -104,7 +104,11 @@ def parse_time(text: str) -> datetime:
 
 
 def parse_track(obj: Any, rank: int = 0) -> SpotifyTrack:
+    """A track we can store: it needs Spotify's id and a name (a local file has neither an id nor a
+    catalogue entry, and a null name would be stored as "None")."""
     try:
+        if not isinstance(obj["id"], str) or not isinstance(obj["name"], str):
+            raise SpotifyMalformed(f"track without a string id and name: id={obj['id']!r}")
         album = obj.get("album") or {}
         return SpotifyTrack(
             id=obj["id"], uri=obj.get("uri") or f"spotify:track:{obj['id']}", name=obj["name"],
@@ -130,6 +134,8 @@ def parse_recently_played(data: Any, after_ms: int | None) -> RecentlyPlayed:
     plays = []
     for item in data["items"]:
         try:
+            if isinstance(item["track"], dict) and item["track"].get("is_local") is True:
+                continue  # a local file played in the Spotify app: no catalogue id to learn from
             plays.append(SpotifyPlay(parse_track(item["track"]), parse_time(item["played_at"])))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: a non-string time
             raise SpotifyMalformed(f"bad play item: {exc!r}") from None

@@ -359,6 +359,10 @@ paging = st.one_of(json_like, st.fixed_dictionaries({"items": st.one_of(st.lists
 
 @PURE
 @given(payload=paging, after=st.one_of(st.none(), st.integers(min_value=0, max_value=2**62)))
+@example(payload={"items": [{"track": {"id": None, "name": None}, "played_at": "2004-11-09T11:33:20Z"}]},
+         after=None)  # found by hypothesis: a null id and name were returned as a play
+@example(payload={"items": [{"track": {"id": None, "name": "demo.mp3", "is_local": True},
+                             "played_at": "2004-11-09T11:33:20Z"}]}, after=None)  # a local file: skipped
 def test_spotify_parsers_give_valid_rows_or_spotify_malformed(payload: Any, after: int | None) -> None:
     try:
         played = parse_recently_played(payload, after)
