@@ -36,7 +36,8 @@ def bot_settings(database_url: str, tmp_path: Path, dataset_server: DatasetServe
     return make_settings(database_url, tmp_path, DISCORD_DEV_GUILD_ID=str(GUILD_ID),
                          SONANCE_PUBLIC_BASE_URL="http://127.0.0.1:8080", SONANCE_BASE_DATASET="hetrec",
                          SONANCE_BASE_DATASET_URL=dataset_server.url,
-                         SONANCE_BASE_DATASET_SHA256=dataset_server.sha256)
+                         SONANCE_BASE_DATASET_SHA256=dataset_server.sha256,
+                         SONANCE_DATASET_DIR=None)  # CI points this at the real HetRec: download the small one
 
 
 async def whoknows(fake: FakeDiscord, user: str) -> dict[str, object]:
