@@ -70,25 +70,37 @@ def candidate_top_pairs(space: TasteSpace, idx: np.ndarray, top: int) -> list[tu
     a, _ = space.component_scales
     ov = space.overlap[idx].tocsr()
     df = np.bincount(ov.indices, minlength=ov.shape[1])
-    rare = ((df >= 2) & (df <= DF_CAP)).astype(np.float64)
-    rare_ov = sp.csr_matrix(ov @ sp.diags(rare))
+    rare = ((df >= 2) & (df <= DF_CAP)).astype(np.float32)
+    rare_ov = sp.csr_matrix(ov @ sp.diags(rare), dtype=np.float32)
     rare_ov.eliminate_zeros()
     pop_ov = sp.csr_matrix(ov @ sp.diags((df > DF_CAP).astype(np.float64)))
-    p = np.sqrt(np.asarray(pop_ov.multiply(pop_ov).sum(axis=1)).ravel())
+    p = POP_WEIGHT * np.sqrt(np.asarray(pop_ov.multiply(pop_ov).sum(axis=1)).ravel())
     own = a[1] * _mean_affinity(space.tags_lsa[idx]) + a[2] * _mean_affinity(space.latent[idx])
+    # est(i, j) <= a_o shared(i, j) + row_cap[i]: entries whose shared overlap cannot lift them to the
+    # kept set's worst estimate are dropped before any per-entry arithmetic (a cheap first filter)
+    row_cap = a[0] * p * p.max() + own + own.max()
     keep = CANDIDATES_PER_PAIR * top
     rows = cols = np.zeros(0, dtype=np.int64)
     est = np.zeros(0)
+    floor = -np.inf
     for r0 in range(0, n - 1, BLOCK_ROWS):
-        # this block's rows against themselves and every later row: the upper triangle only
-        shared = (rare_ov[r0:r0 + BLOCK_ROWS] @ rare_ov[r0:].T).tocoo()
-        b_rows = shared.row.astype(np.int64) + r0
-        b_cols = shared.col.astype(np.int64) + r0
+        r1 = min(r0 + BLOCK_ROWS, n)
+        # this block's rows against themselves and every later row: the upper triangle (and the
+        # diagonal square's lower half, masked below)
+        shared = rare_ov[r0:r1] @ rare_ov[r0:].T
+        local = np.repeat(np.arange(r1 - r0), np.diff(shared.indptr))
+        hit = (np.ones(shared.data.size, dtype=bool) if not np.isfinite(floor) or a[0] <= 0 else
+               shared.data >= ((floor - row_cap[r0:r1]) / a[0] - 1e-6).astype(np.float32)[local])
+        b_rows = local[hit] + r0
+        b_cols = shared.indices[hit].astype(np.int64) + r0
+        vals = shared.data[hit].astype(np.float64)
         upper = b_cols > b_rows
-        b_rows, b_cols = b_rows[upper], b_cols[upper]
-        b_est = a[0] * (shared.data[upper] + POP_WEIGHT * p[b_rows] * p[b_cols]) + own[b_rows] + own[b_cols]
+        b_rows, b_cols, vals = b_rows[upper], b_cols[upper], vals[upper]
+        b_est = a[0] * (vals + p[b_rows] * p[b_cols]) + own[b_rows] + own[b_cols]
         rows, cols, est = _keep_best(np.concatenate([rows, b_rows]), np.concatenate([cols, b_cols]),
                                      np.concatenate([est, b_est]), keep)
+        if est.size >= keep:
+            floor = float(est.min())
     if rows.size == 0:
         return []
     raw = raw_scores(space, idx[rows], idx[cols])
