@@ -48,8 +48,12 @@ def bench_compat(
     as_json: bool = typer.Option(False, "--json", help="Print only one JSON line."),
     sizes: str = typer.Option("500,5000,20000", help="Comma-separated guild sizes."),
     repeat: int = typer.Option(3, min=1, help="Repetitions per timing (median reported)."),
+    seed: int = typer.Option(0, help="Seed of the synthetic profiles and of the guild samples."),
+    overlap_samples: int = typer.Option(3, min=0, help="Guilds per large size scored exhaustively too, "
+                                        "to report the top-10 overlap (0: skip)."),
 ) -> None:
-    """Pair-score latency and guild-leaderboard time on synthetic HetRec-shaped profiles."""
+    """Pair-score latency and guild-leaderboard time on synthetic HetRec-shaped profiles, and how
+    much of a large guild's top 10 agrees with exhaustive scoring."""
     from core.compat.bench import run_bench
     from core.errors import InvalidInput
 
@@ -60,7 +64,7 @@ def bench_compat(
             raise InvalidInput(f"--sizes must be whole numbers separated by commas, not {sizes!r}.") from None
         if not guilds or min(guilds) < 2:
             raise InvalidInput("--sizes needs guild sizes of at least 2.")
-        result = run_bench(guilds, repeat=repeat,
+        result = run_bench(guilds, repeat=repeat, seed=seed, overlap_samples=overlap_samples,
                            progress=None if as_json else lambda m: err_console.print(m, style="dim"))
         if not as_json:
             table = Table(title="Compatibility benchmark (synthetic HetRec-shaped profiles)")
@@ -71,6 +75,9 @@ def bench_compat(
                 table.add_row(f"{size:,}", f"{result.leaderboard_seconds[size]:.3f} s",
                               f"{result.matches_ms[size]:.1f} ms")
             console.print(table)
+            for size, share in result.top_pairs_overlap.items():
+                console.print(f"guild of {size:,}: top-10 overlap with exhaustive scoring {share:.1%} "
+                              f"(worst {result.top_pairs_overlap_min[size]:.0%} of {result.overlap_samples})")
             console.print(f"pair score {result.pair_score_ms:.2f} ms; with full breakdown "
                           f"{result.compare_ms:.2f} ms; building the space "
                           f"{next(iter(result.build_seconds.values())):.1f} s")

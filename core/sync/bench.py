@@ -1,5 +1,10 @@
 """`sonance bench sync`: listens ingested per second from a local fake Last.fm into a database.
 
+The raw figure lifts the rate limit to see what the sync and the database can take. A real sync is
+bounded by Last.fm instead: at the default 5 requests/s and 200 scrobbles a page, 1,000 listens/s at
+best. `run_limited` measures what a sync reaches through production's own limiter
+(`SourceLimiters.from_settings`), on a smaller history since it takes 1 s per 1,000 listens at best.
+
 The fake runs in its own process (`python -m tests.fakes.lastfm_server`, from a source checkout) so
 that generating pages does not steal the event loop being measured.
 """
@@ -27,8 +32,9 @@ from core.db.repositories import AccountRepository, UserRepository
 from core.errors import ConfigError
 from core.runtime import run_main
 from core.services import build_services
-from core.sources.http import RateLimiter, RetryPolicy
+from core.sources.http import RateLimiter, RetryPolicy, SourceLimiters
 from core.sources.lastfm import LastfmClient
+from core.sources.lastfm_history import PAGE_SIZE
 from core.sync.engine import LastfmSync
 
 
@@ -41,6 +47,25 @@ class SyncBenchResult:
     @property
     def per_second(self) -> float:
         return self.listens / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class LimitedSyncResult:
+    """A sync through the default Last.fm limiter, against its upper bound (requests/s x page size)."""
+
+    run: SyncBenchResult
+    requests_per_s: float
+    page_size: int
+
+    @property
+    def bound_per_s(self) -> float:
+        return self.requests_per_s * self.page_size
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {"database": self.run.database, "listens": self.run.listens, "seconds": round(self.run.seconds, 2),
+                "listens_per_s": round(self.run.per_second), "requests_per_s": self.requests_per_s,
+                "page_size": self.page_size, "bound_listens_per_s": round(self.bound_per_s),
+                "share_of_bound": round(self.run.per_second / self.bound_per_s, 3)}
 
 
 def _free_port() -> int:
@@ -104,17 +129,23 @@ async def _drop_pg(server_url: str, name: str) -> None:
     await admin.dispose()
 
 
-async def measure(database_url: str, api_root: str, label: str, *, prefetch: int = 4) -> SyncBenchResult:
-    settings = Settings(_env_file=None, DATABASE_URL=database_url, LASTFM_API_KEY="test-lastfm-key",  # type: ignore[call-arg]
-                        LASTFM_API_ROOT=api_root)
+def _settings(database_url: str, api_root: str) -> Settings:
+    return Settings(_env_file=None, DATABASE_URL=database_url, LASTFM_API_KEY="test-lastfm-key",  # type: ignore[call-arg]
+                    LASTFM_API_ROOT=api_root)
+
+
+async def measure(database_url: str, api_root: str, label: str, *, prefetch: int = 4,
+                  limiter: RateLimiter | None = None) -> SyncBenchResult:
+    """One full sync of the fake's history; `limiter` defaults to a practically unlimited one."""
+    settings = _settings(database_url, api_root)
     services = await build_services(settings)
     try:
         async with services.session() as session:
             user = (await UserRepository(session).ensure_dataset_users("bench", ["bench:1"]))["bench:1"]
             account = await AccountRepository(session, None).link(user, "lastfm", "bench")
         async with aiohttp.ClientSession() as http:
-            client = LastfmClient(settings, http, RateLimiter(10_000, burst=100), retry=RetryPolicy(attempts=3),
-                                  timeout_s=30)
+            client = LastfmClient(settings, http, limiter or RateLimiter(10_000, burst=100),
+                                  retry=RetryPolicy(attempts=3), timeout_s=30)
             engine = LastfmSync(services, client, prefetch=prefetch, commit_rows=5000)
             started = time.perf_counter()
             report = await engine.sync_account(account.id)
@@ -137,6 +168,20 @@ async def run_sync_bench(scrobbles: int, postgres_url: str | None) -> list[SyncB
             finally:
                 await _drop_pg(postgres_url, name)
     return results
+
+
+async def run_limited_bench(scrobbles: int) -> LimitedSyncResult:
+    """A sync of `scrobbles` listens into SQLite through the limiter production builds from the
+    default settings (the database is not the bottleneck at this rate)."""
+    with FakeLastfmProcess(scrobbles) as fake, tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'limited.db'}"
+        limiter = SourceLimiters.from_settings(_settings(url, fake.api_root)).lastfm
+        run = await measure(url, fake.api_root, "sqlite", limiter=limiter)
+    return LimitedSyncResult(run, limiter.rate_per_s, PAGE_SIZE)
+
+
+def run_limited(scrobbles: int) -> LimitedSyncResult:
+    return run_main(run_limited_bench(scrobbles))
 
 
 def default_postgres_url() -> str | None:
