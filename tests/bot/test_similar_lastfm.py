@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.client import create_bot
 from core.config import Settings
-from core.services import Services, build_services
 from tests.bot.driving import run
-from tests.bot.world import GUILD_ID, seed_world
+from tests.bot.world import GUILD_ID
 from tests.conftest import make_settings
-from tests.fakes.discord_server import FakeDiscord, running_bot
+from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.lastfm_server import LastfmFake
 
 
@@ -25,23 +23,9 @@ async def lastfm_fake() -> AsyncIterator[LastfmFake]:
 
 @pytest.fixture
 def bot_settings(database_url: str, tmp_path: Path, lastfm_fake: LastfmFake) -> Settings:
+    """The bot tests' world, with Last.fm configured (conftest's world_services and sonance use it)."""
     return make_settings(database_url, tmp_path, DISCORD_DEV_GUILD_ID=str(GUILD_ID),
                          SONANCE_PUBLIC_BASE_URL="http://127.0.0.1:8080", **lastfm_fake.settings_overrides())
-
-
-@pytest.fixture
-async def world_services(bot_settings: Settings) -> AsyncIterator[Services]:
-    services = await build_services(bot_settings, upgrade_schema=False)
-    services.extras["world_ids"] = await seed_world(services)
-    yield services
-    await services.close()
-
-
-@pytest.fixture
-async def sonance(fake: FakeDiscord, world_services: Services) -> AsyncIterator[FakeDiscord]:
-    bot = create_bot(world_services, guild_ready_timeout=0.05)
-    async with running_bot(bot, fake):
-        yield fake
 
 
 async def test_similar_for_an_artist_outside_the_catalogue_asks_lastfm(sonance: FakeDiscord,
