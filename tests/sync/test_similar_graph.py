@@ -246,8 +246,9 @@ async def _budget_run(services: Services, fake: LastfmFake, n_artists: int) -> t
     rate = services.settings.lastfm_requests_per_second
     # Never above the shared limit. Arrival times at the fake carry the event loop's stalls: grants
     # that fall due during a stall wake together when it ends, a short bunch the mean makes up for (as
-    # GCRA allows). So: the mean rate over the run is the limit, and no 2 s window runs 25 % over it.
-    assert _max_in_window(times, 2.0) <= 2.5 * rate
+    # GCRA allows; Last.fm's limit is an average). So: the mean rate over the run is the limit, and no
+    # 5 s window holds more than one second's worth of requests extra.
+    assert _max_in_window(times, 5.0) <= 6 * rate
     assert (len(times) - 1) / (times[-1] - times[0]) <= rate * 1.02
     async with services.session() as s:
         assert len(await SimilarGraphRepository(s).artist_graph()) == n_artists
