@@ -489,12 +489,7 @@ class AccountService:
                 raise InvalidInput("Spotify did not send an authorisation code. Please run /link spotify again.")
             tokens = await spotify.auth.exchange_code(code)
             api = spotify.for_user(tokens)
-            # SpotifyUserApi has no public /me yet; `_call` gives its retries and error mapping (a 403 from
-            # a dev-mode app's allow-list becomes AccountProblem("spotify_forbidden") with a clear message).
-            # spotipy's current_user() asks for "me/"; "me" is the documented path (and what fakes serve).
-            me = await api._call("me", lambda sp: sp._get("me"))
-            if not isinstance(me, dict) or not me.get("id"):
-                raise SourceUnavailable("spotify", detail="/me: no id in answer")
+            me = await api.me()  # a dev-mode app's allow-list refusal is AccountProblem("spotify_forbidden")
             tokens = api.tokens  # a refresh may have happened during /me
         name = str(me.get("display_name") or me["id"])
         return await self._pending("spotify", name, discord_id, {

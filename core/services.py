@@ -77,7 +77,7 @@ class Services:
         if settings.lastfm_api_key is not None:
             self.lastfm = LastfmClient(settings, self.http, self.limiters.lastfm)
         if settings.spotify_client_id and settings.spotify_client_secret and settings.spotify_redirect_uri:
-            self.spotify = SpotifyClient(settings, self.limiters.spotify)
+            self.spotify = SpotifyClient(settings, self.http, self.limiters.spotify)
         self.aoty = AotyClient(settings, self.http, self.limiters.aoty)
         self.explainer = build_explainer(settings, self.cache)
 

@@ -40,9 +40,10 @@ def settings(database_url: str, tmp_path: Path, spotify_fake: SpotifyFake) -> Se
 @pytest.fixture
 async def sync(services: Services) -> SpotifySync:
     await services.start_clients()
-    assert services.spotify is not None and services.limiters is not None
+    assert services.spotify is not None and services.limiters is not None and services.http is not None
     # the production client, with quicker backoff so outage tests stay fast (Retry-After still rules)
-    services.spotify = SpotifyClient(services.settings, services.limiters.spotify, retry=FAST_RETRY, timeout_s=2)
+    services.spotify = SpotifyClient(services.settings, services.http, services.limiters.spotify,
+                                     retry=FAST_RETRY, timeout_s=2)
     return SpotifySync(services, owner="test-worker")
 
 
