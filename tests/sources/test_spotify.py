@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -17,12 +16,6 @@ from core.sources.oauth_state import InMemoryNonceStore, OAuthStateSigner
 from core.sources.spotify import SpotifyAuth, SpotifyClient, SpotifyUserApi, TokenSet
 from tests.fakes.spotify_server import SpotifyFake, make_artist, make_track
 from tests.sources.conftest import FAST_RETRY, make_settings
-
-
-@pytest.fixture
-async def spotify_fake() -> AsyncIterator[SpotifyFake]:
-    async with SpotifyFake() as fake:
-        yield fake
 
 
 @pytest.fixture

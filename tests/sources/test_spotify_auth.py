@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -15,12 +14,6 @@ from core.errors import AccountProblem, SourceUnavailable
 from core.sources.spotify import SCOPES, SpotifyAuth, TokenSet
 from tests.fakes.spotify_server import SpotifyFake
 from tests.sources.conftest import FAST_RETRY, make_settings
-
-
-@pytest.fixture
-async def spotify_fake() -> AsyncIterator[SpotifyFake]:
-    async with SpotifyFake() as fake:
-        yield fake
 
 
 @pytest.fixture
