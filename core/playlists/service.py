@@ -25,7 +25,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -63,6 +62,7 @@ from core.playlists.models import (
 from core.recommender.engine import RecommenderEngine
 from core.recommender.requests import RecommendRequest, UserHistory
 from core.sources.spotify_models import TokenSet
+from core.sync.spotify_tokens import token_persister
 from core.tags import display_tags
 
 if TYPE_CHECKING:
@@ -485,27 +485,6 @@ class PlaylistService:
                            formats.search_links(playlist.tracks[:LINKS_SHOWN]), len(playlist.tracks))
 
     # --- Spotify -------------------------------------------------------------------------------------
-    def _persist_tokens(self, account_id: int) -> Callable[[TokenSet], Awaitable[None]]:
-        """`on_refresh`: store a newly issued token set, encrypted, in its own transaction, at once.
-
-        Own transaction because Spotify may already have invalidated the old access token: if the
-        export failed afterwards, the only working token must not be lost with it.
-        """
-
-        async def on_refresh(tokens: TokenSet) -> None:
-            async with self.services.session() as session:
-                accounts = AccountRepository(session, self.services.cipher)
-                account = await accounts.by_id(account_id)
-                if account is None:
-                    return
-                accounts.set_tokens(account, access_token=tokens.access_token,
-                                    refresh_token=tokens.refresh_token or None,
-                                    expires_at=datetime.fromtimestamp(tokens.expires_at, UTC),
-                                    scope=tokens.scope or None)
-            log.info("spotify tokens refreshed and stored", extra={"account_id": account_id, "job": "playlist"})
-
-        return on_refresh
-
     async def export_spotify(self, playlist_id: int, discord_id: int) -> SpotifyExport:
         """Create the playlist in the owner's Spotify account; on refusal, say why and hand back files.
 
@@ -538,7 +517,7 @@ class PlaylistService:
         if not access and not refresh:
             return SpotifyExport(False, "Sonance can no longer use your Spotify account; run /link spotify again. "
                                  + FILES_INSTEAD, fallback=self._files(playlist))
-        api = client.for_user(tokens, on_refresh=self._persist_tokens(account_id))
+        api = client.for_user(tokens, on_refresh=token_persister(self.services, account_id, job="playlist"))
         try:
             uris, found = await self._resolve(api, playlist.tracks)
             if not uris:
