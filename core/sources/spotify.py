@@ -1,14 +1,14 @@
 """Spotify client (optional source): the Web API endpoints still open to development-mode apps in 2026.
 
-Why hand-written on aiohttp rather than a Spotify library: Sonance calls seven JSON endpoints
+Why hand-written on aiohttp rather than a Spotify library: Sonance calls a handful of JSON endpoints
 (recently played, top artists/tracks, saved tracks, search, /me, create playlist + add items) and
 must call them the way it calls Last.fm: on the process's one `aiohttp` session, after the shared
 per-app `RateLimiter`, with `core.sources.http.with_retries` honouring `Retry-After` in the caller's
 own task. spotipy, the best-kept Python library, is synchronous (requests): using it meant a worker
 thread per call, a swapped-in session to switch off its urllib3 retries (which sleep inside the
 thread on a long `Retry-After`), a patched private method to keep the granted scope, and class
-attributes overridden to reach a local fake. The async alternatives bring a second HTTP stack and
-their own retry and token handling beside ours. What remains here is the documented wire format,
+attributes overridden to reach a local fake. An async library (tekore, on httpx) would bring a
+second HTTP stack and its own retry and token handling beside ours. What remains here is the documented wire format,
 which `tests/fakes/spotify_server.py` also speaks (and refuses what Spotify refuses).
 
 Token lifecycle: a `SpotifyUserApi` holds one user's `TokenSet`, refreshes it when < 60 s remain,
