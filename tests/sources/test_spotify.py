@@ -4,6 +4,7 @@ Accounts fake: OAuth code flow, refresh, retries and error mapping."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -295,3 +296,14 @@ async def test_calls_go_through_the_shared_limiter(spotify_fake: SpotifyFake, ht
     start = time.monotonic()
     await asyncio.gather(*(who.recently_played() for who in (alice, bob, alice, bob, alice)))
     assert time.monotonic() - start >= 0.2  # 5 calls: 4 intervals of 50 ms at the least
+
+
+async def test_calls_and_refreshes_start_no_threads(spotify: SpotifyClient, spotify_fake: SpotifyFake) -> None:
+    """Everything runs on the event loop (the previous client ran each call in a worker thread)."""
+    spotify_fake.add_user("alice").top_tracks = [make_track("t1", "Song", "Band")]
+    me = api(spotify, spotify_fake, "alice")
+    before = {t.ident for t in threading.enumerate()}
+    spotify_fake.expire_access_tokens("alice")
+    await asyncio.gather(me.top_tracks(), me.recently_played(), me.search_tracks("Song"))
+    assert {t.ident for t in threading.enumerate()} <= before
+    assert len(spotify_fake.token_requests) == 1
