@@ -112,6 +112,8 @@ def create_bot(services: Services, **kwargs: Any) -> commands.Bot:
     `core.cache`). Without REDIS_URL each process keeps its own cache and its share of the limit.
     """
     settings = services.settings
+    if settings.discord_shard_ids and not settings.discord_shard_count:
+        raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (the total number of shards).")
     if settings.discord_shard_count:
         shard_ids = shard_ids_of(settings.discord_shard_count, settings.discord_shard_ids)
         if shard_ids is not None and len(shard_ids) < settings.discord_shard_count and not settings.redis_url:

@@ -164,3 +164,15 @@ def test_shard_ids_are_read_from_the_settings(count: int, ids: str | None, expec
 def test_bad_shard_settings_are_one_clear_error_at_start(count: int, ids: str | None) -> None:
     with pytest.raises(ConfigError, match="DISCORD_SHARD"):
         shard_ids_of(count, ids)
+
+
+async def test_shard_ids_without_a_count_are_refused(services: Any) -> None:
+    """A second compose service started without DISCORD_SHARD_COUNT would run unsharded: every
+    guild's events twice. Refused at start instead."""
+    from dataclasses import replace
+
+    from bot.client import create_bot
+
+    settings = services.settings.model_copy(update={"discord_shard_ids": "1", "discord_shard_count": None})
+    with pytest.raises(ConfigError, match="DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT"):
+        create_bot(replace(services, settings=settings))
