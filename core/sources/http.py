@@ -62,6 +62,7 @@ class RateLimiter:
     Shared by all users of one service. `acquire()` waits in the caller's task until the caller's slot
     comes up; slots are handed out in call order, so concurrent users interleave fairly. There is no
     lock: the bookkeeping has no `await` between read and write, which is atomic on one event loop.
+    One process only; `SharedRateLimiter` spans processes. Why not a library: the module docstring.
     """
 
     def __init__(self, rate_per_s: float, *, burst: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
@@ -283,7 +284,8 @@ async def with_retries(
     """Run `attempt` until it succeeds, raises something other than `Retryable`, or attempts run out.
 
     `on_retry_after` lets a service-wide gate learn about a server-imposed pause (AOTY); Last.fm and
-    Spotify leave it unset so one user's 429 only delays that user.
+    Spotify leave it unset so one user's 429 only delays that user. (Why not tenacity or backoff:
+    the module docstring.)
     Exhaustion raises `SourceUnavailable(source, retry_after=…)`.
     """
     last: Retryable | None = None

@@ -1680,10 +1680,6 @@ class FakeDiscord:
             found.setdefault(session.client, []).append(session.shard_id)
         return {client: sorted(ids) for client, ids in found.items()}
 
-    def shard_of_guild(self, guild_id: int) -> int:
-        """The shard Discord routes the guild's events to, for the shard count the bot identified with."""
-        return self._shard_of(guild_id, self._live_session(None).shard_count)
-
     def _live_session(self, shard_id: int | None) -> _Session:
         live = self._live_sessions()
         if not live:
