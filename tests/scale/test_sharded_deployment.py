@@ -229,6 +229,8 @@ async def interactions_are_answered_once_by_their_shard(fake: FakeDiscord, servi
         accepted = [c for c in record.callbacks if c.accepted]
         assert len(accepted) == 1 and not record.rejected_callbacks
         assert accepted[0].client == owner_of(gid), (gid, accepted[0].client)
+        # the follow-ups and edits of the deferred answer too: nobody else touched this interaction
+        assert {r.client for r in fake.requests if record.token in r.path} == {owner_of(gid)}
         assert not record.answer_problems(), record.answer_problems()
     FIGURES["interactions_answered"] = {tag: sum(1 for g, _ in dispatched if owner_of(g) == tag) for tag in LAYOUT}
     # the size of one complete /recommend count:5 write, for the mid-interaction kill below
