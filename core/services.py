@@ -73,7 +73,7 @@ class Services:
 
         settings = self.settings
         self.http = aiohttp.ClientSession()
-        self.limiters = SourceLimiters.from_settings(settings)
+        self.limiters = SourceLimiters.from_settings(settings, cache=self.cache)  # shared across shards via Redis
         if settings.lastfm_api_key is not None:
             self.lastfm = LastfmClient(settings, self.http, self.limiters.lastfm)
         if settings.spotify_client_id and settings.spotify_client_secret and settings.spotify_redirect_uri:
