@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from bot.web import build_web_app
 from core.accounts import LASTFM_NOT_CONFIGURED, SPOTIFY_NOT_CONFIGURED
+from core.asker import Asker
 from core.config import Settings
 from core.db.models import Base, LinkedAccount
 from core.db.repositories import AccountRepository, ListenRepository, UserRepository
@@ -384,6 +385,26 @@ async def test_forget_confirmation_times_out_and_disables_buttons(
     assert edit.content.startswith("This confirmation expired; nothing was deleted.")
     assert all(b["disabled"] for b in buttons(edit))
     assert await rows_about(world_services, uid(world_services, "alice"))
+
+
+async def test_commands_about_stored_data_store_nothing_for_a_stranger(
+        sonance: FakeDiscord, world_services: Services) -> None:
+    """/export, /unlink and /forget from someone Sonance stores nothing about answer "nothing" and
+    leave nothing behind: asking what is stored must not itself create a row or a membership."""
+    erin = Asker(uid(world_services, "erin"), discord_id("erin"), GUILD_ID)
+    await world_services.accounts.forget(erin)  # now a stranger to Sonance
+
+    export = await run(sonance, "export", user="erin")
+    assert export.content == "Sonance has nothing stored about you." and not export.files
+    unlink = await run(sonance, "unlink", {"service": "lastfm"}, user="erin")
+    assert unlink.content == "You have no Last.fm account linked."
+    prompt = await run(sonance, "forget", user="erin")
+    click = await sonance.dispatch(sonance.button("sonance:forget:yes", message=prompt, user="erin"))
+    done = await click.wait_for(lambda r: r.original_edits[-1] if r.original_edits else None, timeout=10)
+    assert done.content == "Sonance had nothing stored about you; there was nothing to delete."
+    async with world_services.session() as s:
+        assert await UserRepository(s).by_discord_id(discord_id("erin")) is None
+    sonance.assert_clean()
 
 
 # ------------------------------------------------------------------------------------ /export
