@@ -104,7 +104,7 @@ async def _oauth_step(request: web.Request, provider: str | None,
     name = PROVIDER_NAMES.get(provider or "", "Account")
     try:
         await services.start_clients()  # idempotent; the web server may answer before the bot is up
-        return await step(services.component("accounts", AccountService))
+        return await step(services.accounts)
     except SourceUnavailable as exc:
         log.warning("oauth %s: %s unavailable (%s)", request.path, provider, exc.detail)
         return _html(oauth_page(f"{name} not linked", exc.user_message + " The same link works again "

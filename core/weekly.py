@@ -42,6 +42,7 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from core.asker import Asker
 from core.db.repositories import ListenRepository, SchedulingRepository, UserRepository
 from core.db.repositories.scheduling import DmCandidate
 from core.db.types import utcnow
@@ -234,7 +235,7 @@ class WeeklySettings:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def configure(self, user_id: int, *, enabled: bool, day: str | None = None, time: str | None = None,
+    async def configure(self, asker: Asker, *, enabled: bool, day: str | None = None, time: str | None = None,
                         timezone: str | None = None, quiet_start: str | None = None,
                         quiet_end: str | None = None, now: datetime | None = None) -> DmSchedule:
         changes: dict[str, object] = {"dm_enabled": enabled, "dm_closed_at": None}  # /dm re-opens after 50007
@@ -251,6 +252,7 @@ class WeeklySettings:
         if quiet_end is not None:
             changes["quiet_end_minute"] = _quiet(quiet_end, "quiet_end")
         now = now or utcnow()
+        user_id = asker.user_id
         async with self.services.session() as session:
             users = UserRepository(session)
             current = await users.settings(user_id)

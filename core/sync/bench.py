@@ -142,7 +142,7 @@ async def measure(database_url: str, api_root: str, label: str, *, prefetch: int
     try:
         async with services.session() as session:
             user = (await UserRepository(session).ensure_dataset_users("bench", ["bench:1"]))["bench:1"]
-            account = await AccountRepository(session, None).link(user, "lastfm", "bench")
+            account = await AccountRepository.without_cipher(session).link(user, "lastfm", "bench")
         async with aiohttp.ClientSession() as http:
             client = LastfmClient(settings, http, limiter or RateLimiter(10_000, burst=100),
                                   retry=RetryPolicy(attempts=3), timeout_s=30)

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from core.asker import Asker
 from core.db.models import Base, UserSettings
 from core.db.repositories import UserRepository
 from core.domain import Kind
@@ -445,8 +446,8 @@ async def test_dm_options_store_valid_settings_or_refuse_and_store_nothing(
 
     before = await stored()
     try:
-        schedule = await WeeklySettings(services).configure(user_id, enabled=True, day=day, time=time, timezone=tz,
-                                                            quiet_start=quiet_start, quiet_end=quiet_end)
+        schedule = await WeeklySettings(services).configure(Asker(user_id, 79), enabled=True, day=day, time=time,
+                                                            timezone=tz, quiet_start=quiet_start, quiet_end=quiet_end)
     except InvalidInput as exc:
         assert exc.user_message and len(exc.user_message) < 300
         assert await stored() == before, "a refused /dm changed the stored settings"
@@ -479,12 +480,12 @@ async def test_count_period_mode_and_length_options_refuse_clearly(
         assert 0.0 <= level <= 1.0
     assume(period not in ("7day", "1month", "3month", "6month", "12month", "overall"))
     with pytest.raises(InvalidInput, match="Unknown period"):
-        await StatsService(services).top_artists(1, user_id, period)
+        await StatsService(services).top_artists(Asker(user_id, 80, 1), period)
     playlists = PlaylistService.of(services)
     if mode not in ("for me", "from seed", "blend"):
         with pytest.raises(InvalidInput, match="Mode must be"):
-            await playlists.build(80, None, mode, length=20)
+            await playlists.build(Asker(user_id, 80), mode, length=20)
     if not 5 <= length <= 100:
         with pytest.raises(InvalidInput, match="length between"):
-            await playlists.build(80, None, "for me", length=length)
+            await playlists.build(Asker(user_id, 80), "for me", length=length)
     assert await row_counts(services) == before

@@ -50,7 +50,7 @@ async def test_synced_plays_graph_train_recommends_an_unplayed_artist_with_graph
                                               for i, a in enumerate(artists) for k in range(10 - 2 * i)])
         async with services.session() as s:
             user = await UserRepository(s).get_or_create_discord(8000 + m, name)
-            await AccountRepository(s, None).link(user.id, "lastfm", name)
+            await AccountRepository.without_cipher(s).link(user.id, "lastfm", name)
             members[name] = int(user.id)
     await LastfmSync(services, services.lastfm).sync_due()
 
