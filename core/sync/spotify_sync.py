@@ -65,7 +65,7 @@ def _spotify_ids(plays: list[SpotifyPlay]) -> dict[tuple[str, str], str]:
 
 
 class SpotifySync:
-    """Syncs Spotify accounts; one instance per process (`services.component("spotify_sync", SpotifySync)`)."""
+    """Syncs Spotify accounts; one instance per process (`services.spotify_sync`)."""
 
     def __init__(self, services: Services, client: SpotifyClient | None = None, *, owner: str | None = None,
                  ingest_with_lastfm: bool = False) -> None:
@@ -104,7 +104,7 @@ class SpotifySync:
     async def sync_account(self, account_id: int) -> SyncReport:
         """Sync one account now; returns what happened (never raises for source or account problems)."""
         async with self.services.session() as session:
-            if not await AccountRepository(session, None).try_lock(account_id, self.owner, LOCK_TTL):
+            if not await AccountRepository.without_cipher(session).try_lock(account_id, self.owner, LOCK_TTL):
                 return SyncReport(account_id, "busy", message="another sync of this account is running")
         fetched = inserted = 0
         identity: str | None = None  # the Spotify user this run reads; its write re-checks it (see engine.py)
@@ -114,7 +114,7 @@ class SpotifySync:
             fetched = len(batch.plays)
             store_listens = self.ingest_with_lastfm or not lastfm_primary
             async with self.services.session() as session:
-                accounts = AccountRepository(session, None)
+                accounts = AccountRepository.without_cipher(session)
                 if not await accounts.try_lock(account_id, self.owner, LOCK_TTL, external_id=identity):
                     if not await accounts.links(account_id, identity):
                         raise StaleImport(identity)
@@ -148,12 +148,12 @@ class SpotifySync:
             return SyncReport(account_id, "error", 0, fetched, inserted, "spotify_unavailable", exc.user_message)
         finally:
             async with self.services.session() as session:
-                await AccountRepository(session, None).unlock(account_id, self.owner, external_id=identity)
+                await AccountRepository.without_cipher(session).unlock(account_id, self.owner, external_id=identity)
 
     async def _record_failure(self, account_id: int, reason: str, message: str) -> None:
         log.warning("spotify sync failed: %s", reason, extra={"account_id": account_id, "job": "sync"})
         async with self.services.session() as session:
-            await AccountRepository(session, None).record_sync(account_id, status="error", reason=reason,
+            await AccountRepository.without_cipher(session).record_sync(account_id, status="error", reason=reason,
                                                                message=message[:500])
 
     async def sync_due(self, *, concurrency: int = 4, active_minutes: int = 15) -> list[SyncReport]:
