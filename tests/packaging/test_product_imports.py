@@ -3,7 +3,7 @@
 The wheel ships bot, cogs, core and migrations, never tests/ (pyproject.toml,
 [tool.setuptools.packages.find]); a product module that imports `tests` works in the checkout and
 fails in the Docker image. The benchmarks and the soak that drive the fakes run from the checkout
-with `scripts/bench` instead (README, "Commands").
+with `scripts/bench` instead (README, "Command line").
 """
 
 from __future__ import annotations
