@@ -1,12 +1,13 @@
 """The wheel alone is the product: a clean virtualenv with it and its declared dependencies, and no
 checkout in reach, runs every command `sonance --help` lists (issue 14, "Done when").
 
-How: build the wheel (`pip wheel --no-deps`), install it into a new virtualenv outside the checkout,
-then run the installed `sonance` with the current directory elsewhere and no PYTHONPATH, so neither
-`tests` nor the checkout's packages can be imported. Dependencies come from a wheelhouse beside the
-project virtualenv (`<venv>/wheelhouse`, or SONANCE_WHEELHOUSE) with `--no-index`; only when it
-lacks something is it filled once from the package index, so later runs work offline. A dependency
-that the code imports but pyproject.toml does not declare fails here, not in the Docker image.
+How: build the wheel (`pip wheel --no-deps`) from a copy of the files the Dockerfile copies,
+install it into a new virtualenv outside the checkout, then run the installed `sonance` with the
+current directory elsewhere and no PYTHONPATH, so neither `tests` nor the checkout's packages can be
+imported. Dependencies come from a wheelhouse beside the project virtualenv (`<venv>/wheelhouse`, or
+SONANCE_WHEELHOUSE) with `--no-index`; only when it lacks something is it filled once from the
+package index, so later runs work offline. A module the commands import that no declared dependency
+provides fails here, not in the Docker image.
 
 Every command listed (recursively through its groups) must answer `--help`; the ones that need no
 network also run for real on a tiny HetRec-format dataset: secret, db upgrade/current on a fresh
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -36,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = Path(os.environ.get("SONANCE_WHEELHOUSE") or Path(sys.prefix) / "wheelhouse")
 #: Commands that drive the fakes of tests/ and so live in scripts/bench, not in the package.
 CHECKOUT_ONLY = {("bench", "bot"), ("bench", "sync"), ("bench", "soak")}
+#: What the Dockerfile copies into its build stage: the wheel is built from these alone.
+DOCKER_SOURCES = ("pyproject.toml", "README.md", "bot", "cogs", "core", "migrations")
 COMMAND_ROW = re.compile(r"^│ ([a-z][a-z0-9_-]*)(?:\s|│|$)")
 
 
@@ -76,8 +80,18 @@ class Installed:
         return _run([str(self.venv / "bin" / "sonance"), *args], env=self.env(), cwd=self.workdir, timeout=timeout)
 
 
-def _build_wheel(out: Path) -> Path:
-    _ok(_pip(sys.executable, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(ROOT)), "building the wheel")
+def _build_wheel(base: Path) -> Path:
+    """Built from a copy of what the Dockerfile copies, as the image is: a `build/` left in the
+    checkout by an older build would otherwise slip stale modules into the wheel."""
+    source = base / "source"
+    source.mkdir()
+    for name in DOCKER_SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    out = base / "dist"
+    _ok(_pip(sys.executable, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(source)), "building the wheel")
     [wheel] = out.glob("sonance-*.whl")
     return wheel
 
@@ -101,7 +115,7 @@ def _install(python: Path, wheel: Path) -> None:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     base = tmp_path_factory.mktemp("wheel")
     assert ROOT not in base.parents, "the clean virtualenv must live outside the checkout"
-    wheel = _build_wheel(base / "dist")
+    wheel = _build_wheel(base)
     env_dir = base / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     _install(env_dir / "bin" / "python", wheel)
@@ -128,6 +142,12 @@ def test_listed_commands_reads_typer_panels() -> None:
               "╭─ Commands ──╮\n│ run     Run the bot: migrate │\n│         and connect.     │\n"
               "│ db      Database schema.     │\n│ drop-base                    │\n╰─────────────╯\n")
     assert listed_commands(screen) == ["run", "db", "drop-base"]
+
+
+def test_the_wheel_is_built_from_what_the_dockerfile_copies() -> None:
+    copied = {word.rstrip("/") for line in (ROOT / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ") and "--from" not in line for word in line.split()[1:-1]}
+    assert copied == set(DOCKER_SOURCES)
 
 
 def test_the_checkout_is_out_of_reach(installed: Installed) -> None:
