@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 
-from bot.command_limits import validate_message_payload
 from core.db.repositories.recommendations import RecommendationRepository
 from core.recommender.service import RecommendService
 from core.services import Services
 from tests.bot.driving import click, run
 from tests.bot.world import MEMBERS
+from tests.fakes.discord_limits import validate_message_payload
 from tests.fakes.discord_server import FakeDiscord, SentMessage
 
 FB = re.compile(r"^sonance:fb:(\d+):(up|down)$")

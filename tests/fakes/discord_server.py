@@ -33,8 +33,12 @@ from typing import Any
 import discord
 from aiohttp import WSMsgType, web
 
-from bot.command_limits import validate_command_payloads, validate_message_payload, validate_modal_payload
 from bot.discord_endpoints import apply_discord_endpoints
+from tests.fakes.discord_limits import (
+    validate_command_payloads,
+    validate_message_payload,
+    validate_modal_payload,
+)
 from tests.fakes.discord_payloads import (
     CHANNEL_DM,
     DEFAULT_APP_PERMISSIONS,
@@ -435,7 +439,7 @@ class FakeDiscord:
     Dev") with a ``#general`` text channel and two users, alice (DMs open) and bob (DMs closed).
     ``shards`` is what ``GET /gateway/bot`` recommends. ``ack_deadline`` is Discord's 3 s; callbacks
     after it get 404 10062 like the real thing. ``validate`` runs the limit checks of
-    ``bot.command_limits`` on syncs and message bodies and answers 400 50035 on violations.
+    ``tests.fakes.discord_limits`` on syncs and message bodies and answers 400 50035 on violations.
     """
 
     def __init__(

@@ -15,7 +15,7 @@ Shapes follow ws.audioscrobbler.com `format=json` answers: numbers as strings, e
 HTTP 200 for some codes, as the real service sometimes does). A one-element list is rendered as a
 bare object, like the real XML-to-JSON translation does.
 
-Run standalone (for `sonance bench sync` or manual poking)::
+Run standalone (for `scripts/bench sync` or manual poking)::
 
     python -m tests.fakes.lastfm_server --port 8901 --synthetic big=1000000
 """
