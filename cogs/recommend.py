@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.interactions import SonanceCog, display_name, send, within_budget
 from bot.render.recommend import preferences_summary, similar_embed
 from bot.views.feedback import PERSISTENT_ITEMS, FeedbackButton, RecommendationPages, WhyButton
+from core.asker import Asker
 from core.domain import Kind
 from core.recommender.service import RecommendService
 from core.services import Services
@@ -54,10 +55,10 @@ class RecommendCog(SonanceCog):
                                 tag: app_commands.Range[str, 1, 100] | None = None) -> None:
         chosen = KINDS[kind.value] if kind is not None else Kind.ARTIST
         await interaction.response.defer(thinking=True)
-        user_id = await self.who(interaction)
-        result = await self.recs.recommend_for_user(
-            user_id, guild_id=interaction.guild_id, kind=chosen, count=count,
-            discovery=discovery.value if discovery is not None else None, tag=tag, context="command")
+        asker = Asker(await self.who(interaction), interaction.user.id, interaction.guild_id)
+        result = await self.recs.recommend(
+            asker, kind=chosen, count=count, discovery=discovery.value if discovery is not None else None,
+            tag=tag, context="command")
         view = RecommendationPages(result, interaction.user.id, display_name(interaction.user), self.bot)
         view.message = await interaction.followup.send(embed=view.embed(), view=view, wait=True)
 
@@ -82,8 +83,8 @@ class RecommendCog(SonanceCog):
     @app_commands.describe(text="e.g. “less metal, more 90s shoegaze” (or “reset”)")
     async def tune_command(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 300]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self.who(interaction)
-        prefs = await self.recs.set_preferences(interaction.user.id, text)
+        asker = Asker(await self.who(interaction), interaction.user.id, interaction.guild_id)
+        prefs = await self.recs.set_preferences(asker, text)
         await send(interaction, preferences_summary(prefs), ephemeral=True)
 
 
