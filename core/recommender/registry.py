@@ -11,7 +11,8 @@ lives here:
   shard) may have produced it. A version not served yet is loaded; an unreadable one is rebuilt.
 * **Build once.** With nothing to load but data to learn from, a build starts in the background and
   concurrent callers share it; the first caller waits at most `first_build_wait_s` (then the source's
-  "still learning" error), later callers keep the old value while a new one builds.
+  "still learning" error; None: as long as it takes), later callers keep the old value while a new
+  one builds.
 
 The source (`ModelSource`) says what "newest version", "load" and "build" mean for one kind of model;
 see `core.recommender.served` (artifacts in the database) and `core.compat.space` (a data fingerprint).
@@ -74,7 +75,7 @@ class ModelRegistry(Generic[K, V]):
     """Load, refresh, build and swap values per key (see the module docstring)."""
 
     def __init__(self, source: ModelSource[K, V], *, name: str, refresh_interval_s: float = 60.0,
-                 first_build_wait_s: float = 25.0) -> None:
+                 first_build_wait_s: float | None = 25.0) -> None:
         self.source = source
         self.name = name
         self.refresh_interval_s = refresh_interval_s
