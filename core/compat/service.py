@@ -239,10 +239,8 @@ class CompatService:
         from core.explain import Pair, TemplateExplainer
 
         pair = Pair(a=None, b=name_b)
-        explainer = self.services.explainer
         try:
-            if explainer is not None:
-                return (await explainer.compatibility(comp, pair, user_id=asker_user_id)).text
+            return (await self.services.explainer.compatibility(comp, pair, user_id=asker_user_id)).text
         except Exception:  # an explanation is a nicety: never fail the command for it
             log.warning("compat explanation failed; using the template", exc_info=True)
         return (await TemplateExplainer().compatibility(comp, pair)).text
