@@ -54,20 +54,21 @@ class ArtifactSource:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._paths: dict[tuple[Kind, str], Path] = {}
+        self._active: dict[Kind, tuple[str, Path]] = {}  # the newest active row seen per kind
 
     async def newest(self, key: Kind) -> str | None:
         async with self.services.session() as session:
             artifact = await SchedulingRepository(session).active_artifact(ARTIFACT_KIND, str(key))
         if artifact is None:
             return None
-        self._paths[(key, artifact.version)] = Path(artifact.path)
+        self._active[key] = (str(artifact.version), Path(artifact.path))
         return str(artifact.version)
 
     async def load(self, key: Kind, version: str) -> Served[LoadedModel] | None:
-        path = self._paths.get((key, version))
-        if path is None:
+        active = self._active.get(key)
+        if active is None or active[0] != version:
             return None
+        path = active[1]
         try:
             engine = await asyncio.to_thread(RecommenderEngine.load, path)
         except SonanceError:
@@ -120,7 +121,7 @@ class ServedModels:
         """Train from the DB off the event loop and swap the new engine in; returns the metrics
         (with ``version``). Concurrent calls for one kind share a run."""
         served = await self.registry.rebuild(Kind(kind), tune=tune)
-        return {**served.info, "version": served.version}
+        return {"version": served.version, **served.info}
 
     async def retrain_all(self, *, tune: bool = True) -> dict[str, dict[str, Any]]:
         """Every granularity with listening data, one after the other; a kind without data is skipped.
