@@ -2,7 +2,8 @@
 
 It wraps a tuned `Hybrid` with the catalogue it was trained on (ids, names, artists, popularity,
 tags) and applies everything a product needs on top of raw scores: feedback (thumbs up/down),
-the discovery dial, tag filters, the no-repeat window, the per-artist cap, and evidence. All of it
+the discovery dial, tag filters, /tune's boosts and avoids, the no-repeat window, the per-artist
+cap, and evidence; callers re-rank nothing afterwards. All of it
 is computed from the user's *current* history row at request time, so a listen or a thumbs-down
 recorded a second ago changes the next list without retraining.
 
