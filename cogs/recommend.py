@@ -55,9 +55,9 @@ class RecommendCog(SonanceCog):
         chosen = KINDS[kind.value] if kind is not None else Kind.ARTIST
         await interaction.response.defer(thinking=True)
         asker = await self.who(interaction)
-        result = await self.recs.recommend_for_user(
-            asker.user_id, guild_id=asker.guild_id, kind=chosen, count=count,
-            discovery=discovery.value if discovery is not None else None, tag=tag, context="command")
+        result = await self.recs.recommend(
+            asker, kind=chosen, count=count, discovery=discovery.value if discovery is not None else None,
+            tag=tag, context="command")
         view = RecommendationPages(result, interaction.user.id, display_name(interaction.user), self.bot)
         view.message = await interaction.followup.send(embed=view.embed(), view=view, wait=True)
 
@@ -83,7 +83,7 @@ class RecommendCog(SonanceCog):
     async def tune_command(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 300]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         asker = await self.who(interaction)
-        prefs = await self.recs.set_preferences(asker.discord_id, text)
+        prefs = await self.recs.set_preferences(asker, text)
         await send(interaction, preferences_summary(prefs), ephemeral=True)
 
 

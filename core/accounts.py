@@ -651,8 +651,7 @@ class AccountService:
         cache_keys = 0
         for namespace in (*USER_DERIVED_NAMESPACES, *ACCOUNT_NAMESPACES):
             cache_keys += await self.services.cache.delete_matching(namespace, f"u{user_id}:")
-        if self.services.explainer is not None:  # the explanation budget is keyed by a hash of the user
-            cache_keys += await self.services.explainer.forget_user(user_id)
+        cache_keys += await self.services.explainer.forget_user(user_id)  # its budget is keyed by a user hash
         log.info("forgot a user", extra={"user_id": user_id, "rows": sum(rows.values()), "cache_keys": cache_keys})
         return ForgetResult({t: n for t, n in rows.items() if n}, cache_keys)
 

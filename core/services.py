@@ -77,7 +77,14 @@ class Services:
     lastfm: LastfmClient | None = None  # None when LASTFM_API_KEY is not set
     spotify: SpotifyClient | None = None  # None unless the Spotify app is configured
     aoty: AotyClient | None = None
-    explainer: GroundedExplainer | None = None
+    # Built once with the services, never None: template-only until `start_clients` connects a
+    # configured model (core/explain/grounded.py), so no caller needs a fallback of its own.
+    explainer: GroundedExplainer = field(init=False)
+
+    def __post_init__(self) -> None:
+        from core.explain.factory import build_explainer
+
+        self.explainer = build_explainer(self.settings, self.cache, deferred=True)
 
     # --- engine components (one per process, built on first use) ---------------------------------
     @cached_property
@@ -172,7 +179,6 @@ class Services:
         """Create the shared HTTP session, rate limiters and external-service clients (once)."""
         if self.http is not None:
             return
-        from core.explain.factory import build_explainer
         from core.sources.aoty import AotyClient
         from core.sources.http import SourceLimiters
         from core.sources.lastfm import LastfmClient
@@ -186,7 +192,7 @@ class Services:
         if settings.spotify_client_id and settings.spotify_client_secret and settings.spotify_redirect_uri:
             self.spotify = SpotifyClient(settings, self.http, self.limiters.spotify)
         self.aoty = AotyClient(settings, self.http, self.limiters.aoty)
-        self.explainer = build_explainer(settings, self.cache)
+        self.explainer.start()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -218,8 +224,7 @@ class Services:
             closer = getattr(component, "aclose", None)
             if closer is not None:
                 await closer()
-        if self.explainer is not None:
-            await self.explainer.aclose()
+        await self.explainer.aclose()
         if self.http is not None:
             await self.http.close()
         await self.cache.close()

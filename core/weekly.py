@@ -47,7 +47,6 @@ from core.db.repositories import ListenRepository, SchedulingRepository, UserRep
 from core.db.repositories.scheduling import DmCandidate
 from core.db.types import utcnow
 from core.errors import InvalidInput
-from core.explain.template import TemplateExplainer
 from core.explain.types import WeeklyBrief
 from core.services import Services
 
@@ -440,7 +439,7 @@ class WeeklyDigest:
         """The first line, from the explainer (LLM when configured, template otherwise)."""
         brief = WeeklyBrief(display_name=c.display_name or "there", rec_count=len(content.items),
                             top_tags=content.top_tags, top_artists=content.top_artists)
-        explainer = self.services.explainer or TemplateExplainer()
+        explainer = self.services.explainer
         try:
             return (await explainer.weekly_opener(brief, user_id=c.user_id)).text
         except Exception:  # the opener is decoration; never lose the DM over it

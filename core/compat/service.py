@@ -32,9 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,13 +40,14 @@ from typing import TYPE_CHECKING, Any
 
 from core.access import other_member, require_history
 from core.asker import Asker
-from core.compat.calibration import Calibration, label_for
+from core.compat.calibration import label_for
 from core.compat.leaderboard import GuildLeaderboard, best_matches, guild_leaderboard, leaderboard_cache_key
 from core.compat.params import CompatParams
-from core.compat.profiles import TasteSpace, build_taste_space
+from core.compat.profiles import TasteSpace
 from core.compat.scoring import compare as compare_in_space
 from core.compat.scoring import pair_score
-from core.db.repositories import CatalogRepository, ListenRepository, UserRepository
+from core.compat.space import TasteSpaces
+from core.db.repositories import ListenRepository, UserRepository
 from core.domain import Bridge, Compatibility, SharedArtist, Weighted
 from core.errors import GuildOnly, InvalidInput, NotEnoughHistory
 from core.workers import ProcessWorkers
@@ -134,11 +133,7 @@ class CompatService:
         self.compat_ttl_s = compat_ttl_s
         self.board_ttl_s = board_ttl_s
         self.top = top
-        self._space: TasteSpace | None = None
-        self._fingerprint: tuple[Any, ...] | None = None
-        self._checked_at = float("-inf")
-        self._lock = asyncio.Lock()
-        self.builds = 0  # how many spaces were built (observability and tests)
+        self.spaces = TasteSpaces(services, self.params, freshness_interval_s=freshness_interval_s)
         # Cards are matplotlib renders (~50-75 ms of CPU each) that, in a thread, hold the
         # interpreter lock the event loop needs; a worker process draws them on another core.
         self.cards = ProcessWorkers(services.settings.worker_processes, "compat card")
@@ -151,95 +146,25 @@ class CompatService:
         """The shared instance, so the cog, the scheduler and the web server use one space."""
         return services.compat
 
-    # --- the taste space --------------------------------------------------------------------------
+    # --- the taste space (core.compat.space) -------------------------------------------------------
     @property
     def space(self) -> TasteSpace | None:
-        return self._space
+        return self.spaces.current
+
+    @property
+    def builds(self) -> int:
+        """How many spaces were built (observability and tests)."""
+        return self.spaces.builds
 
     @property
     def calibration_path(self) -> Path:
-        """An operator may pin a calibration here (e.g. one sampled on HetRec) to keep scores stable."""
-        return self.services.settings.data_dir / "compat" / "calibration.pinned.json"
+        return self.spaces.source.calibration_path
 
     async def ensure_space(self, needed: tuple[int, ...] = ()) -> TasteSpace:
-        """The current space: built on first use, rebuilt when the listening data changed.
-
-        The data is re-checked at most every `freshness_interval_s`, or at once when a user in
-        `needed` (the database says they have plays) is missing from the space: a member whose first
-        sync just landed should not wait for the interval.
-        """
-
-        def fresh(space: TasteSpace | None) -> bool:
-            return (space is not None and time.monotonic() - self._checked_at < self.freshness_interval_s
-                    and all(space.has_history(u) for u in needed))
-
-        space = self._space
-        if fresh(space):
-            assert space is not None
-            return space
-        async with self._lock:
-            if fresh(self._space):
-                assert self._space is not None
-                return self._space
-            async with self.services.session() as session:
-                fingerprint = await ListenRepository(session).plays_fingerprint()
-            if self._space is None or fingerprint != self._fingerprint:
-                await self._build(fingerprint)
-            self._checked_at = time.monotonic()
-            assert self._space is not None
-            return self._space
+        return await self.spaces.ensure(needed)
 
     async def rebuild(self) -> str:
-        """Rebuild now (scheduler, after syncs or tag refreshes); returns the new version."""
-        async with self._lock:
-            async with self.services.session() as session:
-                fingerprint = await ListenRepository(session).plays_fingerprint()
-            await self._build(fingerprint)
-            self._checked_at = time.monotonic()
-            assert self._space is not None
-            return self._space.version
-
-    async def _build(self, fingerprint: tuple[Any, ...]) -> None:
-        """Load everything, build off the event loop, then swap the new space in with one assignment."""
-        started = time.perf_counter()
-        async with self.services.session() as session:
-            plays = await ListenRepository(session).all_artist_plays()
-            catalog = CatalogRepository(session)
-            tags = await catalog.item_tags("artist")
-            artists = await catalog.artists_by_ids({p.artist_id for p in plays})
-        names = {artist_id: artist.name for artist_id, artist in artists.items()}
-        rows = [(p.user_id, p.artist_id, float(p.plays), p.last_played_at) for p in plays]
-        calibration = await asyncio.to_thread(self._pinned_calibration)
-        tags_digest = hashlib.sha256(json.dumps(sorted((k, sorted(v.items())) for k, v in tags.items()),
-                                                default=str).encode()).hexdigest()[:8]
-
-        def build() -> TasteSpace:
-            # now=None: recency is measured from the newest play in the data, so the same data always
-            # gives the same space and the same version (no cache churn from the clock alone).
-            from dataclasses import replace
-
-            space = build_taste_space(rows, tags, artist_names=names, params=self.params, calibration=calibration)
-            return replace(space, version=f"{space.version}.{tags_digest}")
-
-        space = await asyncio.to_thread(build)
-        self._space, self._fingerprint = space, fingerprint  # the atomic swap
-        self.builds += 1
-        log.info("compat space built: %d users, %d artists, version %s in %.2f s", len(space.users),
-                 len(space.artists), space.version, time.perf_counter() - started)
-
-    def _pinned_calibration(self) -> Calibration | None:
-        path = self.calibration_path
-        if not path.exists():
-            return None  # sample from this population (the normal case)
-        try:
-            calibration = Calibration.load(path)
-        except InvalidInput:
-            log.warning("ignoring an unreadable pinned compat calibration at %s", path)
-            return None
-        if calibration.params_token != self.params.token():
-            log.warning("ignoring a pinned compat calibration made with other parameters (%s)", path)
-            return None
-        return calibration
+        return await self.spaces.rebuild()
 
     # --- who is asking, who may be seen -----------------------------------------------------------
     async def _guild(self, session: Any, asker: Asker) -> _Guild:
@@ -294,10 +219,8 @@ class CompatService:
         from core.explain import Pair, TemplateExplainer
 
         pair = Pair(a=None, b=name_b)
-        explainer = self.services.explainer
         try:
-            if explainer is not None:
-                return (await explainer.compatibility(comp, pair, user_id=asker_user_id)).text
+            return (await self.services.explainer.compatibility(comp, pair, user_id=asker_user_id)).text
         except Exception:  # an explanation is a nicety: never fail the command for it
             log.warning("compat explanation failed; using the template", exc_info=True)
         return (await TemplateExplainer().compatibility(comp, pair)).text

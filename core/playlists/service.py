@@ -392,13 +392,7 @@ class PlaylistService:
         brief = PlaylistBrief(seed=seed if origin != Origin.RECOMMENDATIONS else None,
                               top_artists=tuple(artists[:5]), top_tags=top_tags(engine, artist_ids),
                               count=len(tracks))
-        explainer = self.services.explainer
-        if explainer is None:
-            from core.explain.template import TemplateExplainer
-
-            explanation = await TemplateExplainer().playlist(brief)
-        else:
-            explanation = await explainer.playlist(brief, user_id=user_id)
+        explanation = await self.services.explainer.playlist(brief, user_id=user_id)
         title = name or (explanation.name or "").strip() or "Sonance mix"
         description = explanation.text.strip()
         async with self.services.session() as session:

@@ -18,10 +18,10 @@ from typing import Any
 
 import aiohttp
 
-from core.sync.bench import _free_port
 from tests.fakes.discord_payloads import FakeChannel, FakeGuild
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.lastfm_server import LastfmFake
+from tests.perf.bench_sync import _free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: What a bot process inherits from the test's environment; everything else is set explicitly, so

@@ -40,13 +40,13 @@ from core.db.types import utcnow
 from core.domain import Kind
 from core.recommender.service import RecommendService
 from core.services import Services, build_services
-from core.sync.bench import _drop_pg, _pg_database
 from core.weekly import WEEKDAYS
 from tests.bot.world import MEMBERS, fake_world, seed_world
 from tests.conftest import PG_URL, REDIS_URL
 from tests.fakes.discord_payloads import FakeUser
 from tests.fakes.discord_server import FakeDiscord, InteractionRecord, SentMessage
 from tests.fakes.lastfm_server import LastfmFake
+from tests.perf.bench_sync import _drop_pg, _pg_database
 from tests.scale.deployment import (
     BotProcess,
     bot_env,
