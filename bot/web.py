@@ -49,8 +49,6 @@ async def healthz(request: web.Request) -> web.Response:
 async def explainer_state(services: Services) -> dict[str, Any]:
     """/healthz: "ok", "off" (templates by configuration) or "failing: <why>" (e.g. "http 401"): a
     failing model degrades to templates, so it is reported but does not make the bot unhealthy."""
-    if services.explainer is None:  # the clients start with the bot
-        return {"explainer": "starting" if services.settings.openai_api_key else "off"}
     return {"explainer": services.explainer.status()}
 
 

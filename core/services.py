@@ -7,11 +7,11 @@ reached at start, or when tokens are stored but no secret key is configured to r
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -45,12 +45,11 @@ if TYPE_CHECKING:
     from core.weekly import WeeklySettings
 
 log = logging.getLogger(__name__)
-C = TypeVar("C")
 
 
 #: The typed engine components below, in the order `Services.close` closes them: the account
 #: service first, because its background imports need the HTTP session and engine it closes after.
-COMPONENTS = ("accounts", "askers", "compat", "playlists", "stats", "weekly_settings", "lastfm_sync",
+COMPONENTS = ("accounts", "recommend", "askers", "compat", "playlists", "stats", "weekly_settings", "lastfm_sync",
               "spotify_sync", "lastfm_tags", "lastfm_public_facts", "similar_graph", "fuzzy")
 
 
@@ -71,7 +70,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     cache: Cache
     cipher: TokenCipher | None
-    extras: dict[str, Any] = field(default_factory=dict)  # the recommender's components (`component`)
+    extras: dict[str, Any] = field(default_factory=dict)  # free-form per-process notes (tests keep fixtures here)
     http: aiohttp.ClientSession | None = None
     limiters: SourceLimiters | None = None
     lastfm: LastfmClient | None = None  # None when LASTFM_API_KEY is not set
@@ -160,20 +159,12 @@ class Services:
 
         return FuzzyIndexes(self)
 
-    @property
+    @cached_property
     def recommend(self) -> RecommendService:
-        """The recommender service; it keeps its own one-per-process instance (`RecommendService.of`)."""
+        """The recommender: its served model, scoring workers and lists exist once per process."""
         from core.recommender.service import RecommendService
 
-        return RecommendService.of(self)
-
-    def component(self, name: str, factory: Callable[[Services], C]) -> C:
-        """The process-wide instance of a recommender component, by name (core/recommender only;
-        everything else is a typed property above)."""
-        existing = self.extras.get(name)
-        if existing is None:
-            existing = self.extras[name] = factory(self)
-        return existing  # type: ignore[no-any-return]
+        return RecommendService(self)
 
     async def start_clients(self) -> None:
         """Create the shared HTTP session, rate limiters and external-service clients (once)."""
@@ -220,7 +211,7 @@ class Services:
 
     async def close(self) -> None:
         built = [self.__dict__[name] for name in COMPONENTS if name in self.__dict__]
-        for component in [*built, *self.extras.values()]:
+        for component in built:
             closer = getattr(component, "aclose", None)
             if closer is not None:
                 await closer()

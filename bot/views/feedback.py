@@ -18,7 +18,6 @@ import discord
 from bot.interactions import display_name, handle_error
 from bot.render.recommend import page_count, page_items, recommendations_embed
 from core.asker import Asker
-from core.db.repositories import UserRepository
 from core.recommender.service import RecommendationList, RecommendService
 
 log = logging.getLogger(__name__)
@@ -37,10 +36,8 @@ async def _asker(interaction: discord.Interaction) -> Asker:
     """Buttons have no cog: the clicker resolved as `SonanceCog.who` does (the service then checks
     that the shown row is theirs)."""
     services = interaction.client.services  # type: ignore[attr-defined]
-    async with services.session() as session:
-        user = await UserRepository(session).get_or_create_discord(interaction.user.id,
-                                                                   display_name(interaction.user))
-        return Asker(int(user.id), interaction.user.id, interaction.guild_id)
+    return await services.askers.resolve(interaction.user.id, display_name(interaction.user),
+                                         interaction.guild_id)
 
 
 class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=FEEDBACK_TEMPLATE):

@@ -117,7 +117,7 @@ class PersonalLists:
         async with self.services.session() as session:
             repo = RecommendationRepository(session)
             plays = await repo.item_plays(str(kind), user_id)
-            if not plays and not await AccountRepository(session, None).has_any(user_id) \
+            if not plays and not await AccountRepository.without_cipher(session).has_any(user_id) \
                     and not await repo.item_plays("artist", user_id):
                 raise NotLinked()
             votes = await repo.feedback(user_id, str(kind))

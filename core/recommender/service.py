@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.asker import Asker
 from core.domain import Kind
+from core.errors import NotYours
 from core.explain.types import Preferences
 from core.recommender.lists import DISCOVERY_LEVELS, MAX_COUNT, PersonalLists
 from core.recommender.preferences import PreferenceStore
@@ -25,7 +26,7 @@ from core.recommender.requests import RecommendRequest, UserHistory
 from core.recommender.results import FeedbackOutcome, RecommendationList, ShownRecommendation, SimilarResult
 from core.recommender.served import LoadedModel, NoItemData, ServedModels, StillLearning
 from core.recommender.similar import SimilarArtists
-from core.recommender.votes import NotYours, Votes
+from core.recommender.votes import Votes
 
 if TYPE_CHECKING:
     from core.domain import Recommendation
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["DISCOVERY_LEVELS", "MAX_COUNT", "FeedbackOutcome", "LoadedModel", "NoItemData", "NotYours",
            "RecommendService", "RecommendationList", "ShownRecommendation", "SimilarResult", "StillLearning"]
 
-COMPONENT = "recommend"
 WEEKLY_COUNT = 5
 
 
@@ -55,7 +55,8 @@ class RecommendService:
 
     @classmethod
     def of(cls, services: Services) -> RecommendService:
-        return services.component(COMPONENT, cls)
+        """The process's one instance (`Services.recommend`)."""
+        return services.recommend
 
     async def aclose(self) -> None:
         """Let a running training finish its DB write (Services.close calls this)."""

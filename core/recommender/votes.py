@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.access import EXPLANATION_NOT_YOURS, RECOMMENDATIONS_NOT_YOURS, require_owner
 from core.asker import Asker
 from core.db.repositories.recommendations import RecommendationRepository
 from core.domain import Kind
-from core.errors import InvalidInput, NotFound, SonanceError
+from core.errors import InvalidInput, NotFound
 from core.recommender.codec import recommendation_from_json
 from core.recommender.preferences import CACHE_NAMESPACE
 from core.recommender.results import FeedbackOutcome
@@ -21,10 +22,6 @@ if TYPE_CHECKING:
     from core.services import Services
 
 WHY_TTL_S = 7 * 86_400
-
-
-class NotYours(SonanceError):
-    user_message = "Those buttons belong to someone else's recommendations. Run /recommend for your own!"
 
 
 class Votes:
@@ -42,8 +39,7 @@ class Votes:
             shown = await repo.shown(shown_id)
             if shown is None:
                 raise NotFound("I can't find that recommendation any more.")
-            if shown.user_id != asker.user_id:
-                raise NotYours()
+            require_owner(shown.user_id, asker, RECOMMENDATIONS_NOT_YOURS)
             await repo.set_feedback(asker.user_id, shown.item_kind, shown.item_id, value)
         await self.services.cache.delete_matching(CACHE_NAMESPACE, f"u{asker.user_id}:")
         name = str((shown.evidence or {}).get("name") or "that")
@@ -55,8 +51,7 @@ class Votes:
             shown = await RecommendationRepository(session).shown(shown_id)
         if shown is None:
             raise NotFound("I can't find that recommendation any more.")
-        if shown.user_id != asker.user_id:
-            raise NotYours("That explanation is about someone else's listening, so only they can see it.")
+        require_owner(shown.user_id, asker, EXPLANATION_NOT_YOURS)
         key = f"u{shown.user_id}:why:{shown_id}"
         cached = await self.services.cache.get(CACHE_NAMESPACE, key)
         if isinstance(cached, str):

@@ -14,7 +14,6 @@ from core.services import Services
 ROOT = Path(__file__).resolve().parents[2]
 GUILD = 555
 #: Load and benchmark tools that drive the bot through the fakes in tests/: not the product's wiring.
-TOOLING = {ROOT / "bot" / "soak.py", ROOT / "bot" / "bench_bot.py"}
 
 
 def _calls_and_imports(path: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -39,20 +38,18 @@ def _calls_and_imports(path: Path) -> tuple[list[str], list[tuple[str, int]]]:
 def test_bot_never_imports_cogs() -> None:
     """Dependencies point bot -> core and cogs -> bot/core; the client loads cogs by extension name."""
     offenders = []
-    for path in set((ROOT / "bot").rglob("*.py")) - TOOLING:
+    for path in (ROOT / "bot").rglob("*.py"):
         imports, _ = _calls_and_imports(path)
         offenders += [f"{path.relative_to(ROOT)}: {m}" for m in imports if m == "cogs" or m.startswith("cogs.")]
     assert not offenders, f"bot/ must not import cogs: {offenders}"
 
 
-def test_engine_components_are_typed_fields_outside_the_recommender() -> None:
-    """`Services.component(name, factory)` kept whichever factory ran first; everything but the
-    recommender (which keeps `RecommendService.of`) uses the typed properties of `Services`."""
+def test_engine_components_are_typed_fields() -> None:
+    """`Services.component(name, factory)` kept whichever factory ran first; every component is now a
+    typed property of `Services` (the recommender's `RecommendService.of` returns `services.recommend`)."""
     offenders = []
     for folder in ("bot", "cogs", "core"):
         for path in (ROOT / folder).rglob("*.py"):
-            if path in TOOLING or (ROOT / "core" / "recommender") in path.parents:
-                continue
             _, calls = _calls_and_imports(path)
             offenders += [f"{path.relative_to(ROOT)}:{line}" for name, line in calls if name == "component"]
     assert not offenders, f"use a typed Services field instead of component(): {offenders}"
