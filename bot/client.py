@@ -16,7 +16,7 @@ from core.services import Services
 
 log = logging.getLogger(__name__)
 
-#: Cog modules, one per command family (filled as families land).
+#: Cog modules, one per command family; the client loads each as a discord.py extension.
 COGS: tuple[str, ...] = (
     "cogs.accounts",
     "cogs.compat",

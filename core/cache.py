@@ -68,7 +68,7 @@ class InProcessCache:
 
     Why bytes too: entries differ by four orders of magnitude (a budget counter is a few bytes, a
     /compat result carries its PNG card, ~80 KB as JSON), so 10,000 entries could mean ~800 MB.
-    A 12-minute `sonance bench soak` showed the heap growing with cached cards (tracemalloc:
+    A 12-minute `scripts/bench soak` showed the heap growing with cached cards (tracemalloc:
     JSON strings averaging 33 KB). A value larger than a quarter of the budget is not cached at all.
     """
 

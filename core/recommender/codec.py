@@ -27,7 +27,7 @@ def evidence_to_json(rec: Recommendation) -> dict[str, Any]:
     """What a shown row stores: enough to rebuild the Recommendation for "Why?" months later."""
     ev = rec.evidence
     # Spelled out rather than `dataclasses.asdict`: that deep-copies recursively and cost ~1 ms per
-    # /recommend (measured under `sonance bench bot`); the shape is the same.
+    # /recommend (measured under `scripts/bench bot`); the shape is the same.
     evidence = {"items": _weighted(ev.items), "tags": _weighted(ev.tags), "sources": dict(ev.sources),
                 "aoty": None if ev.aoty is None else {f: getattr(ev.aoty, f) for f in _AOTY_FIELDS},
                 "popularity": ev.popularity, "lastfm_listeners": ev.lastfm_listeners, "note": ev.note,

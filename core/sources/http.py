@@ -1,7 +1,7 @@
 """Plumbing shared by every external client: rate limiting, retries with backoff, Retry-After.
 
 Why a module of its own: Last.fm, Spotify and AOTY all need the same three guarantees
-(ARCHITECTURE rule 5: a timeout, a retry policy that honours `Retry-After`, and a rate limit), and
+(README, "Architecture": every network call has a timeout, a retry policy that honours `Retry-After`, and a rate limit), and
 getting the asynchronous details right once is cheaper than three subtly different copies.
 
 Design points:
