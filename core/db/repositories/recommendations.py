@@ -176,13 +176,17 @@ class RecommendationRepository:
         if not rows:
             return []
         now = utcnow()
-        # One INSERT … RETURNING for the batch (ids in parameter order), not an ORM unit of work:
-        # this runs on every /recommend.
-        stmt = insert(RecommendationShown).returning(RecommendationShown.id, sort_by_parameter_order=True)
+        # One multi-row INSERT … RETURNING (id, rank) on the Core table, ids put in order by rank here.
+        # Why not `returning(..., sort_by_parameter_order=True)` on the ORM entity: on SQLite that
+        # falls back to one INSERT per row, each costing four aiosqlite thread round trips: 1.7 ms of
+        # CPU for ten rows on every /recommend, against 0.7 ms for the single statement (measured).
+        table = RecommendationShown.__table__
+        stmt = insert(table).returning(table.c.id, table.c.rank)
         params = [{"user_id": user_id, "item_kind": item_kind, "item_id": row["item_id"], "context": context,
                    "guild_id": guild_id, "rank": rank, "score": row.get("score"), "evidence": row.get("evidence"),
                    "model_version": model_version, "shown_at": now} for rank, row in enumerate(rows)]
-        return [int(i) for i in (await self.session.execute(stmt, params)).scalars()]
+        by_rank = {int(rank): int(i) for i, rank in (await self.session.execute(stmt, params)).all()}
+        return [by_rank[rank] for rank in range(len(rows))]
 
     async def recently_shown(self, user_id: int, item_kind: str, since: datetime) -> set[int]:
         stmt = (select(RecommendationShown.item_id).where(
