@@ -98,11 +98,11 @@ class RecommendationPages(discord.ui.View):
 
     What a live view keeps, and why it matters: discord.py holds every view with a timeout (and its
     timer task) until it times out, so at a steady /recommend rate the live views are a standing
-    share of the bot's memory (measured with `sonance bench soak`: ~190 live at its rate, each with
-    ~36 KiB of result and items besides the parsed message). So a single-page list, whose buttons are all persistent
-    DynamicItems, gets no timeout and is not kept at all; a longer list keeps its result (to turn
-    pages) and, for the timeout edit, only the follow-up webhook and the message id, not the sent
-    message parsed into a full `discord.Message`.
+    share of the bot's memory (`sonance bench soak`: ~190 live views at its rate, each holding ~36 KiB
+    of result and items besides the parsed message; ~100 since this change). So a single-page list,
+    whose buttons are all persistent DynamicItems, gets no timeout and is not kept at all; a longer
+    list keeps its result (to turn pages) and, for the timeout edit, only the follow-up webhook and
+    the message id, not the sent message parsed into a full `discord.Message`.
     """
 
     def __init__(self, result: RecommendationList, owner_id: int, asker: str, client: discord.Client,
