@@ -58,8 +58,7 @@ class RecommendCog(SonanceCog):
         result = await self.recs.recommend(
             asker, kind=chosen, count=count, discovery=discovery.value if discovery is not None else None,
             tag=tag, context="command")
-        view = RecommendationPages(result, interaction.user.id, display_name(interaction.user), self.bot)
-        view.message = await interaction.followup.send(embed=view.embed(), view=view, wait=True)
+        await RecommendationPages(result, interaction.user.id, display_name(interaction.user), self.bot).send(interaction)
 
     @recommend_command.autocomplete("tag")
     async def tag_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -104,18 +104,28 @@ class RecommendationPages(discord.ui.View):
     """5 items per page: a row of 👍, a row of 👎, a row of Why?, then Prev/Next for the asker only.
 
     On timeout Prev/Next are disabled; the persistent buttons stay live.
+
+    What a live view keeps, and why it matters: discord.py holds every view with a timeout (and its
+    timer task) until it times out, so at a steady /recommend rate the live views are a standing
+    share of the bot's memory (`sonance bench soak`: ~190 live views at its rate, each holding ~36 KiB
+    of result and items besides the parsed message; ~100 since this change). So a single-page list,
+    whose buttons are all persistent DynamicItems, gets no timeout and is not kept at all; a longer
+    list keeps its result (to turn pages) and, for the timeout edit, only the follow-up webhook and
+    the message id, not the sent message parsed into a full `discord.Message`.
     """
 
     def __init__(self, result: RecommendationList, owner_id: int, asker: str, client: discord.Client,
                  *, timeout: float = PAGE_TIMEOUT_S) -> None:
-        super().__init__(timeout=timeout)
+        pages = page_count(result)
+        super().__init__(timeout=timeout if pages > 1 else None)
         self.result = result
         self.owner_id = owner_id
         self.asker = asker
         self.client = client
         self.page = 0
-        self.pages = page_count(result)
-        self.message: discord.Message | None = None
+        self.pages = pages
+        self._followup: discord.Webhook | None = None  # where the timeout edit goes (multi-page only)
+        self._message_id: int | None = None
         self.prev_button: discord.ui.Button[RecommendationPages] = discord.ui.Button(
             label="◀ Prev", style=discord.ButtonStyle.secondary, row=3)
         self.next_button: discord.ui.Button[RecommendationPages] = discord.ui.Button(
@@ -126,6 +136,19 @@ class RecommendationPages(discord.ui.View):
 
     def embed(self) -> discord.Embed:
         return recommendations_embed(self.result, self.page, self.asker)
+
+    async def send(self, interaction: discord.Interaction) -> None:
+        """Answer the (deferred) interaction with page 1.
+
+        A single page is sent without waiting for Discord's copy of the message (nothing will edit
+        it, and parsing it costs CPU on every /recommend); a longer list remembers where to send
+        the timeout edit.
+        """
+        if self.pages <= 1:
+            await interaction.followup.send(embed=self.embed(), view=self)
+            return
+        message = await interaction.followup.send(embed=self.embed(), view=self, wait=True)
+        self._followup, self._message_id = interaction.followup, message.id
 
     def _build(self) -> None:
         self.clear_items()
@@ -173,9 +196,9 @@ class RecommendationPages(discord.ui.View):
     async def on_timeout(self) -> None:
         self._keep_persistent()
         self.prev_button.disabled = self.next_button.disabled = True
-        if self.message is None or self.pages <= 1:
+        if self._followup is None or self._message_id is None:
             return
         try:
-            await self.message.edit(view=self)
+            await self._followup.edit_message(self._message_id, view=self)
         except discord.HTTPException:
             log.info("could not disable page buttons after timeout (message gone or token expired)")

@@ -264,6 +264,10 @@ class GroundedExplainer:
     async def recommendations(self, recs: Sequence[Recommendation], *, user_id: UserRef = None) -> list[Explanation]:
         """A list, asked concurrently; template fallbacks vary their sentence shapes across the list."""
         llm = self._llm
+        if llm is None:
+            # No model configured: the same template list, without building a brief per item and a
+            # task per item only to hear "no-llm" back (this runs on every /recommend).
+            return self._template.render_list(recs, ["no-llm"] * len(recs))
         attempts = await asyncio.gather(*(
             self._via_model(
                 brief,

@@ -6,8 +6,12 @@ trained lazily by the service on the first request (the seeded world trains in a
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import pytest
+
+from bot.views.feedback import RecommendationPages
 from core.db.repositories.recommendations import RecommendationRepository
 from core.recommender.service import RecommendService
 from core.services import Services
@@ -56,6 +60,36 @@ async def test_recommend_lists_new_artists_with_persistent_buttons(sonance: Fake
     assert not validate_message_payload(turned.body)
     refused = await click(sonance, nav[1], "bob", final)
     assert refused.ephemeral and "Only the person who asked" in (refused.content or "")
+
+
+def live_page_timers() -> int:
+    """discord.py's timeout tasks of live views (one per view it keeps until the view times out)."""
+    return sum(1 for t in asyncio.all_tasks() if "timeout_task_impl" in getattr(t.get_coro(), "__qualname__", ""))
+
+
+async def test_a_single_page_list_leaves_no_live_view_behind(sonance: FakeDiscord) -> None:
+    """Its buttons are all persistent: nothing to time out, so nothing is kept (the soak's memory)."""
+    before = live_page_timers()
+    _, single = await run(sonance, "recommend", "alice", {"count": 5})
+    assert "Page 1/1" in single.embeds[0]["footer"]["text"] and len(shown_ids(single)) == 5
+    assert live_page_timers() == before
+    _, paged = await run(sonance, "recommend", "alice", {"count": 8})
+    assert "Page 1/2" in paged.embeds[0]["footer"]["text"]
+    assert live_page_timers() == before + 1  # Prev/Next need their view until it times out
+
+
+async def test_page_turning_buttons_are_disabled_when_the_pages_time_out(
+        sonance: FakeDiscord, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(RecommendationPages.__init__.__kwdefaults__, "timeout", 0.3)
+    record, final = await run(sonance, "recommend", "alice", {"kind": "artists", "count": 8})
+    edited = await record.wait_for(lambda r: r.followup_edits[-1] if r.followup_edits else None, timeout=10.0)
+    buttons = [b for row in edited.components for b in row["components"]]
+    nav = [b for b in buttons if not b["custom_id"].startswith("sonance:")]
+    assert len(nav) == 2 and all(b.get("disabled") for b in nav)
+    persistent = [b for b in buttons if b["custom_id"].startswith("sonance:")]
+    assert len(persistent) == 15 and not any(b.get("disabled") for b in persistent)
+    assert edited.message is not None and final.message is not None
+    assert edited.message["id"] == final.message["id"]  # the answer itself, not a new message
 
 
 async def test_thumbs_down_removes_an_item_for_good(sonance: FakeDiscord, world_services: Services) -> None:

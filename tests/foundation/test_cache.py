@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from core.cache import Cache, InProcessCache, RedisCache
+from core.cache import Cache, InProcessCache, RedisCache, build_cache
 
 
 async def test_contract(cache: Cache) -> None:
@@ -52,6 +52,18 @@ async def test_in_process_cache_is_bounded_in_bytes_too() -> None:
     assert cache.size_bytes == 0 and len(cache) == 0
     assert [await cache.incr("budget", "u", ttl_s=60) for _ in range(12)][-1] == 12
     assert cache.size_bytes == len("12")
+
+
+async def test_default_in_process_cache_holds_at_most_16_mib_of_superseded_cards() -> None:
+    """The embedded default (no Redis): /compat cards keyed by a space version that every sync bumps
+    must not pile up for the better part of an hour (the soak's RSS grew with them)."""
+    cache = build_cache(None)
+    card = "c" * 80_000  # a /compat entry with its PNG card, as JSON
+    for version in range(400):  # 400 superseded versions of one pair: 32 MB offered
+        await cache.set("compat", f"pair:u1:u2:{version}", card)
+    assert cache.size_bytes <= 16 * 2**20  # type: ignore[attr-defined]
+    assert await cache.get("compat", "pair:u1:u2:399") == card
+    assert await cache.get("compat", "pair:u1:u2:0") is None
 
 
 def _free_port() -> int:

@@ -67,6 +67,15 @@ class ShownRow:
     shown_at: datetime
 
 
+# The reads on the /recommend path select from the Core tables (`Model.__table__.c`), not the ORM
+# attributes: the rows are plain tuples either way, but an ORM-flavoured statement goes through the
+# ORM's compile and loading steps, ~0.15 ms of CPU more per statement (measured on SQLite).
+_PLAYS = ArtistPlays.__table__.c
+_ARTISTS = Artist.__table__.c
+_FEEDBACK = Feedback.__table__.c
+_SHOWN = RecommendationShown.__table__.c
+
+
 def _aware(value: datetime | None) -> datetime | None:
     """Aggregates (MAX) bypass the column type on SQLite and come back naive: re-attach UTC."""
     if value is not None and value.tzinfo is None:
@@ -81,8 +90,8 @@ class RecommendationRepository:
     # --- plays at every granularity -----------------------------------------------------------
     def _plays_stmt(self, kind: str) -> Any:
         if kind == "artist":
-            return select(ArtistPlays.user_id, ArtistPlays.artist_id, ArtistPlays.plays,
-                          ArtistPlays.last_played_at, ArtistPlays.artist_id).where(ArtistPlays.plays > 0)
+            return select(_PLAYS.user_id, _PLAYS.artist_id, _PLAYS.plays, _PLAYS.last_played_at,
+                          _PLAYS.artist_id).where(_PLAYS.plays > 0)
         column = Track.album_id if kind == "album" else Track.id
         stmt = (select(Listen.user_id, column, func.count(Listen.id), func.max(Listen.played_at), Track.artist_id)
                 .join(Track, Track.id == Listen.track_id)
@@ -96,7 +105,7 @@ class RecommendationRepository:
         (aggregated from individual listens); all users when `user_id` is None (training input)."""
         stmt = self._plays_stmt(kind)
         if user_id is not None:
-            stmt = stmt.where((ArtistPlays.user_id if kind == "artist" else Listen.user_id) == user_id)
+            stmt = stmt.where((_PLAYS.user_id if kind == "artist" else Listen.user_id) == user_id)
         rows = (await self.session.execute(stmt)).all()
         return [ItemPlayRow(int(u), int(i), int(p), _aware(t), int(a)) for u, i, p, t, a in rows]
 
@@ -110,8 +119,8 @@ class RecommendationRepository:
         out: dict[int, ItemInfo] = {}
         for batch in chunks(wanted, BATCH):
             if kind == "artist":
-                stmt = (select(Artist.id, Artist.name, Artist.lastfm_url, Artist.image_url, Artist.lastfm_listeners)
-                        .where(Artist.id.in_(batch)))
+                stmt = (select(_ARTISTS.id, _ARTISTS.name, _ARTISTS.lastfm_url, _ARTISTS.image_url,
+                               _ARTISTS.lastfm_listeners).where(_ARTISTS.id.in_(batch)))
                 out.update({i: ItemInfo(i, n, None, u, img, lis)
                             for i, n, u, img, lis in (await self.session.execute(stmt)).all()})
             elif kind == "album":
@@ -165,8 +174,8 @@ class RecommendationRepository:
 
     async def feedback(self, user_id: int, item_kind: str) -> dict[int, int]:
         """Item id -> vote for one user and granularity."""
-        stmt = select(Feedback.item_id, Feedback.value).where(Feedback.user_id == user_id,
-                                                              Feedback.item_kind == item_kind)
+        stmt = select(_FEEDBACK.item_id, _FEEDBACK.value).where(_FEEDBACK.user_id == user_id,
+                                                                _FEEDBACK.item_kind == item_kind)
         return {int(i): int(v) for i, v in (await self.session.execute(stmt)).all()}
 
     # --- shown ------------------------------------------------------------------------------------
@@ -176,18 +185,21 @@ class RecommendationRepository:
         if not rows:
             return []
         now = utcnow()
-        # One INSERT … RETURNING for the batch (ids in parameter order), not an ORM unit of work:
-        # this runs on every /recommend.
-        stmt = insert(RecommendationShown).returning(RecommendationShown.id, sort_by_parameter_order=True)
+        # One multi-row INSERT … RETURNING (id, rank) on the Core table, ids put in order by rank here.
+        # Why not `returning(..., sort_by_parameter_order=True)` on the ORM entity: on SQLite that
+        # falls back to one INSERT per row, each costing four aiosqlite thread round trips: 1.7 ms of
+        # CPU for ten rows on every /recommend, against 0.7 ms for the single statement (measured).
+        table = RecommendationShown.__table__
+        stmt = insert(table).returning(table.c.id, table.c.rank)
         params = [{"user_id": user_id, "item_kind": item_kind, "item_id": row["item_id"], "context": context,
                    "guild_id": guild_id, "rank": rank, "score": row.get("score"), "evidence": row.get("evidence"),
                    "model_version": model_version, "shown_at": now} for rank, row in enumerate(rows)]
-        return [int(i) for i in (await self.session.execute(stmt, params)).scalars()]
+        by_rank = {int(rank): int(i) for i, rank in (await self.session.execute(stmt, params)).all()}
+        return [by_rank[rank] for rank in range(len(rows))]
 
     async def recently_shown(self, user_id: int, item_kind: str, since: datetime) -> set[int]:
-        stmt = (select(RecommendationShown.item_id).where(
-            RecommendationShown.user_id == user_id, RecommendationShown.item_kind == item_kind,
-            RecommendationShown.shown_at >= since).distinct())
+        stmt = (select(_SHOWN.item_id).where(
+            _SHOWN.user_id == user_id, _SHOWN.item_kind == item_kind, _SHOWN.shown_at >= since).distinct())
         return {int(i) for i in (await self.session.execute(stmt)).scalars()}
 
     async def shown(self, shown_id: int) -> ShownRow | None:

@@ -158,8 +158,9 @@ class UserRepository:
         Why a separate read: `settings` inserts a row for a first-time user, which made every
         first /recommend a write transaction (SQLite serialises those); reading needs no row.
         """
-        row = (await self.session.execute(select(UserSettings.discovery, UserSettings.preferences)
-                                          .where(UserSettings.user_id == user_id))).first()
+        columns = UserSettings.__table__.c  # Core columns: on every /recommend (recommendations.py says why)
+        row = (await self.session.execute(select(columns.discovery, columns.preferences)
+                                          .where(columns.user_id == user_id))).first()
         return (None, None) if row is None else (row[0], row[1])
 
     async def settings(self, user_id: int) -> UserSettings:
