@@ -123,7 +123,7 @@ class PlayColumns:
 
     def digest(self) -> str:
         """Content hash of the rows, independent of their order."""
-        order = np.lexsort((self.item_ids, self.user_ids))
+        order = np.lexsort((self.plays, self.item_ids, self.user_ids))
         digest = hashlib.sha256()
         for column in (self.user_ids, self.item_ids, self.plays.astype(np.int64)):
             digest.update(np.ascontiguousarray(column[order]).tobytes())
