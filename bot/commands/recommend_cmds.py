@@ -318,6 +318,9 @@ def bench_train(
     no_tune: bool = typer.Option(False, "--no-tune", help="Skip weight tuning, as `sonance train --no-tune`."),
     out_dir: Path | None = typer.Option(None, "--out-dir", help="Where the artifact goes (default: a temporary "
                                         "folder, deleted afterwards)."),
+    stage_peaks: bool = typer.Option(True, "--stage-peaks/--no-stage-peaks",
+                                     help="Peak RSS per stage (resets the kernel's mark at each stage; off: the "
+                                          "peak so far, and /usr/bin/time -v sees the whole run's)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
 ) -> None:
     """Train exactly what `sonance train` builds, on synthetic music-shaped plays of the given size.
@@ -335,7 +338,8 @@ def bench_train(
         say = _say(False)
         with tempfile.TemporaryDirectory(prefix="sonance-bench-train-") as scratch:
             folder = out_dir or Path(scratch)
-            _engine, _path, figures = train_benchmark(users, items, folder, seed=seed, tune=not no_tune, say=say)
+            _engine, _path, figures = train_benchmark(users, items, folder, seed=seed, tune=not no_tune, say=say,
+                                                      stage_peaks=stage_peaks)
         figures["threads"] = os.environ.get("OPENBLAS_NUM_THREADS", "default")
         if not as_json:
             for stage, figure in figures["stages"].items():

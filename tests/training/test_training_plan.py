@@ -36,7 +36,7 @@ def test_large_data_scales_the_configuration_with_its_size() -> None:
         assert plan.ease["precision"] == "float32" and plan.nmf["max_items"] == 100_000
     assert (mid.rp3["k"], mid.knn["k"]) == (200, 200)  # 300k items x 200 neighbours: 60M cells
     assert (big.rp3["k"], big.knn["k"]) == (100, 100)  # 1M items: k halved, 100M cells
-    assert big.max_validation_users == 500 < mid.max_validation_users <= 1200
+    assert big.max_validation_users == 300 < mid.max_validation_users <= 1200
 
 
 def test_engine_train_follows_the_plan_for_its_data() -> None:
