@@ -90,8 +90,10 @@ def test_ease_inverse_is_bit_identical_to_mirroring_the_full_upper_triangle() ->
 def test_ease_in_float32_ranks_like_float64() -> None:
     data, tags, _ = build_world()
     rows = data.matrix[:10]
-    wide = EASE(tags=tags).fit(data).score(rows)
-    narrow = EASE(tags=tags, precision="float32").fit(data).score(rows)
+    wide_model, narrow_model = EASE(tags=tags).fit(data), EASE(tags=tags, precision="float32").fit(data)
+    # Row-major weights: scoring reads rows (Fortran order made every product copy the matrix).
+    assert wide_model.weights.flags.c_contiguous and narrow_model.weights.flags.c_contiguous
+    wide, narrow = wide_model.score(rows), narrow_model.score(rows)
     assert np.allclose(wide, narrow, atol=1e-4)
     assert (np.argsort(-wide, axis=1)[:, :5] == np.argsort(-narrow, axis=1)[:, :5]).all()
 
