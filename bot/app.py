@@ -26,8 +26,10 @@ from bot.client import create_bot
 from bot.discord_endpoints import apply_discord_endpoints
 from bot.dm_delivery import DiscordDmDelivery
 from bot.web import PROBES_KEY, HealthProbe, build_web_app, start_web
+from core.asker import Asker
 from core.config import Settings
-from core.errors import SonanceError
+from core.db.repositories import UserRepository
+from core.errors import NotLinked, SonanceError
 from core.scheduler import JobSet, SonanceScheduler
 from core.services import Services, build_services
 from core.sync.base_corpus import start_base_import
@@ -36,17 +38,24 @@ from core.weekly import ContentPort, DigestContent, ServerMatesContent, WeeklyDi
 log = logging.getLogger(__name__)
 
 
+async def _asker_of(services: Services, user_id: int) -> Asker:
+    """The weekly port names a user row; the recommender takes the asker (a DM has no guild)."""
+    async with services.session() as session:
+        user = await UserRepository(session).get(user_id)
+    if user is None or user.discord_id is None:
+        raise NotLinked()
+    return Asker(user_id, int(user.discord_id))
+
+
 def weekly_content(services: Services) -> ContentPort:
     """The weekly DM's content port: fresh recommendations (recorded as shown, so the DM's 👍/👎
     buttons work), or, while the model is still learning or the user's history is too thin, the
     server-mates fallback ("artists your server-mates play that you don't")."""
-    from core.recommender.service import RecommendService
-
     fallback = ServerMatesContent(services)
 
     async def content(user_id: int) -> DigestContent:
         try:
-            picks = await RecommendService.of(services).weekly_content(user_id)
+            picks = await services.recommend.weekly_content(await _asker_of(services, user_id))
         except SonanceError as exc:
             log.info("weekly DM: recommender unavailable for this user (%s); using server-mates picks",
                      exc.user_message, extra={"user_id": user_id, "job": "weekly_dms"})
@@ -72,39 +81,28 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
 
     async def public_facts(artists: int, albums: int) -> None:
         """Global listener counts and album covers for what is new or stale (nothing due: no request)."""
-        from core.sync.enrichment import LastfmPublicFacts
-
-        facts = services.component("lastfm_public_facts", LastfmPublicFacts)
+        facts = services.lastfm_public_facts
         await facts.refresh_listeners(limit=artists)
         await facts.enrich_album_covers(limit=albums)
 
     async def sync_due() -> None:
         if services.lastfm is not None:  # None: not configured, or the clients have not started yet
-            from core.sync.engine import LastfmSync
-
-            sync = services.component("lastfm_sync", lambda s: LastfmSync(s, s.lastfm))  # type: ignore[arg-type]
-            await sync.sync_due(active_minutes=settings.sync_active_minutes)
+            await services.lastfm_sync.sync_due(active_minutes=settings.sync_active_minutes)
             await public_facts(artists=40, albums=40)  # a fresh member's artists get counts within minutes
         if services.spotify is not None:
-            from core.sync.spotify_sync import SpotifySync
-
-            await services.component("spotify_sync", SpotifySync).sync_due(active_minutes=settings.sync_active_minutes)
+            await services.spotify_sync.sync_due(active_minutes=settings.sync_active_minutes)
 
     async def retrain() -> None:
         """Nightly: retrain the artist, album and track models off the event loop; each is swapped in
         atomically, and a kind without data yet is skipped."""
-        from core.recommender.service import RecommendService
-
-        results = await RecommendService.of(services).retrain_all()
+        results = await services.recommend.retrain_all()
         log.info("nightly retrain done: %s",
                  {kind: m.get("version") or m.get("skipped") for kind, m in results.items()}, extra={"job": "retrain"})
 
     async def daily() -> None:
         await sync_due()
         if services.lastfm is not None:
-            from core.sync.enrichment import LastfmTagEnrichment
-
-            await services.component("lastfm_tags", LastfmTagEnrichment).enrich_artist_tags(limit=500)
+            await services.lastfm_tags.enrich_artist_tags(limit=500)
             await public_facts(artists=500, albums=300)
 
     async def similar_graph() -> None:
@@ -116,20 +114,19 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
         if services.lastfm is None:
             return
         from core.scheduler import SIMILAR_GRAPH_MINUTES
-        from core.sync.similar_graph import SimilarGraph
 
-        graph = SimilarGraph.of(services)
+        graph = services.similar_graph
         budget = max(1, int(settings.lastfm_requests_per_second * SIMILAR_GRAPH_MINUTES * 60 * 0.9))
         report = await graph.fill_artists(limit=budget)
         if not report.stopped and (left := (budget - report.considered) // 3) > 0:
             await graph.fill_tracks(limit=left)
 
+    digest = WeeklyDigest(services, weekly_content(services), DiscordDmDelivery(bot))  # one per process
+
     async def weekly_dms() -> None:
         if not bot.is_ready():  # DMs need a logged-in client; the next 5-minute run will do it
             log.info("weekly DMs: bot not ready yet; skipped this run")
             return
-        digest = services.component(
-            "weekly_digest", lambda s: WeeklyDigest(s, weekly_content(s), DiscordDmDelivery(bot)))
         await digest.run_due()
 
     has_source = settings.lastfm_api_key is not None or settings.spotify_client_id is not None
@@ -140,10 +137,8 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
 
 def recommender_probe(services: Services) -> HealthProbe:
     """/healthz: is the model loaded and are the scoring workers warm (a readiness signal)."""
-    from core.recommender.service import RecommendService
-
     async def probe() -> dict[str, Any]:
-        return RecommendService.of(services).status()
+        return services.recommend.status()
 
     return probe
 
@@ -159,10 +154,8 @@ def scheduler_probe(scheduler: SonanceScheduler) -> HealthProbe:
 
 async def _warm_recommender(services: Services) -> None:
     """Load the model and scoring workers at start, so the first /recommend does not pay for it."""
-    from core.recommender.service import RecommendService
-
     try:
-        await RecommendService.of(services).warm_up()
+        await services.recommend.warm_up()
     except Exception:
         log.warning("recommender warm-up failed; the first request will load the model", exc_info=True)
 

@@ -15,8 +15,6 @@ COMMAND_MODULES = (
     "bot.commands.sync_cmds",
     "bot.commands.compat_cmds",
     "bot.commands.train_demo_cmds",
-    "bot.commands.bench_bot_cmds",
-    "bot.commands.soak_cmds",
 )
 
 

@@ -11,11 +11,12 @@ import discord
 from discord.ext import commands
 
 from bot.interactions import SonanceTree
+from core.errors import ConfigError
 from core.services import Services
 
 log = logging.getLogger(__name__)
 
-#: Cog modules, one per command family (filled as families land).
+#: Cog modules, one per command family; the client loads each as a discord.py extension.
 COGS: tuple[str, ...] = (
     "cogs.accounts",
     "cogs.compat",
@@ -83,11 +84,41 @@ class ShardedSonanceBot(SonanceMixin, commands.AutoShardedBot):
         self.services = services
 
 
+def shard_ids_of(shard_count: int, shard_ids: str | None) -> list[int] | None:
+    """This process's shards from DISCORD_SHARD_IDS ("0,2"); None means all of DISCORD_SHARD_COUNT.
+
+    Checked here so that a typo is one `error:` line at start, not Discord closing the gateway with
+    4010 (invalid shard) after login.
+    """
+    if shard_count < 1:
+        raise ConfigError("DISCORD_SHARD_COUNT must be at least 1.")
+    if not shard_ids:
+        return None
+    try:
+        ids = sorted({int(part) for part in shard_ids.split(",") if part.strip()})
+    except ValueError:
+        raise ConfigError(f"DISCORD_SHARD_IDS must be comma-separated shard numbers, not {shard_ids!r}.") from None
+    if not ids or any(not 0 <= i < shard_count for i in ids):
+        raise ConfigError(f"DISCORD_SHARD_IDS must list shards between 0 and {shard_count - 1} "
+                          f"(DISCORD_SHARD_COUNT={shard_count}); got {shard_ids!r}.")
+    return ids
+
+
 def create_bot(services: Services, **kwargs: Any) -> commands.Bot:
-    """`AutoShardedBot` when sharding is configured (DISCORD_SHARD_COUNT), else a plain `Bot`."""
+    """`AutoShardedBot` when sharding is configured (DISCORD_SHARD_COUNT), else a plain `Bot`.
+
+    Shards split across processes share PostgreSQL and Redis: the scheduler runs in one leader
+    (`core.scheduler`), the Last.fm limit and cache invalidations go through Redis (`core.sources.http`,
+    `core.cache`). Without REDIS_URL each process keeps its own cache and its share of the limit.
+    """
     settings = services.settings
+    if settings.discord_shard_ids and not settings.discord_shard_count:
+        raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (the total number of shards).")
     if settings.discord_shard_count:
-        shard_ids = ([int(s) for s in settings.discord_shard_ids.split(",")] if settings.discord_shard_ids
-                     else None)
+        shard_ids = shard_ids_of(settings.discord_shard_count, settings.discord_shard_ids)
+        if shard_ids is not None and len(shard_ids) < settings.discord_shard_count and not settings.redis_url:
+            log.warning("shards %s of %d in this process without REDIS_URL: each process keeps its own cache "
+                        "(an invalidation here does not reach the others) and its share of the Last.fm limit",
+                        shard_ids, settings.discord_shard_count)
         return ShardedSonanceBot(services, shard_count=settings.discord_shard_count, shard_ids=shard_ids, **kwargs)
     return SonanceBot(services, **kwargs)

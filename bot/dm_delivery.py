@@ -1,7 +1,7 @@
 """The Discord side of a weekly DM: the `deliver` port of `core.weekly.WeeklyDigest`.
 
-fetch user -> open the DM channel -> send one embed (plus feedback buttons when the items were recorded
-as shown and the recommend cog's persistent button exists) -> map Discord's answer to an outcome.
+fetch user -> open the DM channel -> send one embed (plus the persistent 👍/👎 buttons of
+`bot.views.feedback` when the items were recorded as shown) -> map Discord's answer to an outcome.
 50007 ("Cannot send messages to this user": DMs closed or the bot blocked) becomes ``dm_closed`` so
 the engine stops trying until the user runs /dm again; everything else is ``failed`` and logged. It
 never raises: a scheduler job must not die on one recipient.
@@ -9,12 +9,11 @@ never raises: a scheduler job must not die on one recipient.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import Any
 
 import discord
 
+from bot.views.feedback import FeedbackButton
 from core.weekly import DeliveryOutcome, DigestContent
 
 log = logging.getLogger(__name__)
@@ -42,26 +41,17 @@ def digest_embed(content: DigestContent) -> discord.Embed:
 
 
 def _feedback_view(content: DigestContent) -> discord.ui.View | None:
-    """Up/down buttons per recorded item, reusing the recommend cog's DynamicItem when it exists.
-
-    Planned contract: custom_id ``sonance:fb:<recommendations_shown.id>:up|down``. Items without a
-    `shown_id` (the server-mates fallback does not record any) get no buttons.
-    """
+    """Up/down buttons per recorded item: the same persistent `FeedbackButton` (custom_id
+    ``sonance:fb:<recommendations_shown.id>:up|down``) as /recommend, so a click on a DM reaches
+    the bot after a restart too. Items without a `shown_id` (the server-mates fallback does not
+    record any) get no buttons."""
     shown = [item for item in content.items if item.shown_id is not None][:5]
     if not shown:
-        return None
-    try:  # optional: the recommend cog may not have landed
-        button_cls: Any = importlib.import_module("cogs.recommend").FeedbackButton
-    except (ImportError, AttributeError):
         return None
     view = discord.ui.View(timeout=None)
     for item in shown:
         for vote in ("up", "down"):
-            try:
-                view.add_item(button_cls(item.shown_id, vote))
-            except (TypeError, ValueError):  # a different constructor than the planned one
-                log.warning("feedback button has an unexpected constructor; sending without buttons")
-                return None
+            view.add_item(FeedbackButton(item.shown_id, vote))  # type: ignore[arg-type]  # filtered above
     return view
 
 

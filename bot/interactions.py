@@ -1,7 +1,7 @@
 """What every cog shares: one error policy, replies that work whatever was acknowledged already,
-and who-is-asking bookkeeping.
+and who is asking (an `Asker`, resolved once per interaction).
 
-Error policy (house rule 3): a `SonanceError` carries a message safe to show, sent ephemeral; a
+Error policy: a `SonanceError` carries a message safe to show, sent ephemeral; a
 cooldown says when to retry; anything else is logged with the command, user and guild ids and
 answered with a short apology. Nothing is ever acknowledged twice.
 """
@@ -19,8 +19,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from core.db.repositories import UserRepository
+from core.asker import Asker
 from core.errors import SonanceError
+from core.identity import SEEN_MEMBERSHIPS_MAX
 from core.services import Services
 
 log = logging.getLogger("sonance.bot")
@@ -34,9 +35,6 @@ SAFETY_ACK_S = 1.0
 #: 3 s deadline (a busy database or pool under load made tag lookups miss it: test_load on PostgreSQL).
 AUTOCOMPLETE_BUDGET_S = 1.5
 T = TypeVar("T")
-
-#: Memberships this process has already written (bounded; oldest forgotten first).
-SEEN_MEMBERSHIPS_MAX = 100_000
 
 APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again in a moment."
 
@@ -152,32 +150,46 @@ def display_name(user: discord.abc.User) -> str:
     return getattr(user, "display_name", None) or user.name
 
 
+#: `interaction.extras` key of the interaction's resolved `Asker`.
+ASKER_KEY = "sonance_asker"
+
+
+async def who(services: Services, interaction: discord.Interaction) -> Asker:
+    """The member behind the interaction, resolved once per interaction (`AskerDirectory.resolve`:
+    their row is created on first use and their membership of this guild recorded)."""
+    asker = interaction.extras.get(ASKER_KEY)
+    if not isinstance(asker, Asker):
+        asker = await services.askers.resolve(interaction.user.id, display_name(interaction.user),
+                                              interaction.guild_id)
+        interaction.extras[ASKER_KEY] = asker
+    return asker
+
+
+async def known(services: Services, interaction: discord.Interaction) -> Asker | None:
+    """The member behind the interaction when Sonance already stores them, else None; writes
+    nothing (`AskerDirectory.known`). For buttons anyone may press and for the commands about
+    stored data (/unlink, /forget, /export): asking must not store something new."""
+    asker = interaction.extras.get(ASKER_KEY)
+    if isinstance(asker, Asker):
+        return asker
+    return await services.askers.known(interaction.user.id, interaction.guild_id)
+
+
 class SonanceCog(commands.Cog):
-    """A cog with the shared services; `who` records the asker and their guild membership."""
+    """A cog with the shared services; `who` resolves the asker every service call takes."""
 
     def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
         self.services = services
 
-    async def who(self, interaction: discord.Interaction) -> int:
-        """The asker's user row id; also remembers that they are a member of this guild.
+    async def who(self, interaction: discord.Interaction) -> Asker:
+        """The asker (see the module-level `who`): a database write on first use, so commands that
+        may run under load acknowledge the interaction before calling it."""
+        return await who(self.services, interaction)
 
-        Slash commands need no privileged intents, so membership is learnt from use: a member
-        appears on a guild's boards after using Sonance there (and while not hidden).
-        """
-        seen: dict[tuple[int, int], None] = self.services.component("seen_memberships", lambda _: {})
-        async with self.services.session() as session:
-            users = UserRepository(session)
-            user = await users.get_or_create_discord(interaction.user.id, display_name(interaction.user))
-            key = (interaction.guild_id or 0, user.id)
-            if interaction.guild_id is not None and key not in seen:
-                # A write on every command is costly under load; once per process is enough. Keyed by
-                # the row id, so a user who ran /forget (new row next time) is recorded again.
-                await users.ensure_membership(interaction.guild_id, user.id)
-                if len(seen) >= SEEN_MEMBERSHIPS_MAX:
-                    seen.pop(next(iter(seen)))
-                seen[key] = None
-            return user.id
+    async def known(self, interaction: discord.Interaction) -> Asker | None:
+        """The asker when Sonance already stores them, else None (see the module-level `known`)."""
+        return await known(self.services, interaction)
 
 
 class Acknowledger:

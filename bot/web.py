@@ -49,8 +49,6 @@ async def healthz(request: web.Request) -> web.Response:
 async def explainer_state(services: Services) -> dict[str, Any]:
     """/healthz: "ok", "off" (templates by configuration) or "failing: <why>" (e.g. "http 401"): a
     failing model degrades to templates, so it is reported but does not make the bot unhealthy."""
-    if services.explainer is None:  # the clients start with the bot
-        return {"explainer": "starting" if services.settings.openai_api_key else "off"}
     return {"explainer": services.explainer.status()}
 
 
@@ -104,7 +102,7 @@ async def _oauth_step(request: web.Request, provider: str | None,
     name = PROVIDER_NAMES.get(provider or "", "Account")
     try:
         await services.start_clients()  # idempotent; the web server may answer before the bot is up
-        return await step(services.component("accounts", AccountService))
+        return await step(services.accounts)
     except SourceUnavailable as exc:
         log.warning("oauth %s: %s unavailable (%s)", request.path, provider, exc.detail)
         return _html(oauth_page(f"{name} not linked", exc.user_message + " The same link works again "

@@ -14,9 +14,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import SonanceCog, handle_error, once_per, send
+from bot.interactions import SonanceCog, handle_error, known, once_per, send
 from bot.render import accounts as render
-from core.accounts import AccountService
+from core.accounts import AccountService, ExportResult, ForgetResult, UnlinkResult
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,9 @@ class ForgetConfirmView(discord.ui.View):
     Not persistent on purpose: a deletion confirmation must not outlive the bot process or a minute.
     """
 
-    def __init__(self, service: AccountService, owner_id: int, *, timeout: float) -> None:
+    def __init__(self, services: Services, owner_id: int, *, timeout: float) -> None:
         super().__init__(timeout=timeout)
-        self.service = service
+        self.services = services
         self.owner_id = owner_id
         self.origin: discord.Interaction | None = None  # the /forget interaction, to edit on timeout
         self.finished = False
@@ -72,7 +72,8 @@ class ForgetConfirmView(discord.ui.View):
         self.stop()
         self._disable()
         await interaction.response.defer()  # deleting a long history can take more than 3 s
-        result = await self.service.forget(interaction.user.id)
+        asker = await known(self.services, interaction)  # resolved now: nothing is created to be deleted
+        result = await self.services.accounts.forget(asker) if asker is not None else ForgetResult.nothing_stored()
         await interaction.edit_original_response(content=render.forgotten(result), view=self)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="sonance:forget:no")
@@ -103,7 +104,7 @@ class AccountsCog(SonanceCog):
 
     def __init__(self, bot: commands.Bot, services: Services) -> None:
         super().__init__(bot, services)
-        self.accounts = services.component("accounts", AccountService)
+        self.accounts: AccountService = services.accounts
 
     @link.command(name="lastfm", description="Link your Last.fm profile and import your listening history")
     @app_commands.describe(username="Your Last.fm username")
@@ -111,8 +112,8 @@ class AccountsCog(SonanceCog):
     async def link_lastfm(self, interaction: discord.Interaction,
                           username: app_commands.Range[str, 2, 64]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # Last.fm round trips
-        user_id = await self.who(interaction)
-        result = await self.accounts.link_lastfm(user_id, interaction.user.id, username)
+        asker = await self.who(interaction)
+        result = await self.accounts.link_lastfm(asker, username)
         content, view = render.lastfm_linked(result)
         if view is None:
             await send(interaction, content, ephemeral=True)
@@ -122,22 +123,25 @@ class AccountsCog(SonanceCog):
     @link.command(name="spotify", description="Connect Spotify (optional; Last.fm works without it)")
     @once_per(LINK_COOLDOWN_S)  # a refused attempt (a mistyped name) does not spend it
     async def link_spotify(self, interaction: discord.Interaction) -> None:
-        await self.accounts.check_spotify_room(interaction.user.id)
-        url = self.accounts.spotify_authorize_url(interaction.user.id)  # no I/O: sign + format
+        await interaction.response.defer(ephemeral=True, thinking=True)  # `who` writes: slow under load
+        asker = await self.who(interaction)
+        await self.accounts.check_spotify_room(asker)
+        url = self.accounts.spotify_authorize_url(asker)  # no I/O: sign + format
         content, view = render.spotify_prompt(url)
         await send(interaction, content, ephemeral=True, view=view)
 
     @app_commands.command(name="unlink", description="Remove a linked music account and its tokens")
     @app_commands.describe(service="Which account to unlink")
     async def unlink(self, interaction: discord.Interaction, service: Literal["lastfm", "spotify"]) -> None:
-        result = await self.accounts.unlink(interaction.user.id, service)
+        asker = await self.known(interaction)
+        result = await self.accounts.unlink(asker, service) if asker is not None else UnlinkResult.nothing_linked(service)
         await send(interaction, render.unlinked(result), ephemeral=True)
 
     @app_commands.command(name="account", description="What Sonance knows: linked accounts, sync status, history")
     async def account(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # `who` writes: slow under load
-        user_id = await self.who(interaction)
-        overview = await self.accounts.overview(user_id, interaction.guild_id)
+        asker = await self.who(interaction)
+        overview = await self.accounts.overview(asker)
         await send(interaction, embed=render.account_embed(overview), ephemeral=True)
 
     @app_commands.command(name="privacy", description="Choose who can see you on leaderboards and matches")
@@ -148,16 +152,16 @@ class AccountsCog(SonanceCog):
                       visibility: app_commands.Choice[str] | None = None,
                       scope: app_commands.Choice[str] | None = None,
                       hide_username: bool | None = None) -> None:
-        user_id = await self.who(interaction)
+        asker = await self.who(interaction)
         result = await self.accounts.set_privacy(
-            user_id, interaction.guild_id, visibility=visibility.value if visibility else None,
+            asker, visibility=visibility.value if visibility else None,
             scope=scope.value if scope else None,  # type: ignore[arg-type]
             hide_username=hide_username)
         await send(interaction, render.privacy_message(result), ephemeral=True)
 
     @app_commands.command(name="forget", description="Delete everything Sonance stores about you")
     async def forget(self, interaction: discord.Interaction) -> None:
-        view = ForgetConfirmView(self.accounts, interaction.user.id, timeout=FORGET_CONFIRM_TIMEOUT_S)
+        view = ForgetConfirmView(self.services, interaction.user.id, timeout=FORGET_CONFIRM_TIMEOUT_S)
         view.origin = interaction
         await send(interaction, render.FORGET_PROMPT, ephemeral=True, view=view)
 
@@ -166,7 +170,8 @@ class AccountsCog(SonanceCog):
     async def export(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         limit = int(getattr(interaction, "attachment_size_limit", 8 * 1024 * 1024) * 0.95)
-        result = await self.accounts.export(interaction.user.id, max_bytes=limit)
+        asker = await self.known(interaction)
+        result = await self.accounts.export(asker, max_bytes=limit) if asker is not None else ExportResult.nothing_stored()
         if result.empty:
             await send(interaction, render.export_message(result), ephemeral=True)
         else:

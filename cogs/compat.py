@@ -1,7 +1,7 @@
 """/compat, /leaderboard, /matches: taste compatibility between the members of a server.
 
-Each command: parse (guild only, no bots) -> one `CompatService` call, which validates first and asks
-us to acknowledge only when it reaches its slow part -> render -> send. Acknowledging from inside the
+Each command: parse (no bots) -> one `CompatService` call, which validates first (outside a guild
+it refuses) and asks us to acknowledge only when it reaches its slow part -> render -> send. Acknowledging from inside the
 service call is what lets a refusal ("keeps their listening private") stay an ephemeral reply, and a
 result for someone who hides their listening be shown to them alone: a deferral fixes the visibility
 of the answer that follows it, so we must not defer before we know.
@@ -19,21 +19,10 @@ from bot.interactions import Acknowledger, SonanceCog
 from bot.render.compat import compat_embed, leaderboard_embed, matches_embed
 from bot.render.compat_card import render_compat_card
 from core.compat.service import CompatService
-from core.errors import InvalidInput, SonanceError
+from core.errors import InvalidInput
 from core.services import Services
 
 COMPAT_RATE, COMPAT_PER_S = 3, 30.0
-
-
-class GuildOnly(SonanceError):
-    user_message = ("Compatibility compares members of a server, so it only works inside one. Try it in a "
-                    "server channel!")
-
-
-def guild_of(interaction: discord.Interaction) -> int:
-    if interaction.guild_id is None:
-        raise GuildOnly()
-    return interaction.guild_id
 
 
 class CompatCog(SonanceCog):
@@ -41,20 +30,18 @@ class CompatCog(SonanceCog):
 
     def __init__(self, bot: commands.Bot, services: Services) -> None:
         super().__init__(bot, services)
-        self.compat = CompatService.of(services)
+        self.compat: CompatService = services.compat
 
     @app_commands.command(name="compat", description="How well does your music taste match another member's?")
     @app_commands.describe(member="The member to compare your taste with")
     @app_commands.guild_only()
     @app_commands.checks.cooldown(COMPAT_RATE, COMPAT_PER_S, key=lambda i: i.user.id)
     async def compat_command(self, interaction: discord.Interaction, member: discord.User) -> None:
-        guild_id = guild_of(interaction)
         if member.bot:
             raise InvalidInput("Bots don't keep a listening history, so there's nothing to compare. Pick a person!")
         async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
-            await self.who(interaction)
-            result = await self.compat.compare(guild_id, interaction.user.id, member.id, on_slow=ack,
-                                               render_card=render_compat_card)
+            asker = await self.who(interaction)
+            result = await self.compat.compare(asker, member.id, on_slow=ack, render_card=render_compat_card)
         embed, file = compat_embed(result)
         extra: dict[str, Any] = {"file": file} if file is not None else {}
         await ack.deliver(private=result.private, embed=embed, **extra)
@@ -62,20 +49,18 @@ class CompatCog(SonanceCog):
     @app_commands.command(name="leaderboard", description="The most compatible pairs of music lovers in this server")
     @app_commands.guild_only()
     async def leaderboard_command(self, interaction: discord.Interaction) -> None:
-        guild_id = guild_of(interaction)
         async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
-            await self.who(interaction)
-            result = await self.compat.leaderboard(guild_id, on_slow=ack)
+            asker = await self.who(interaction)
+            result = await self.compat.leaderboard(asker, on_slow=ack)
         guild_name = interaction.guild.name if interaction.guild is not None else None
         await ack.deliver(private=False, embed=leaderboard_embed(result, guild_name))
 
     @app_commands.command(name="matches", description="Your best music matches in this server")
     @app_commands.guild_only()
     async def matches_command(self, interaction: discord.Interaction) -> None:
-        guild_id = guild_of(interaction)
         async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
-            await self.who(interaction)
-            result = await self.compat.matches(guild_id, interaction.user.id, on_slow=ack)
+            asker = await self.who(interaction)
+            result = await self.compat.matches(asker, on_slow=ack)
         await ack.deliver(private=result.private, embed=matches_embed(result))
 
 

@@ -19,9 +19,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import Acknowledger, SonanceCog, display_name, handle_error, within_budget
+from bot.interactions import Acknowledger, SonanceCog, display_name, handle_error, known, within_budget
 from bot.render.playlist import files_message, playlist_embed, spotify_message
-from core.errors import InvalidInput
+from core.access import PLAYLIST_NOT_YOURS
+from core.errors import InvalidInput, NotYours
 from core.playlists.models import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, BuiltPlaylist
 from core.playlists.service import MODES, PlaylistService
 from core.services import Services
@@ -32,8 +33,8 @@ MODE_CHOICES = [app_commands.Choice(name=m, value=m) for m in MODES]
 VIEW_TIMEOUT_S = 600.0
 
 
-def _service(interaction: discord.Interaction) -> PlaylistService:
-    return PlaylistService.of(interaction.client.services)  # type: ignore[attr-defined]
+def _services(interaction: discord.Interaction) -> Services:
+    return interaction.client.services  # type: ignore[attr-defined,no-any-return]
 
 
 class ExportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=EXPORT_TEMPLATE):
@@ -59,11 +60,15 @@ class ExportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=EXPO
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
-            service = _service(interaction)
+            services = _services(interaction)
+            # Anyone in the channel can press: a stranger is not stored for it, and is simply not the owner.
+            asker = await known(services, interaction)
+            if asker is None:
+                raise NotYours(PLAYLIST_NOT_YOURS)
             if self.action == "files":
-                content, files = files_message(await service.export_files(self.playlist_id, interaction.user.id))
+                content, files = files_message(await services.playlists.export_files(asker, self.playlist_id))
             else:
-                content, files = spotify_message(await service.export_spotify(self.playlist_id, interaction.user.id))
+                content, files = spotify_message(await services.playlists.export_spotify(asker, self.playlist_id))
             await interaction.followup.send(content, files=files, ephemeral=True)
         except Exception as exc:  # item callbacks bypass the tree's error handler: apply the policy here
             await handle_error(interaction, exc)
@@ -83,7 +88,7 @@ class PlaylistCog(SonanceCog):
 
     def __init__(self, bot: commands.Bot, services: Services) -> None:
         super().__init__(bot, services)
-        self.playlists = PlaylistService.of(services)
+        self.playlists: PlaylistService = services.playlists
 
     @app_commands.command(name="playlist", description="Build a playlist: for you, from a seed, or a blend with a member")
     @app_commands.describe(mode="For me (your recommendations), from a seed artist/track, or a blend with a member",
@@ -101,9 +106,9 @@ class PlaylistCog(SonanceCog):
         if member is not None and member.bot:
             raise InvalidInput("Bots don't keep a listening history, so there's nothing to blend. Pick a person!")
         async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
-            await self.who(interaction)
+            asker = await self.who(interaction)
             result = await self.playlists.build(
-                interaction.user.id, interaction.guild_id, mode.value, seed=seed,
+                asker, mode.value, seed=seed,
                 member_discord_id=member.id if member is not None else None, length=length, name=name,
                 on_slow=ack)
         await ack.deliver(private=result.private, embed=playlist_embed(result, display_name(interaction.user)),

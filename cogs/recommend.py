@@ -39,7 +39,7 @@ class RecommendCog(SonanceCog):
 
     def __init__(self, bot: commands.Bot, services: Services) -> None:
         super().__init__(bot, services)
-        self.recs = RecommendService.of(services)
+        self.recs: RecommendService = services.recommend
 
     @app_commands.command(name="recommend", description="Music picks for you, from your listening and your feedback")
     @app_commands.describe(kind="Artists, albums or tracks", count="How many (1-25)",
@@ -54,10 +54,10 @@ class RecommendCog(SonanceCog):
                                 tag: app_commands.Range[str, 1, 100] | None = None) -> None:
         chosen = KINDS[kind.value] if kind is not None else Kind.ARTIST
         await interaction.response.defer(thinking=True)
-        user_id = await self.who(interaction)
-        result = await self.recs.recommend_for_user(
-            user_id, guild_id=interaction.guild_id, kind=chosen, count=count,
-            discovery=discovery.value if discovery is not None else None, tag=tag, context="command")
+        asker = await self.who(interaction)
+        result = await self.recs.recommend(
+            asker, kind=chosen, count=count, discovery=discovery.value if discovery is not None else None,
+            tag=tag, context="command")
         view = RecommendationPages(result, interaction.user.id, display_name(interaction.user), self.bot)
         view.message = await interaction.followup.send(embed=view.embed(), view=view, wait=True)
 
@@ -82,8 +82,8 @@ class RecommendCog(SonanceCog):
     @app_commands.describe(text="e.g. “less metal, more 90s shoegaze” (or “reset”)")
     async def tune_command(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 300]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self.who(interaction)
-        prefs = await self.recs.set_preferences(interaction.user.id, text)
+        asker = await self.who(interaction)
+        prefs = await self.recs.set_preferences(asker, text)
         await send(interaction, preferences_summary(prefs), ephemeral=True)
 
 

@@ -46,7 +46,7 @@ def confirmation(schedule: DmSchedule) -> str:
 class SettingsCog(SonanceCog):
     @property
     def weekly(self) -> WeeklySettings:
-        return self.services.component("weekly_settings", WeeklySettings)
+        return self.services.weekly_settings
 
     @app_commands.command(name="dm", description="Weekly recommendation DM: on/off, day, time, time zone, quiet hours")
     @app_commands.describe(
@@ -64,9 +64,9 @@ class SettingsCog(SonanceCog):
                  timezone: app_commands.Range[str, 1, 64] | None = None,
                  quiet_start: app_commands.Range[str, 1, 10] | None = None,
                  quiet_end: app_commands.Range[str, 1, 10] | None = None) -> None:
-        user_id = await self.who(interaction)
+        asker = await self.who(interaction)
         schedule = await self.weekly.configure(
-            user_id, enabled=enabled, day=day.value if day is not None else None, time=time,
+            asker, enabled=enabled, day=day.value if day is not None else None, time=time,
             timezone=timezone, quiet_start=quiet_start, quiet_end=quiet_end)
         await send(interaction, confirmation(schedule), ephemeral=True)
 

@@ -28,16 +28,15 @@ PERIOD_CHOICES = [
 class StatsCog(SonanceCog):
     @property
     def stats(self) -> StatsService:
-        return self.services.component("stats", StatsService)
+        return self.services.stats
 
     @app_commands.command(name="whoknows", description="Who in this server listens to an artist, by plays")
     @app_commands.describe(artist="The artist (pick from the suggestions)")
     @app_commands.guild_only()
     async def whoknows(self, interaction: discord.Interaction, artist: app_commands.Range[str, 1, 200]) -> None:
         await interaction.response.defer(thinking=True)  # `who` writes: under load that exceeds 3 s
-        await self.who(interaction)  # the asker appears on this guild's lists from now on
-        assert interaction.guild_id is not None  # guild_only
-        result = await self.stats.who_knows(interaction.guild_id, artist)
+        asker = await self.who(interaction)  # the asker appears on this guild's lists from now on
+        result = await self.stats.who_knows(asker, artist)
         guild_name = interaction.guild.name if interaction.guild else None
         await send(interaction, embed=who_knows_embed(result, guild_name))
 
@@ -54,7 +53,7 @@ class StatsCog(SonanceCog):
         await interaction.response.defer(thinking=True)  # `who` writes: under load that exceeds 3 s
         asker = await self.who(interaction)
         result = await self.stats.top_artists(
-            interaction.guild_id, asker, period.value,
+            asker, period.value,
             member_discord_id=member.id if member is not None else None,
             member_name=display_name(member) if member is not None else "That member")
         await send(interaction, embed=top_embed(result))

@@ -1,6 +1,6 @@
 """Accounts & privacy: linking Last.fm / Spotify, the OAuth callbacks, privacy choices, forget/export.
 
-One `AccountService` per process (`services.component("accounts", AccountService)`), shared by the
+One `AccountService` per process (`services.accounts`), shared by the
 Discord cog and the web server, because it owns state that must exist once: the OAuth state signer
 and the background first-import tasks (kept referenced here so they are not garbage-collected
 mid-import, and cancelled when the account is unlinked/forgotten or the process shuts down).
@@ -33,11 +33,12 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from core.asker import Asker
 from core.config import Settings
 from core.db.models import LinkedAccount
 from core.db.repositories import (
@@ -51,7 +52,7 @@ from core.db.types import utcnow
 from core.errors import ConfigError, InvalidInput, SonanceError, SourceUnavailable
 from core.services import Services
 from core.sources.oauth_state import OAuthStateError, OAuthStateSigner
-from core.sync.engine import USER_DERIVED_NAMESPACES, LastfmSync, SyncReport, default_owner
+from core.sync.engine import USER_DERIVED_NAMESPACES, SyncReport, default_owner
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,11 @@ class UnlinkResult:
     username: str | None
     listens_kept: int
 
+    @classmethod
+    def nothing_linked(cls, provider: Provider) -> UnlinkResult:
+        """The answer for someone Sonance stores nothing about (`AskerDirectory.known` found no one)."""
+        return cls(provider, False, None, 0)
+
 
 @dataclass(frozen=True)
 class ImportProgress:
@@ -194,6 +200,11 @@ class ForgetResult:
     rows: dict[str, int]
     cache_keys: int
 
+    @classmethod
+    def nothing_stored(cls) -> ForgetResult:
+        """The answer for someone Sonance stores nothing about."""
+        return cls({}, 0)
+
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
@@ -208,6 +219,11 @@ class ExportResult:
     @property
     def empty(self) -> bool:
         return not self.tables
+
+    @classmethod
+    def nothing_stored(cls) -> ExportResult:
+        """The answer for someone Sonance stores nothing about (no file is sent)."""
+        return cls("", b"")
 
 
 # ------------------------------------------------------------------------------ nonce store
@@ -234,10 +250,8 @@ class DatabaseNonceStore:
 class AccountService:
     """The engine side of /link, /unlink, /account, /privacy, /forget, /export and OAuth callbacks."""
 
-    def __init__(self, services: Services, *, sync_factory: Callable[[Services], LastfmSync] | None = None,
-                 state_ttl_s: float = STATE_TTL_S) -> None:
+    def __init__(self, services: Services, *, state_ttl_s: float = STATE_TTL_S) -> None:
         self.services = services
-        self._sync_factory = sync_factory or (lambda s: LastfmSync(s, s.lastfm))  # type: ignore[arg-type]
         self._state_ttl_s = state_ttl_s
         self._signer: OAuthStateSigner | None = None
         self._imports: dict[int, asyncio.Task[SyncReport]] = {}  # account id -> running first import
@@ -263,9 +277,6 @@ class AccountService:
     def _accounts(self, session: Any) -> AccountRepository:
         return AccountRepository(session, self.services.cipher)
 
-    def _sync(self) -> LastfmSync:
-        return self.services.component("lastfm_sync", self._sync_factory)
-
     def lastfm_callback_url(self, state: str) -> str:
         return f"{self.settings.public_base_url.rstrip('/')}{LASTFM_CALLBACK_PATH}?state={state}"
 
@@ -281,7 +292,7 @@ class AccountService:
         running = self._imports.get(account_id)
         if running is not None and not running.done():
             return False
-        sync = self._sync()
+        sync = self.services.lastfm_sync
 
         def progress(page: Any) -> None:
             fetched, _ = self._progress.get(account_id, (0, 0))
@@ -374,7 +385,7 @@ class AccountService:
             started = False if (complete or running_elsewhere) else self.start_import(account_id)
             return account_id, same, started
 
-    async def link_lastfm(self, user_id: int, discord_id: int, username: str) -> LastfmLinkResult:
+    async def link_lastfm(self, asker: Asker, username: str) -> LastfmLinkResult:
         """Validate the profile, link it unverified and start the first import."""
         client = self.services.lastfm
         if client is None:
@@ -384,17 +395,17 @@ class AccountService:
             raise InvalidInput("That doesn't look like a Last.fm username (no spaces, at most 64 characters).")
         info = await client.user_info(name)  # unknown -> AccountProblem("lastfm_user_not_found")
         await client.recent_tracks(info.name, limit=1)  # private -> AccountProblem("lastfm_private")
-        _, same, started = await self._relink_lastfm(user_id, info.name, verified=False)
+        _, same, started = await self._relink_lastfm(asker.user_id, info.name, verified=False)
         return LastfmLinkResult(username=info.name, playcount=info.playcount, import_started=started,
-                                verify_url=self.lastfm_verify_url(discord_id), already_linked=same)
+                                verify_url=self.lastfm_verify_url(asker), already_linked=same)
 
-    def lastfm_verify_url(self, discord_id: int) -> str | None:
+    def lastfm_verify_url(self, asker: Asker) -> str | None:
         """Last.fm's web-auth URL with a signed, single-use state; None when verification is off."""
         client = self.services.lastfm
         if client is None or self.settings.lastfm_api_secret is None:
             return None
         try:
-            state = self.signer().issue(discord_id, "lastfm")
+            state = self.signer().issue(asker.discord_id, "lastfm")
         except ConfigError:
             return None
         return client.auth_url(self.lastfm_callback_url(state))
@@ -461,23 +472,22 @@ class AccountService:
         return await self._pending("lastfm", session_info.name, discord_id,
                                    {"n": nonce, "x": session_info.name, "a": session_info.key})
 
-    async def check_spotify_room(self, discord_id: int) -> None:
+    async def check_spotify_room(self, asker: Asker) -> None:
         """Refuse plainly, before the OAuth round trip, when Spotify's development-mode user limit
         (SPOTIFY_USER_LIMIT) is reached; a member already linked may always link again."""
         limit = self.services.settings.spotify_user_limit
         if not limit or self.services.spotify is None:
             return
         async with self.services.session() as session:
-            user = await UserRepository(session).by_discord_id(discord_id)
             linked = await self._accounts(session).linked_external_ids("spotify")
-        if len(linked) >= limit and (user is None or user.id not in linked):
+        if len(linked) >= limit and asker.user_id not in linked:
             raise SonanceError(SPOTIFY_FULL.format(limit=limit))
 
-    def spotify_authorize_url(self, discord_id: int) -> str:
+    def spotify_authorize_url(self, asker: Asker) -> str:
         spotify = self.services.spotify
         if spotify is None:
             raise ConfigError(SPOTIFY_NOT_CONFIGURED)
-        return spotify.auth.authorize_url(self.signer().issue(discord_id, "spotify"))
+        return spotify.auth.authorize_url(self.signer().issue(asker.discord_id, "spotify"))
 
     async def begin_spotify(self, code: str, state: str) -> PendingLink:
         """The web callback: verify the state, exchange the code, learn the Spotify id, ask to confirm."""
@@ -489,12 +499,7 @@ class AccountService:
                 raise InvalidInput("Spotify did not send an authorisation code. Please run /link spotify again.")
             tokens = await spotify.auth.exchange_code(code)
             api = spotify.for_user(tokens)
-            # SpotifyUserApi has no public /me yet; `_call` gives its retries and error mapping (a 403 from
-            # a dev-mode app's allow-list becomes AccountProblem("spotify_forbidden") with a clear message).
-            # spotipy's current_user() asks for "me/"; "me" is the documented path (and what fakes serve).
-            me = await api._call("me", lambda sp: sp._get("me"))
-            if not isinstance(me, dict) or not me.get("id"):
-                raise SourceUnavailable("spotify", detail="/me: no id in answer")
+            me = await api.me()  # a dev-mode app's allow-list refusal is AccountProblem("spotify_forbidden")
             tokens = api.tokens  # a refresh may have happened during /me
         name = str(me.get("display_name") or me["id"])
         return await self._pending("spotify", name, discord_id, {
@@ -533,21 +538,18 @@ class AccountService:
 
     # --- unlink / overview ----------------------------------------------------------------------
 
-    async def unlink(self, discord_id: int, provider: Provider) -> UnlinkResult:
+    async def unlink(self, asker: Asker, provider: Provider) -> UnlinkResult:
         """Remove the account and its tokens; imported listens stay (they are the user's history)."""
         async with self.services.session() as session:
-            user = await UserRepository(session).by_discord_id(discord_id)
-            if user is None:
-                return UnlinkResult(provider, False, None, 0)
-            accounts = self._accounts(session)
-            account = await accounts.get(user.id, provider)
+            account = await self._accounts(session).get(asker.user_id, provider)
             if account is None:
-                return UnlinkResult(provider, False, None, await ListenRepository(session).count_listens(user.id))
+                return UnlinkResult(provider, False, None,
+                                    await ListenRepository(session).count_listens(asker.user_id))
             account_id, username = account.id, account.username or account.external_id
         await self._cancel_import(account_id)
         async with self.services.session() as session:
-            await self._accounts(session).unlink(user.id, provider)
-            kept = await ListenRepository(session).count_listens(user.id)
+            await self._accounts(session).unlink(asker.user_id, provider)
+            kept = await ListenRepository(session).count_listens(asker.user_id)
         return UnlinkResult(provider, True, username, kept)
 
     def _progress_for(self, account: LinkedAccount, now: datetime) -> ImportProgress | None:
@@ -562,7 +564,8 @@ class AccountService:
         return ImportProgress(True, fetched or None, total or None,
                               datetime.fromtimestamp(newest, UTC) if newest else None)
 
-    async def overview(self, user_id: int, guild_id: int | None) -> AccountOverview:
+    async def overview(self, asker: Asker) -> AccountOverview:
+        user_id, guild_id = asker.user_id, asker.guild_id
         now = utcnow()
         async with self.services.session() as session:
             users = UserRepository(session)
@@ -587,8 +590,8 @@ class AccountService:
 
     # --- privacy --------------------------------------------------------------------------------
 
-    async def set_privacy(self, user_id: int, guild_id: int | None, *, visibility: str | None,
-                          scope: Scope | None, hide_username: bool | None) -> PrivacyResult:
+    async def set_privacy(self, asker: Asker, *, visibility: str | None, scope: Scope | None,
+                          hide_username: bool | None) -> PrivacyResult:
         """Apply a /privacy choice. Keeps `UserRepository.visible_member_ids`' rules as the truth:
 
         - public/hidden + this server  -> the per-guild choice (`GuildMembership.visible`)
@@ -596,6 +599,7 @@ class AccountService:
           exceptions are cleared so the latest "everywhere" choice really applies everywhere
         - this-server-only             -> level 'guild' + visible here; other servers' exceptions cleared
         """
+        user_id, guild_id = asker.user_id, asker.guild_id
         if visibility not in (None, "public", "guild", "private"):
             raise InvalidInput("Visibility must be public, this-server-only or hidden.")
         if guild_id is None and (visibility == "guild" or scope == "guild"):
@@ -635,13 +639,10 @@ class AccountService:
 
     # --- forget / export ------------------------------------------------------------------------
 
-    async def forget(self, discord_id: int) -> ForgetResult:
+    async def forget(self, asker: Asker) -> ForgetResult:
         """Delete every row about the user (schema walk) and every cache entry keyed by them."""
+        user_id = asker.user_id
         async with self.services.session() as session:
-            user = await UserRepository(session).by_discord_id(discord_id)
-            if user is None:
-                return ForgetResult({}, 0)
-            user_id = user.id
             account_ids = [a.id for a in await self._accounts(session).for_user(user_id)]
         for account_id in account_ids:  # an import must not write listens back after the delete
             await self._cancel_import(account_id)
@@ -650,19 +651,18 @@ class AccountService:
         cache_keys = 0
         for namespace in (*USER_DERIVED_NAMESPACES, *ACCOUNT_NAMESPACES):
             cache_keys += await self.services.cache.delete_matching(namespace, f"u{user_id}:")
-        if self.services.explainer is not None:  # the explanation budget is keyed by a hash of the user
-            cache_keys += await self.services.explainer.forget_user(user_id)
+        cache_keys += await self.services.explainer.forget_user(user_id)  # its budget is keyed by a user hash
         log.info("forgot a user", extra={"user_id": user_id, "rows": sum(rows.values()), "cache_keys": cache_keys})
         return ForgetResult({t: n for t, n in rows.items() if n}, cache_keys)
 
-    async def export(self, discord_id: int, *, max_bytes: int = 8 * 1024 * 1024) -> ExportResult:
+    async def export(self, asker: Asker, *, max_bytes: int = 8 * 1024 * 1024) -> ExportResult:
         """Everything stored about the user as JSON (secrets redacted by the exporter).
 
         Gzipped when the plain JSON would not fit a Discord upload; refused if even that is too big.
         """
+        discord_id = asker.discord_id
         async with self.services.session() as session:
-            user = await UserRepository(session).by_discord_id(discord_id)
-            data = await PersonalDataRepository(session).export(user.id) if user is not None else {}
+            data = await PersonalDataRepository(session).export(asker.user_id)
         tables = {name: len(rows) for name, rows in data.items()}
         document = {"exported_at": utcnow().isoformat(), "discord_id": str(discord_id), "tables": data}
         raw = await asyncio.to_thread(lambda: json.dumps(document, indent=2, default=str).encode("utf-8"))

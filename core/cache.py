@@ -6,6 +6,12 @@ a cached shape bumps `KEY_VERSION` instead of reading stale values. Values are J
 The cache is an optimisation, never a source of truth: if Redis goes away, `RedisCache` logs one
 warning, answers every call as a miss (or a no-op) and retries the connection after a short
 back-off, so commands keep answering without cache and the cache comes back with Redis.
+
+Several bot processes (shards) share one Redis, so an invalidation in one process (a /forget, a
+sync, a thumbs-down) is seen by all of them: there is no per-process layer in front of Redis that
+could keep serving a forgotten member. An invalidation Redis could not take (it was down) is
+remembered and replayed before the next call that reaches Redis again, so entries written before
+the outage cannot come back to life afterwards (see `RedisCache`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
@@ -51,9 +58,17 @@ class InProcessCache:
     """An LRU with per-entry TTL for a single process (the embedded default), bounded by entries
     AND by bytes.
 
+    Why hand-written rather than cachetools' TTLCache/LRUCache: those bound entries (or a size
+    function) with one TTL for the whole cache, while this interface needs a TTL per entry, Redis's
+    INCR-keeps-expiry semantics for budget counters and prefix deletion for invalidation, all on the
+    same JSON payloads the Redis cache stores; the LRU itself is an `OrderedDict`.
+
+    Only for a single process: several processes without Redis would each keep their own copy, and
+    an invalidation in one would not reach the others (a sharded deployment sets REDIS_URL).
+
     Why bytes too: entries differ by four orders of magnitude (a budget counter is a few bytes, a
     /compat result carries its PNG card, ~80 KB as JSON), so 10,000 entries could mean ~800 MB.
-    A 12-minute `sonance bench soak` showed the heap growing with cached cards (tracemalloc:
+    A 12-minute `scripts/bench soak` showed the heap growing with cached cards (tracemalloc:
     JSON strings averaging 33 KB). A value larger than a quarter of the budget is not cached at all.
     """
 
@@ -144,7 +159,14 @@ class RedisCache:
 
     After a failure it stays "down" for `retry_after_s` (no connection attempt per call, so a dead
     Redis costs nothing on the hot path), then tries again; success logs that the cache is back.
+
+    Deletions that could not reach Redis are kept (up to `MAX_PENDING`, beyond which the whole
+    key space is scheduled for deletion instead) and replayed before anything else once Redis
+    answers again: another process may have cached a member's data before a /forget that happened
+    during the outage, and that entry must not be served when Redis comes back.
     """
+
+    MAX_PENDING = 10_000
 
     def __init__(self, url: str, *, retry_after_s: float = 5.0, socket_timeout_s: float = 0.5) -> None:
         from redis import asyncio as aioredis
@@ -159,6 +181,7 @@ class RedisCache:
         self._retry_after_s = retry_after_s
         self._down_until = 0.0
         self._url_for_logs = _redact(url)
+        self._pending: list[str] = []  # exact keys or SCAN patterns Redis has not deleted yet
 
     @property
     def available(self) -> bool:
@@ -181,6 +204,8 @@ class RedisCache:
         if not self.available:
             return default
         try:
+            if self._pending:
+                await self._replay_invalidations()
             result = await func()
         except (RedisError, OSError) as exc:
             self._failed(exc, op)
@@ -197,8 +222,44 @@ class RedisCache:
         ttl = None if ttl_s is None else max(1, round(ttl_s * 1000))
         await self._run("set", lambda: self._client.set(cache_key(namespace, key), payload, px=ttl), None)
 
+    def script(self, source: str) -> Callable[[list[str], list[Any]], Awaitable[Any | None]]:
+        """A Lua script run atomically in Redis (e.g. the shared rate limiter); None while Redis is down."""
+        registered = self._client.register_script(source)
+
+        async def run(keys: list[str], args: list[Any]) -> Any | None:
+            return await self._run("script", lambda: registered(keys=keys, args=args), None)
+
+        return run
+
+    def _remember(self, target: str) -> None:
+        if target in self._pending:
+            return
+        if len(self._pending) >= self.MAX_PENDING:
+            self._pending = [f"{KEY_PREFIX}:*"]  # too many to track: forget every cached entry instead
+        elif self._pending != [f"{KEY_PREFIX}:*"]:
+            self._pending.append(target)
+
+    async def _replay_invalidations(self) -> None:
+        """Delete what outages kept from being deleted; stops (and keeps the rest) at the first error."""
+        while self._pending:
+            target = self._pending[0]
+            if any(c in target for c in "*?["):
+                await self._delete_pattern(target)
+            else:
+                await self._client.delete(target)
+            self._pending.pop(0)
+        log.warning("cache: replayed the invalidations made while redis was unavailable")
+
+    async def _invalidate(self, op: str, target: str, func: Callable[[], Awaitable[Any]]) -> int:
+        done = await self._run(op, func, None)
+        if done is None:
+            self._remember(target)
+            return 0
+        return int(done)
+
     async def delete(self, namespace: str, key: str) -> None:
-        await self._run("delete", lambda: self._client.delete(cache_key(namespace, key)), None)
+        full = cache_key(namespace, key)
+        await self._invalidate("delete", _escape(full), lambda: self._client.delete(full))
 
     async def _delete_pattern(self, pattern: str) -> int:
         count = 0
@@ -213,12 +274,12 @@ class RedisCache:
         return count
 
     async def delete_namespace(self, namespace: str) -> None:
-        await self._run("delete_namespace", lambda: self._delete_pattern(cache_key(namespace, "*")), 0)
+        pattern = cache_key(namespace, "*")
+        await self._invalidate("delete_namespace", pattern, lambda: self._delete_pattern(pattern))
 
     async def delete_matching(self, namespace: str, fragment: str) -> int:
-        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in fragment)
-        return int(await self._run("delete_matching",
-                                   lambda: self._delete_pattern(cache_key(namespace, f"*{escaped}*")), 0))
+        pattern = cache_key(namespace, f"*{_escape(fragment)}*")
+        return await self._invalidate("delete_matching", pattern, lambda: self._delete_pattern(pattern))
 
     async def incr(self, namespace: str, key: str, ttl_s: float | None = None) -> int:
         full = cache_key(namespace, key)
@@ -240,6 +301,11 @@ class RedisCache:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _escape(text: str) -> str:
+    """`text` as a literal inside a Redis SCAN/KEYS glob pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _redact(url: str) -> str:

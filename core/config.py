@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     sync_active_minutes: int = Field(15, validation_alias="SONANCE_SYNC_ACTIVE_MINUTES")
     repeat_window_days: int = Field(30, validation_alias="SONANCE_REPEAT_WINDOW_DAYS")
     worker_processes: int = Field(1, ge=0, le=16, validation_alias="SONANCE_WORKER_PROCESSES")
+    #: The scheduler leader's lease: a killed leader is replaced within about this long plus a third
+    #: of it (the standby's renewal interval). Shorter means faster failover, more database writes.
+    scheduler_lease_s: float = Field(30.0, ge=3, le=600, validation_alias="SONANCE_SCHEDULER_LEASE_S")
+    #: How often the leader looks for members whose weekly DM slot has come.
+    weekly_dm_check_s: float = Field(300.0, ge=1, le=3600, validation_alias="SONANCE_WEEKLY_DM_CHECK_S")
 
     @field_validator("database_url")
     @classmethod

@@ -42,6 +42,25 @@ class PrivacyHidden(SonanceError):
     user_message = "That member keeps their listening private."
 
 
+class NotYours(SonanceError):
+    """The asker tried to act on something stored for another member (`core.access.require_owner`)."""
+
+    user_message = "That belongs to someone else."
+
+
+class GuildOnly(SonanceError):
+    """A command about the members of a server was used outside one (in DMs)."""
+
+    user_message = "That only works inside a server. Try it in a server channel!"
+
+
+class NotInGuild(SonanceError):
+    """The other member is public but has not used Sonance in this server (`core.access.other_member`)."""
+
+    user_message = ("That member hasn't used Sonance in this server yet. Once they run any Sonance command "
+                    "here, try again.")
+
+
 class InvalidInput(SonanceError):
     user_message = "That input doesn't look right."
 

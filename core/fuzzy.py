@@ -101,10 +101,6 @@ class _Cached:
         return self._index
 
 
-def _cached(services: Services, name: str, load: Callable[[Services], Awaitable[FuzzyIndex]]) -> _Cached:
-    return services.component(name, lambda s: _Cached(lambda: load(s)))
-
-
 async def _load_artists(services: Services) -> FuzzyIndex:
     from core.db.repositories import CatalogRepository
 
@@ -121,13 +117,21 @@ async def _load_tags(services: Services) -> FuzzyIndex:
     return FuzzyIndex.of([n for n in names if is_listener_tag(n)], key=tag_key)  # listener words only
 
 
+class FuzzyIndexes:
+    """The process's fuzzy indexes (`services.fuzzy`): one for artists, one for tags."""
+
+    def __init__(self, services: Services) -> None:
+        self.artists = _Cached(lambda: _load_artists(services))
+        self.tags = _Cached(lambda: _load_tags(services))
+
+
 async def artist_index(services: Services) -> FuzzyIndex:
     """The artist names of this deployment (most played first), for suggestions and autocomplete."""
-    return await _cached(services, "fuzzy_artists", _load_artists).get()
+    return await services.fuzzy.artists.get()
 
 
 async def tag_index(services: Services) -> FuzzyIndex:
-    return await _cached(services, "fuzzy_tags", _load_tags).get()
+    return await services.fuzzy.tags.get()
 
 
 async def suggest_artist(services: Services, query: str) -> str | None:

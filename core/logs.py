@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from core.config import Settings
 
 CONTEXT_FIELDS = ("command", "user_id", "guild_id", "account_id", "job")
-QUIET_LOGGERS = ("discord", "spotipy", "urllib3", "aiosqlite")
+QUIET_LOGGERS = ("discord", "aiosqlite")
 
 
 class SecretScrubber(logging.Filter):
@@ -92,8 +92,8 @@ def setup_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    # Chatty third-party loggers stay at INFO even when we debug: spotipy logs request headers and
-    # bodies at DEBUG (Bearer tokens, Basic client credentials, refresh tokens), aiosqlite every
-    # statement with its parameters. Per-user tokens are unknown to the scrubber, so never emit them.
+    # Chatty third-party loggers stay at INFO even when we debug: discord.py logs its gateway and
+    # HTTP traffic at DEBUG, aiosqlite every statement with its parameters. Per-user tokens are
+    # unknown to the scrubber, so never emit them.
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))

@@ -128,7 +128,7 @@ class JobSpec:
         return f"{self.job_id} {schedule}"
 
 
-def job_specs(jobs: JobSet, sync_active_minutes: int) -> list[JobSpec]:
+def job_specs(jobs: JobSet, sync_active_minutes: int, weekly_dm_check_s: float = 300.0) -> list[JobSpec]:
     """The schedule. Jitter staggers the work so that jobs started together do not hit APIs at once."""
     specs: list[JobSpec] = []
     if jobs.sync_active:
@@ -140,9 +140,10 @@ def job_specs(jobs: JobSet, sync_active_minutes: int) -> list[JobSpec]:
     if jobs.retrain:  # at night (UTC) when nobody is listening; a late start after downtime is fine
         specs.append(JobSpec("retrain", jobs.retrain, "cron", {"hour": 4, "minute": 0},
                              misfire_grace_time=6 * 3600, jitter=120))
-    if jobs.weekly_dms:  # every 5 min the DM job looks for users whose local weekly slot has come
-        specs.append(JobSpec("weekly_dms", jobs.weekly_dms, "interval", {"minutes": 5},
-                             misfire_grace_time=300, jitter=10))
+    if jobs.weekly_dms:  # every 5 min (by default) the DM job looks for users whose local weekly slot has come
+        every = {"minutes": 5} if weekly_dm_check_s == 300 else {"seconds": weekly_dm_check_s}  # stored name kept
+        specs.append(JobSpec("weekly_dms", jobs.weekly_dms, "interval", every,
+                             misfire_grace_time=300, jitter=min(10.0, weekly_dm_check_s / 4)))
     if jobs.similar_graph:  # every minute: new artists get their Last.fm neighbours within minutes of a
         # sync (the issue's budget: ~3,000 artists within 15 minutes); a run finds nothing due otherwise
         specs.append(JobSpec("similar_graph", jobs.similar_graph, "interval", {"minutes": SIMILAR_GRAPH_MINUTES},
@@ -250,7 +251,12 @@ class SonanceScheduler:
     """Runs a `JobSet` in exactly one of the bot's processes at a time."""
 
     def __init__(self, services: Services, jobs: JobSet, owner: str | None = None,
-                 lease_ttl_s: float = 30, renew_every_s: float = 10) -> None:
+                 lease_ttl_s: float | None = None, renew_every_s: float | None = None) -> None:
+        settings = services.settings
+        lease_ttl_s = settings.scheduler_lease_s if lease_ttl_s is None else lease_ttl_s
+        # A third of the TTL: a standby notices an expired lease within that, and a leader whose
+        # renewal hangs still steps down before the lease can expire (see the module docstring).
+        renew_every_s = lease_ttl_s / 3 if renew_every_s is None else renew_every_s
         if renew_every_s >= lease_ttl_s:
             raise ValueError("renew_every_s must be shorter than lease_ttl_s, or leadership lapses")
         self.services = services
@@ -259,7 +265,7 @@ class SonanceScheduler:
         self.renew_every_s = renew_every_s
         # Bounded so that a hanging database still lets us step down before the lease expires.
         self._attempt_timeout_s = max(0.05, (lease_ttl_s - renew_every_s) / 2)
-        self._specs = job_specs(jobs, services.settings.sync_active_minutes)
+        self._specs = job_specs(jobs, settings.sync_active_minutes, settings.weekly_dm_check_s)
         self._store_url = sync_database_url(services.settings.async_database_url)
         self._loop_task: asyncio.Task[None] | None = None
         self._stop_event = asyncio.Event()

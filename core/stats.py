@@ -1,9 +1,9 @@
 """Listening stats inside a guild: who knows an artist, and a member's top artists for a period.
 
-Privacy is decided here, not in the cog: only members that `UserRepository.visible_member_ids`
+Privacy is decided in core, not in the cog: only members that `UserRepository.visible_member_ids`
 returns ever appear, and names go through `display_names` so `hide_username` is respected. A member
-who cannot be shown gets one uniform answer, so the reply never reveals whether they are hidden or
-simply unknown.
+who cannot be shown gets one uniform answer (`core.access.shown_member`), so the reply never
+reveals whether they are hidden or simply unknown.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from core.access import shown_member
+from core.asker import Asker
 from core.db.repositories import CatalogRepository, ListenRepository, UserRepository
 from core.db.repositories.public_facts import PublicFactsRepository
 from core.db.types import utcnow
-from core.errors import InvalidInput, NotFound, PrivacyHidden
+from core.errors import GuildOnly, InvalidInput, NotFound
 from core.fuzzy import complete_artists, did_you_mean, suggest_artist
 from core.matching import artist_key
 from core.services import Services
@@ -88,8 +90,11 @@ class StatsService:
             names = [n[:100] for n in await complete_artists(self.services, text, [], AUTOCOMPLETE_LIMIT)]
         return names[:AUTOCOMPLETE_LIMIT]
 
-    async def who_knows(self, guild_id: int, artist: str) -> WhoKnows:
-        """Visible members of `guild_id` who play `artist`, most plays first."""
+    async def who_knows(self, asker: Asker, artist: str) -> WhoKnows:
+        """Visible members of the asker's guild who play `artist`, most plays first."""
+        guild_id = asker.guild_id
+        if guild_id is None:
+            raise GuildOnly()
         if not artist.strip():
             raise InvalidInput("Tell me which artist, e.g. `/whoknows artist:Radiohead`.")
         async with self.services.session() as session:
@@ -106,7 +111,7 @@ class StatsService:
         listeners = tuple(Listener(u, names.get(u, "a listener"), plays) for u, plays in rows)
         return WhoKnows(found.name, found.lastfm_url, listeners)
 
-    async def top_artists(self, guild_id: int | None, asker_id: int, period: str, *,
+    async def top_artists(self, asker: Asker, period: str, *,
                           member_discord_id: int | None = None, member_name: str = "That member",
                           now: datetime | None = None) -> TopArtists:
         """The asker's (or a visible member's) most played artists in `period`.
@@ -119,17 +124,12 @@ class StatsService:
         days = PERIODS[period]
         since = None if days is None else (now or utcnow()) - timedelta(days=days)
         async with self.services.session() as session:
-            users = UserRepository(session)
-            target_id, owner_name = asker_id, None
+            target_id, owner_name = asker.user_id, None
             if member_discord_id is not None:
-                member = await users.by_discord_id(member_discord_id)
-                if member is None or member.id != asker_id:
-                    visible = await users.visible_member_ids(guild_id) if guild_id is not None else []
-                    if member is None or member.id not in visible:
-                        raise PrivacyHidden(f"**{member_name[:64]}** keeps their listening private "
-                                            "(or hasn't used Sonance in this server yet).")
-                    target_id = member.id
-                    owner_name = (await users.display_names([member.id])).get(member.id, "a listener")
+                target_id = await shown_member(session, asker.guild_id, asker, member_discord_id, member_name)
+                if target_id != asker.user_id:
+                    names = await UserRepository(session).display_names([target_id])
+                    owner_name = names.get(target_id, "a listener")
             artists = await ListenRepository(session).top_artists(target_id, since, limit=TOP_LIMIT)
             cover = await PublicFactsRepository(session).listener_cover(target_id, [n for n, _ in artists[:3]])
         return TopArtists(owner_name, period, PERIOD_LABELS[period], tuple(artists), cover)

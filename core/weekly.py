@@ -42,11 +42,11 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from core.asker import Asker
 from core.db.repositories import ListenRepository, SchedulingRepository, UserRepository
 from core.db.repositories.scheduling import DmCandidate
 from core.db.types import utcnow
 from core.errors import InvalidInput
-from core.explain.template import TemplateExplainer
 from core.explain.types import WeeklyBrief
 from core.services import Services
 
@@ -234,7 +234,7 @@ class WeeklySettings:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def configure(self, user_id: int, *, enabled: bool, day: str | None = None, time: str | None = None,
+    async def configure(self, asker: Asker, *, enabled: bool, day: str | None = None, time: str | None = None,
                         timezone: str | None = None, quiet_start: str | None = None,
                         quiet_end: str | None = None, now: datetime | None = None) -> DmSchedule:
         changes: dict[str, object] = {"dm_enabled": enabled, "dm_closed_at": None}  # /dm re-opens after 50007
@@ -251,6 +251,7 @@ class WeeklySettings:
         if quiet_end is not None:
             changes["quiet_end_minute"] = _quiet(quiet_end, "quiet_end")
         now = now or utcnow()
+        user_id = asker.user_id
         async with self.services.session() as session:
             users = UserRepository(session)
             current = await users.settings(user_id)
@@ -438,7 +439,7 @@ class WeeklyDigest:
         """The first line, from the explainer (LLM when configured, template otherwise)."""
         brief = WeeklyBrief(display_name=c.display_name or "there", rec_count=len(content.items),
                             top_tags=content.top_tags, top_artists=content.top_artists)
-        explainer = self.services.explainer or TemplateExplainer()
+        explainer = self.services.explainer
         try:
             return (await explainer.weekly_opener(brief, user_id=c.user_id)).text
         except Exception:  # the opener is decoration; never lose the DM over it

@@ -1,7 +1,7 @@
 """Worker processes for CPU-bound work the event loop must not do itself.
 
 Why processes: Python threads share one interpreter lock, and numpy or matplotlib work in a thread
-trades that lock back and forth with the event loop (measured under `sonance bench bot`: ~5 ms more
+trades that lock back and forth with the event loop (measured under `scripts/bench bot`: ~5 ms more
 CPU per /recommend with scoring in a thread than on the loop). A spawned process runs on another
 core while the loop serves Discord and the database.
 

@@ -6,7 +6,7 @@ import aiohttp
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bot.cli_app import bench_app, console, err_console, fail, run_async, run_cli, sync_app
+from bot.cli_app import console, err_console, fail, run_async, sync_app
 from core.config import load_settings
 from core.db.repositories import AccountRepository, UserRepository
 from core.services import build_services
@@ -63,37 +63,3 @@ def sync(
         console.print(line + (f" — {r.reason}: {r.message}" if r.reason else ""))
     if any(r.status == "error" for r in reports):
         raise typer.Exit(1)
-
-
-@bench_app.command("sync")
-def bench_sync(
-    scrobbles: int = typer.Option(1_000_000, help="Size of the synthetic Last.fm history."),
-    postgres_url: str | None = typer.Option(None, help="PostgreSQL server to measure too "
-                                            "(default: $SONANCE_BENCH_POSTGRES_URL or 127.0.0.1:5432)."),
-    sqlite_only: bool = typer.Option(False, help="Skip PostgreSQL."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
-    limited_scrobbles: int = typer.Option(10_000, min=0, help="History size of a second sync through the "
-                                          "default Last.fm rate limit (0: skip; ~1 s per 1,000 listens)."),
-) -> None:
-    """Listens ingested per second from a local fake Last.fm into SQLite and PostgreSQL (no rate
-    limit), and the rate a real sync reaches under the default Last.fm limit."""
-    import json
-
-    from core.sync import bench
-
-    url = None if sqlite_only else (postgres_url or bench.default_postgres_url())
-    results = run_cli(lambda: bench.run(scrobbles, url))
-    for r in results:
-        console.print(f"{r.database:>10}: {r.listens:,} listens in {r.seconds:.1f} s = {r.per_second:,.0f} listens/s")
-    limited = run_cli(lambda: bench.run_limited(limited_scrobbles)) if limited_scrobbles else None
-    if limited is not None:
-        console.print(f"under the Last.fm limit ({limited.requests_per_s:g} requests/s x {limited.page_size} a page): "
-                      f"{limited.run.listens:,} listens in {limited.run.seconds:.1f} s = "
-                      f"{limited.run.per_second:,.0f} listens/s, {limited.run.per_second / limited.bound_per_s:.0%} "
-                      f"of the {limited.bound_per_s:,.0f} listens/s bound")
-    if as_json:
-        out: dict[str, object] = {r.database: {"listens": r.listens, "seconds": round(r.seconds, 2),
-                                               "listens_per_s": round(r.per_second)} for r in results}
-        if limited is not None:
-            out["lastfm_limited"] = limited.to_json_dict()
-        print(json.dumps(out))

@@ -268,6 +268,7 @@ def _remember_training(state_file: Path, state: dict[str, Any]) -> None:
 async def _show_listeners(services: Services, listeners: int, count: int) -> None:
     from sqlalchemy import select
 
+    from core.asker import Asker
     from core.db.models import User
     from core.db.repositories import ListenRepository
     from core.recommender.service import RecommendService
@@ -279,7 +280,8 @@ async def _show_listeners(services: Services, listeners: int, count: int) -> Non
     if not users:
         raise InvalidInput("The demo database has no HetRec listeners; run again with --fresh.")
     for user_id, ref in users:
-        result = await service.recommend_for_user(user_id, count=count, record=False)
+        # A dataset listener has no Discord account: 0 is no snowflake, and nothing here mentions or DMs.
+        result = await service.recommend(Asker(user_id, 0), count=count, record=False)
         async with services.session() as session:
             top = await ListenRepository(session).top_artists(user_id, None, limit=5)
         title = Text(f"Listener {ref}: plays {', '.join(n for n, _ in top)}")  # Text: no ":100:" emoji

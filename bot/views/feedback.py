@@ -15,8 +15,9 @@ from typing import Any
 
 import discord
 
-from bot.interactions import handle_error
+from bot.interactions import display_name, handle_error
 from bot.render.recommend import page_count, page_items, recommendations_embed
+from core.asker import Asker
 from core.recommender.service import RecommendationList, RecommendService
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,14 @@ PAGE_TIMEOUT_S = 300.0
 
 def _service(interaction: discord.Interaction) -> RecommendService:
     return RecommendService.of(interaction.client.services)  # type: ignore[attr-defined]
+
+
+async def _asker(interaction: discord.Interaction) -> Asker:
+    """Buttons have no cog: the clicker resolved as `SonanceCog.who` does (the service then checks
+    that the shown row is theirs)."""
+    services = interaction.client.services  # type: ignore[attr-defined]
+    return await services.askers.resolve(interaction.user.id, display_name(interaction.user),
+                                         interaction.guild_id)
 
 
 class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=FEEDBACK_TEMPLATE):
@@ -54,7 +63,7 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=FE
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
-            outcome = await _service(interaction).feedback(interaction.user.id, self.shown_id, VOTES[self.vote])
+            outcome = await _service(interaction).feedback(await _asker(interaction), self.shown_id, VOTES[self.vote])
             name = discord.utils.escape_markdown(outcome.name)
             if outcome.value > 0:
                 text = f"👍 Noted: you like **{name}**. I'll lean towards things like it."
@@ -82,7 +91,7 @@ class WhyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=WHY_TEM
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
-            text = await _service(interaction).why(interaction.user.id, self.shown_id)
+            text = await _service(interaction).why(await _asker(interaction), self.shown_id)
             await interaction.followup.send(text[:2000], ephemeral=True)
         except Exception as exc:
             await handle_error(interaction, exc)

@@ -51,7 +51,7 @@ def _epoch(value: datetime | float | None) -> float:
     if value is None:
         return math.nan
     if isinstance(value, datetime):
-        if value.tzinfo is None:  # storage is UTC by house rule; naive means UTC
+        if value.tzinfo is None:  # storage is UTC (README, "Architecture"); naive means UTC
             value = value.replace(tzinfo=UTC)
         return value.timestamp()
     return float(value)

@@ -1,4 +1,4 @@
-"""The compatibility service: Discord ids and a guild in, privacy-checked compatibility results out.
+"""The compatibility service: an asker (and the member they name) in, privacy-checked results out.
 
 `CompatService` is the engine side of `/compat`, `/leaderboard` and `/matches`. It owns one in-memory
 `TasteSpace` built from *every* artist play in the database (Discord members and dataset listeners:
@@ -18,9 +18,10 @@ Why the design looks like this:
   per-user delete pattern can name. Per-user results additionally carry `u{user_id}:` in their keys,
   so `core.sync.engine.invalidate_user_caches` drops them immediately after a sync. A rebuild that
   finds the same data produces the same version, so it costs no cache misses.
-* Privacy is checked against the database before the space is even consulted: a hidden member is
-  refused with the same words whatever their history, and hidden members never reach a leaderboard
-  (not as a name, a rank, a count, or a cache-key ingredient).
+* Privacy is checked against the database before the space is even consulted, by the rule every
+  command shares (`core.access.other_member`): a hidden member is refused with the same words
+  whatever their history, and hidden members never reach a leaderboard (not as a name, a rank, a
+  count, or a cache-key ingredient).
 * Validation happens before anything slow, and the caller's `on_slow` hook runs only after it: the
   bot acknowledges the interaction there, so a refusal can still be a private (ephemeral) reply and
   a result for someone who keeps their listening private can be shown to them alone.
@@ -31,23 +32,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.compat.calibration import Calibration, label_for
+from core.access import other_member, require_history
+from core.asker import Asker
+from core.compat.calibration import label_for
 from core.compat.leaderboard import GuildLeaderboard, best_matches, guild_leaderboard, leaderboard_cache_key
 from core.compat.params import CompatParams
-from core.compat.profiles import TasteSpace, build_taste_space
+from core.compat.profiles import TasteSpace
 from core.compat.scoring import compare as compare_in_space
 from core.compat.scoring import pair_score
-from core.db.repositories import CatalogRepository, ListenRepository, UserRepository
+from core.compat.space import TasteSpaces
+from core.db.repositories import ListenRepository, UserRepository
 from core.domain import Bridge, Compatibility, SharedArtist, Weighted
-from core.errors import InvalidInput, NotEnoughHistory, NotFound, PrivacyHidden, SonanceError
+from core.errors import GuildOnly, InvalidInput, NotEnoughHistory
 from core.workers import ProcessWorkers
 
 if TYPE_CHECKING:
@@ -55,20 +57,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Name of the process-wide instance in `Services.component`.
-COMPONENT = "compat"
 #: What the caller does before the slow part; the flag says "answer the asker privately".
 SlowHook = Callable[[bool], Awaitable[None]]
 #: Draws the PNG card (`bot.render.compat_card.render_compat_card`); injected so core stays UI-free.
 CardRenderer = Callable[[Compatibility, str, str], bytes]
 
-PRIVATE_MESSAGE = "That member keeps their listening private, so I can't compare with them."
 CACHE_FORMAT = 1
-
-
-class NotInGuild(SonanceError):
-    user_message = ("That member hasn't used Sonance in this server yet. Once they run any Sonance command "
-                    "here, you can compare your tastes.")
+GUILD_ONLY = ("Compatibility compares members of a server, so it only works inside one. Try it in a "
+              "server channel!")
 
 
 @dataclass(frozen=True)
@@ -117,8 +113,10 @@ class MatchesResult:
 
 
 @dataclass(frozen=True)
-class _Asker:
-    user_id: int
+class _Guild:
+    """The asker's guild as the checks saw it."""
+
+    guild_id: int
     visible_ids: list[int]  # the guild's visible members (asker included only when visible)
     private: bool  # the asker is hidden in this guild: answer them alone
 
@@ -135,11 +133,7 @@ class CompatService:
         self.compat_ttl_s = compat_ttl_s
         self.board_ttl_s = board_ttl_s
         self.top = top
-        self._space: TasteSpace | None = None
-        self._fingerprint: tuple[Any, ...] | None = None
-        self._checked_at = float("-inf")
-        self._lock = asyncio.Lock()
-        self.builds = 0  # how many spaces were built (observability and tests)
+        self.spaces = TasteSpaces(services, self.params, freshness_interval_s=freshness_interval_s)
         # Cards are matplotlib renders (~50-75 ms of CPU each) that, in a thread, hold the
         # interpreter lock the event loop needs; a worker process draws them on another core.
         self.cards = ProcessWorkers(services.settings.worker_processes, "compat card")
@@ -150,145 +144,56 @@ class CompatService:
     @classmethod
     def of(cls, services: Services) -> CompatService:
         """The shared instance, so the cog, the scheduler and the web server use one space."""
-        return services.component(COMPONENT, cls)
+        return services.compat
 
-    # --- the taste space --------------------------------------------------------------------------
+    # --- the taste space (core.compat.space) -------------------------------------------------------
     @property
     def space(self) -> TasteSpace | None:
-        return self._space
+        return self.spaces.current
+
+    @property
+    def builds(self) -> int:
+        """How many spaces were built (observability and tests)."""
+        return self.spaces.builds
 
     @property
     def calibration_path(self) -> Path:
-        """An operator may pin a calibration here (e.g. one sampled on HetRec) to keep scores stable."""
-        return self.services.settings.data_dir / "compat" / "calibration.pinned.json"
+        return self.spaces.source.calibration_path
 
     async def ensure_space(self, needed: tuple[int, ...] = ()) -> TasteSpace:
-        """The current space: built on first use, rebuilt when the listening data changed.
-
-        The data is re-checked at most every `freshness_interval_s`, or at once when a user in
-        `needed` (the database says they have plays) is missing from the space: a member whose first
-        sync just landed should not wait for the interval.
-        """
-
-        def fresh(space: TasteSpace | None) -> bool:
-            return (space is not None and time.monotonic() - self._checked_at < self.freshness_interval_s
-                    and all(space.has_history(u) for u in needed))
-
-        space = self._space
-        if fresh(space):
-            assert space is not None
-            return space
-        async with self._lock:
-            if fresh(self._space):
-                assert self._space is not None
-                return self._space
-            async with self.services.session() as session:
-                fingerprint = await ListenRepository(session).plays_fingerprint()
-            if self._space is None or fingerprint != self._fingerprint:
-                await self._build(fingerprint)
-            self._checked_at = time.monotonic()
-            assert self._space is not None
-            return self._space
+        return await self.spaces.ensure(needed)
 
     async def rebuild(self) -> str:
-        """Rebuild now (scheduler, after syncs or tag refreshes); returns the new version."""
-        async with self._lock:
-            async with self.services.session() as session:
-                fingerprint = await ListenRepository(session).plays_fingerprint()
-            await self._build(fingerprint)
-            self._checked_at = time.monotonic()
-            assert self._space is not None
-            return self._space.version
-
-    async def _build(self, fingerprint: tuple[Any, ...]) -> None:
-        """Load everything, build off the event loop, then swap the new space in with one assignment."""
-        started = time.perf_counter()
-        async with self.services.session() as session:
-            plays = await ListenRepository(session).all_artist_plays()
-            catalog = CatalogRepository(session)
-            tags = await catalog.item_tags("artist")
-            artists = await catalog.artists_by_ids({p.artist_id for p in plays})
-        names = {artist_id: artist.name for artist_id, artist in artists.items()}
-        rows = [(p.user_id, p.artist_id, float(p.plays), p.last_played_at) for p in plays]
-        calibration = await asyncio.to_thread(self._pinned_calibration)
-        tags_digest = hashlib.sha256(json.dumps(sorted((k, sorted(v.items())) for k, v in tags.items()),
-                                                default=str).encode()).hexdigest()[:8]
-
-        def build() -> TasteSpace:
-            # now=None: recency is measured from the newest play in the data, so the same data always
-            # gives the same space and the same version (no cache churn from the clock alone).
-            from dataclasses import replace
-
-            space = build_taste_space(rows, tags, artist_names=names, params=self.params, calibration=calibration)
-            return replace(space, version=f"{space.version}.{tags_digest}")
-
-        space = await asyncio.to_thread(build)
-        self._space, self._fingerprint = space, fingerprint  # the atomic swap
-        self.builds += 1
-        log.info("compat space built: %d users, %d artists, version %s in %.2f s", len(space.users),
-                 len(space.artists), space.version, time.perf_counter() - started)
-
-    def _pinned_calibration(self) -> Calibration | None:
-        path = self.calibration_path
-        if not path.exists():
-            return None  # sample from this population (the normal case)
-        try:
-            calibration = Calibration.load(path)
-        except InvalidInput:
-            log.warning("ignoring an unreadable pinned compat calibration at %s", path)
-            return None
-        if calibration.params_token != self.params.token():
-            log.warning("ignoring a pinned compat calibration made with other parameters (%s)", path)
-            return None
-        return calibration
+        return await self.spaces.rebuild()
 
     # --- who is asking, who may be seen -----------------------------------------------------------
-    async def _asker(self, session: Any, guild_id: int, asker_discord_id: int) -> _Asker:
-        users = UserRepository(session)
-        asker = await users.by_discord_id(asker_discord_id)
-        if asker is None or not await ListenRepository(session).users_with_plays([asker.id]):
-            raise NotEnoughHistory("You don't have any listening history with Sonance yet. Link an account "
-                                   "with /link lastfm <username>, and try again once it has synced.")
-        visible = await users.visible_member_ids(guild_id)
-        return _Asker(asker.id, visible, asker.id not in visible)
-
-    async def _other(self, session: Any, guild_id: int, other_discord_id: int, visible_ids: list[int]) -> int:
-        """The other member's user id, or the kind refusal. Privacy is decided before history is read."""
-        users = UserRepository(session)
-        other = await users.by_discord_id(other_discord_id)
-        if other is None:
-            raise NotFound("That member hasn't linked a music account with Sonance yet, so there's nothing to "
-                           "compare. They can start with /link.")
-        if other.id not in visible_ids:
-            member = await users.is_member(guild_id, other.id)
-            if member or await users.privacy_level(other.id) != "public":
-                raise PrivacyHidden(PRIVATE_MESSAGE)
-        if not await ListenRepository(session).users_with_plays([other.id]):
-            raise NotEnoughHistory("That member doesn't have any listening history with Sonance yet, so there's "
-                                   "nothing to compare. Once they link an account and it syncs, try again!")
-        if other.id not in visible_ids:
-            raise NotInGuild()
-        return int(other.id)
+    async def _guild(self, session: Any, asker: Asker) -> _Guild:
+        """The asker's guild and who is visible in it; refuses outside a guild or without history."""
+        if asker.guild_id is None:
+            raise GuildOnly(GUILD_ONLY)
+        await require_history(session, asker)
+        visible = await UserRepository(session).visible_member_ids(asker.guild_id)
+        return _Guild(asker.guild_id, visible, asker.user_id not in visible)
 
     # --- /compat ----------------------------------------------------------------------------------
-    async def compare(self, guild_id: int, asker_discord_id: int, other_discord_id: int, *,
+    async def compare(self, asker: Asker, other_discord_id: int, *,
                       on_slow: SlowHook | None = None, render_card: CardRenderer | None = None) -> CompatResult:
-        """Compatibility of the asker with another member of `guild_id`, with summary and card.
+        """Compatibility of the asker with another member of their guild, with summary and card.
 
         Refusals (`SonanceError`, all safe to show) come before `on_slow` is called: comparing with
         yourself, someone unknown or without history, someone hidden in this guild, or someone who never
         used Sonance here.
         """
-        if asker_discord_id == other_discord_id:
+        if asker.discord_id == other_discord_id:
             raise InvalidInput("That's you! You're always 100% compatible with yourself. Pick another member "
                                "to compare with.")
         async with self.services.session() as session:
-            asker = await self._asker(session, guild_id, asker_discord_id)
-            other_id = await self._other(session, guild_id, other_discord_id, asker.visible_ids)
+            guild = await self._guild(session, asker)
+            other_id = await other_member(session, guild.guild_id, other_discord_id, guild.visible_ids)
             names = await UserRepository(session).display_names([asker.user_id, other_id])
         name_a, name_b = names.get(asker.user_id, "a listener"), names.get(other_id, "a listener")
         if on_slow is not None:
-            await on_slow(asker.private)
+            await on_slow(guild.private)
 
         space = await self.ensure_space((asker.user_id, other_id))
         names_tag = hashlib.sha256(f"{name_a}\x00{name_b}".encode()).hexdigest()[:8]
@@ -297,7 +202,7 @@ class CompatService:
         if isinstance(cached, dict) and cached.get("format") == CACHE_FORMAT:
             comp = _comp_from_json(cached["comp"])
             card = base64.b64decode(cached["card"]) if cached.get("card") else None
-            return CompatResult(comp, name_a, name_b, cached["summary"], card, asker.private, _note(comp),
+            return CompatResult(comp, name_a, name_b, cached["summary"], card, guild.private, _note(comp),
                                 space.version)
 
         # The asker may be hidden (they can still compare themselves); the other one was checked above.
@@ -307,24 +212,26 @@ class CompatService:
         await self.services.cache.set("compat", key, {
             "format": CACHE_FORMAT, "comp": _comp_to_json(comp), "summary": summary,
             "card": base64.b64encode(card).decode() if card else None}, ttl_s=self.compat_ttl_s)
-        return CompatResult(comp, name_a, name_b, summary, card, asker.private, _note(comp), space.version)
+        return CompatResult(comp, name_a, name_b, summary, card, guild.private, _note(comp), space.version)
 
     async def _summary(self, comp: Compatibility, name_b: str, asker_user_id: int) -> str:
         """One paragraph from the explainer (it falls back to its template within its own timeout)."""
         from core.explain import Pair, TemplateExplainer
 
         pair = Pair(a=None, b=name_b)
-        explainer = self.services.explainer
         try:
-            if explainer is not None:
-                return (await explainer.compatibility(comp, pair, user_id=asker_user_id)).text
+            return (await self.services.explainer.compatibility(comp, pair, user_id=asker_user_id)).text
         except Exception:  # an explanation is a nicety: never fail the command for it
             log.warning("compat explanation failed; using the template", exc_info=True)
         return (await TemplateExplainer().compatibility(comp, pair)).text
 
     # --- /leaderboard -----------------------------------------------------------------------------
-    async def leaderboard(self, guild_id: int, *, on_slow: SlowHook | None = None) -> LeaderboardResult:
-        """The guild's most compatible pairs and the member closest to its taste (visible members only)."""
+    async def leaderboard(self, asker: Asker, *, on_slow: SlowHook | None = None) -> LeaderboardResult:
+        """The asker's guild's most compatible pairs and the member closest to its taste (visible
+        members only; the asker needs no history of their own to look)."""
+        guild_id = asker.guild_id
+        if guild_id is None:
+            raise GuildOnly(GUILD_ONLY)
         async with self.services.session() as session:
             visible = await UserRepository(session).visible_member_ids(guild_id)
             with_history = await ListenRepository(session).users_with_plays(visible)
@@ -366,24 +273,23 @@ class CompatService:
         return LeaderboardResult(pairs, centre, board.ranked_members, space.version)
 
     # --- /matches ---------------------------------------------------------------------------------
-    async def matches(self, guild_id: int, asker_discord_id: int, *,
-                      on_slow: SlowHook | None = None) -> MatchesResult:
-        """The asker's best matches among the guild's visible members, best first."""
+    async def matches(self, asker: Asker, *, on_slow: SlowHook | None = None) -> MatchesResult:
+        """The asker's best matches among their guild's visible members, best first."""
         async with self.services.session() as session:
-            asker = await self._asker(session, guild_id, asker_discord_id)
+            guild = await self._guild(session, asker)
             others = await ListenRepository(session).users_with_plays(
-                [u for u in asker.visible_ids if u != asker.user_id])
+                [u for u in guild.visible_ids if u != asker.user_id])
             asker_name = (await UserRepository(session).display_names([asker.user_id])).get(asker.user_id,
                                                                                            "a listener")
         if not others:
             raise NotEnoughHistory("No one else in this server shares their listening with Sonance yet, so "
                                    "there's no one to match you with. Invite a friend to /link!")
         if on_slow is not None:
-            await on_slow(asker.private)
+            await on_slow(guild.private)
         space = await self.ensure_space((asker.user_id,))
         members = sorted(others)
         shown = set(members)
-        key = f"u{asker.user_id}:" + leaderboard_cache_key("matches", guild_id, members, shown, space.version,
+        key = f"u{asker.user_id}:" + leaderboard_cache_key("matches", guild.guild_id, members, shown, space.version,
                                                            member=asker.user_id, top=self.top)
         cached = await self.services.cache.get("leaderboard", key)
         if isinstance(cached, dict) and cached.get("format") == CACHE_FORMAT:
@@ -397,7 +303,7 @@ class CompatService:
         async with self.services.session() as session:
             names = await UserRepository(session).display_names([m for m, _, _ in found])
         ranked = tuple(RankedMember(names.get(m, "a listener"), s, lbl) for m, s, lbl in found)
-        return MatchesResult(asker_name, ranked, asker.private, space.version)
+        return MatchesResult(asker_name, ranked, guild.private, space.version)
 
 
 # --- helpers --------------------------------------------------------------------------------------

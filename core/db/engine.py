@@ -39,7 +39,7 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
     elif url.database and url.database != ":memory:":
         # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
         # busy handler (steps up to 100 ms). With the default 15 connections, 50 concurrent
-        # /recommend calls queued there: `sonance bench bot` p95 2.2 s, max 7.9 s. Three connections
+        # /recommend calls queued there: `scripts/bench bot` p95 2.2 s, max 7.9 s. Three connections
         # (each an aiosqlite thread) keep reads overlapping and put the queue in the pool instead,
         # where waiting is fair and costs nothing: p95 1.2 s, max 1.6 s on the same run.
         kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=0)

@@ -17,7 +17,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both engines.
 
     SQLite has no time zones and hands back naive values; storing naive UTC and re-attaching UTC on
-    the way out keeps every comparison in the engine aware (the house rule: UTC in storage, user time
+    the way out keeps every comparison in the engine aware (README, "Architecture": UTC in storage, user time
     zones only at the edges). Naive inputs are refused rather than guessed.
     """
 

@@ -20,19 +20,21 @@ if TYPE_CHECKING:
     from core.config import Settings
 
 
-def build_explainer(settings: Settings, cache: Cache, *, global_daily_budget: int | None = None) -> GroundedExplainer:
-    """The composite explainer for this deployment; remember to `await explainer.aclose()`."""
+def build_explainer(settings: Settings, cache: Cache, *, global_daily_budget: int | None = None,
+                    deferred: bool = False) -> GroundedExplainer:
+    """The composite explainer for this deployment; remember to `await explainer.aclose()`.
+
+    `deferred`: the model client (when a key is set) is built by `explainer.start()`, not now.
+    """
     secret = settings.secret_key.get_secret_value() if settings.secret_key else ""
     salt = ("sonance-explain:" + secret).encode()
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
-    llm = None
-    if key:
-        llm = OpenAIExplainer.create(
-            api_key=key,
-            base_url=settings.openai_base_url,
-            model=settings.openai_model,
-            timeout_s=settings.explain_timeout_s,
-            salt=salt,
-        )
+
+    def connect() -> OpenAIExplainer:
+        return OpenAIExplainer.create(api_key=key, base_url=settings.openai_base_url, model=settings.openai_model,
+                                      timeout_s=settings.explain_timeout_s, salt=salt)
+
+    llm = connect() if key and not deferred else None
     budget = CallBudget(cache, settings.explain_daily_budget, global_per_day=global_daily_budget, salt=salt)
-    return GroundedExplainer(llm, TemplateExplainer(), cache, budget, timeout_s=settings.explain_timeout_s, salt=salt)
+    return GroundedExplainer(llm, TemplateExplainer(), cache, budget, timeout_s=settings.explain_timeout_s, salt=salt,
+                             connect=connect if key and deferred else None)

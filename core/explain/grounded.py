@@ -68,7 +68,10 @@ def _is_client_error(reason: str) -> bool:
 class GroundedExplainer:
     """The composite explainer (see module docstring). Build it with `build_explainer(settings, cache)`.
 
-    `llm` None means template-only: nothing ever leaves the process.
+    `llm` None means template-only: nothing ever leaves the process. `connect` builds the model
+    client later, in `start()`: the services build the explainer once, before any event loop or
+    HTTP client exists, and until the bot starts its clients every answer comes from the template
+    (`status()` says "starting").
     """
 
     def __init__(
@@ -85,8 +88,10 @@ class GroundedExplainer:
         failure_cooldown_s: float = 30.0,
         default_retry_after_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        connect: Callable[[], Explainer] | None = None,
     ) -> None:
         self._llm = llm
+        self._connect = connect
         self._template = template
         self._cache = cache
         self._budget = budget
@@ -112,10 +117,16 @@ class GroundedExplainer:
     def budget(self) -> CallBudget | None:
         return self._budget
 
+    def start(self) -> None:
+        """Build the deferred model client (once; nothing to do when there is none or it exists)."""
+        if self._llm is None and self._connect is not None:
+            self._llm, self._connect = self._connect(), None
+
     def status(self) -> str:
-        """For /healthz: "ok", "off" (templates only, by configuration) or "failing: <reason>"."""
+        """For /healthz: "ok", "off" (templates only, by configuration), "starting" (a model is
+        configured and its client not built yet) or "failing: <reason>"."""
         if self._llm is None:
-            return "off"
+            return "starting" if self._connect is not None else "off"
         return "ok" if self.failing is None else f"failing: {self.failing}"
 
     async def forget_user(self, user_id: UserRef) -> int:

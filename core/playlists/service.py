@@ -1,4 +1,4 @@
-"""`PlaylistService`: Discord ids in, stored playlists and their exports out.
+"""`PlaylistService`: an asker in, stored playlists and their exports out.
 
 One per process (`PlaylistService.of(services)`), used by the /playlist cog and its persistent
 export buttons. Why it is shaped like this:
@@ -11,9 +11,9 @@ export buttons. Why it is shaped like this:
   `playlist_items`; the export buttons carry only its id, so they work after a restart and read
   exactly what was previewed.
 * **Privacy before work.** A blend reveals both people's taste, so the partner must be a visible
-  member of the asking guild; the check runs (and refuses with the same words whatever their
-  history) before anything is read about them, and before the caller acknowledges (`on_slow`), so a
-  refusal can stay private.
+  member of the asking guild; the check (`core.access.other_member`, the rule /compat uses too)
+  runs before the caller acknowledges (`on_slow`), so a refusal can stay private. Only the owner
+  may read or export a stored playlist (`core.access.require_owner`).
 * **Spotify is optional.** Export to Spotify needs a linked account, and Spotify's development-mode
   allow-list refuses most people (403): every failure there comes back as a clear message *with*
   the XSPF/M3U files, never as a dead end.
@@ -25,27 +25,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.repositories import AccountRepository, CatalogRepository, ListenRepository, UserRepository
+from core.access import OWN_NO_HISTORY, PLAYLIST_NOT_YOURS, other_member, require_history, require_owner
+from core.asker import Asker
+from core.db.repositories import AccountRepository, CatalogRepository, UserRepository
 from core.db.repositories.playlists import PlaylistRepository, StoredItem, TrackRow
 from core.db.repositories.public_facts import PublicFactsRepository
 from core.db.repositories.recommendations import RecommendationRepository
 from core.domain import Kind, Recommendation
-from core.errors import (
-    AccountProblem,
-    InvalidInput,
-    NotEnoughHistory,
-    NotFound,
-    NotLinked,
-    PrivacyHidden,
-    SonanceError,
-    SourceUnavailable,
-)
+from core.errors import AccountProblem, GuildOnly, InvalidInput, NotEnoughHistory, NotFound, SourceUnavailable
 from core.explain.types import PlaylistBrief
 from core.matching import artist_key, track_key
 from core.playlists import building, formats
@@ -63,6 +55,7 @@ from core.playlists.models import (
 from core.recommender.engine import RecommenderEngine
 from core.recommender.requests import RecommendRequest, UserHistory
 from core.sources.spotify_models import TokenSet
+from core.sync.spotify_tokens import token_persister
 from core.tags import display_tags
 
 if TYPE_CHECKING:
@@ -71,7 +64,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COMPONENT = "playlists"
 #: Called once validation passed and the slow part begins; the flag means "answer privately".
 SlowHook = Callable[[bool], Awaitable[None]]
 #: A track the asker played this often is "worn out": a for-you playlist leaves it out.
@@ -89,16 +81,8 @@ ALWAYS_KEEP = 5
 #: A blend bridge must rank this high for both people.
 BRIDGE_RANK = 10
 MODES = ("for me", "from seed", "blend")
-BLEND_PRIVATE = "That member keeps their listening private, so I can't blend playlists with them."
+BLEND_GUILD_ONLY = "A blend mixes the taste of two members of a server, so it only works inside one."
 FILES_INSTEAD = "Here are the playlist files instead: import them anywhere, or use the search links."
-
-
-class NotYours(SonanceError):
-    user_message = "Those buttons belong to someone else's playlist. Run /playlist for your own!"
-
-
-class GuildOnly(SonanceError):
-    user_message = "A blend mixes the taste of two members of a server, so it only works inside one."
 
 
 def _join(names: Sequence[str]) -> str:
@@ -193,13 +177,13 @@ class PlaylistService:
 
     @classmethod
     def of(cls, services: Services) -> PlaylistService:
-        return services.component(COMPONENT, cls)
+        return services.playlists
 
     # --- the /playlist entry point ----------------------------------------------------------------
-    async def build(self, discord_id: int, guild_id: int | None, mode: str, *, seed: str | None = None,
+    async def build(self, asker: Asker, mode: str, *, seed: str | None = None,
                     member_discord_id: int | None = None, length: int = DEFAULT_LENGTH,
                     name: str | None = None, on_slow: SlowHook | None = None) -> BuiltPlaylist:
-        """Validate (fast, before `on_slow`), then build and store a playlist for a Discord user.
+        """Validate (fast, before `on_slow`), then build and store a playlist for the asker.
 
         Refusals are `SonanceError`s raised before `on_slow` runs: unknown mode, bad length, no
         seed, blending with yourself, a hidden/unknown/history-less partner.
@@ -211,59 +195,42 @@ class PlaylistService:
         name = (name or "").strip()[:100] or None
         async with self.services.session() as session:
             users = UserRepository(session)
-            asker = await users.by_discord_id(discord_id)
-            if asker is None:
-                raise NotLinked()
             private = False
             visible: list[int] = []
-            if guild_id is not None:
-                visible = await users.visible_member_ids(guild_id)
-                private = asker.id not in visible
+            if asker.guild_id is not None:
+                visible = await users.visible_member_ids(asker.guild_id)
+                private = asker.user_id not in visible
             partner_id: int | None = None
             if mode == "blend":
-                partner_id = await self._partner(session, guild_id, discord_id, member_discord_id, visible)
-                if not await ListenRepository(session).users_with_plays([asker.id]):
-                    raise NotEnoughHistory("A blend needs your listening history too. Link an account with "
-                                           "/link lastfm <username>, and try again once it has synced.")
-                names = await users.display_names([asker.id, partner_id])
+                partner_id = await self._partner(session, asker, member_discord_id, visible)
+                await require_history(session, asker)
+                names = await users.display_names([asker.user_id, partner_id])
             elif mode == "from seed" and not (seed or "").strip():
                 raise InvalidInput("Tell me a seed: an artist (start typing to pick one), or “Artist - Title”.")
         if on_slow is not None:
             await on_slow(private)
         if mode == "blend":
             assert partner_id is not None
-            built = await self.blend(asker.id, partner_id, length=length, name=name,
-                                     names=(names.get(asker.id, "a listener"), names.get(partner_id, "a listener")))
+            built = await self.blend(asker, partner_id, length=length, name=name,
+                                     names=(names.get(asker.user_id, "a listener"),
+                                            names.get(partner_id, "a listener")))
         elif mode == "from seed":
-            built = await self.from_seed(asker.id, seed or "", length=length, name=name)
+            built = await self.from_seed(asker, seed or "", length=length, name=name)
         else:
-            built = await self.from_recommendations(asker.id, length=length, name=name)
+            built = await self.from_recommendations(asker, length=length, name=name)
         return replace(built, private=private)
 
-    async def _partner(self, session: AsyncSession, guild_id: int | None, discord_id: int,
-                       member_discord_id: int | None, visible: list[int]) -> int:
-        """The blend partner's user id, or a refusal that says nothing about their listening."""
-        if guild_id is None:
-            raise GuildOnly()
+    async def _partner(self, session: AsyncSession, asker: Asker, member_discord_id: int | None,
+                       visible: list[int]) -> int:
+        """The blend partner's user id, or the refusal every command gives for that member."""
+        if asker.guild_id is None:
+            raise GuildOnly(BLEND_GUILD_ONLY)
         if member_discord_id is None:
             raise InvalidInput("Pick the member to blend with.")
-        if member_discord_id == discord_id:
+        if member_discord_id == asker.discord_id:
             raise InvalidInput("A blend of you and yourself is just your own playlist: pick “for me”, or "
                                "another member to blend with.")
-        users = UserRepository(session)
-        other = await users.by_discord_id(member_discord_id)
-        if other is None:
-            raise NotFound("That member hasn't linked a music account with Sonance yet, so there's nothing to "
-                           "blend. They can start with /link.")
-        if other.id not in visible:
-            if await users.is_member(guild_id, other.id) or await users.privacy_level(other.id) != "public":
-                raise PrivacyHidden(BLEND_PRIVATE)
-            raise NotFound("That member hasn't used Sonance in this server yet. Once they run any Sonance "
-                           "command here, you can blend.")
-        if not await ListenRepository(session).users_with_plays([other.id]):
-            raise NotEnoughHistory("That member doesn't have any listening history with Sonance yet, so there's "
-                                   "nothing to blend. Once they link an account and it syncs, try again!")
-        return int(other.id)
+        return await other_member(session, asker.guild_id, member_discord_id, visible)
 
     # --- building -----------------------------------------------------------------------------------
     async def _engine(self) -> RecommenderEngine:
@@ -282,14 +249,14 @@ class PlaylistService:
         return ({p.item_id: p.plays for p in plays}, history, {i for i, v in votes.items() if v > 0},
                 {i for i, v in votes.items() if v < 0})
 
-    async def from_recommendations(self, user_id: int, *, length: int = DEFAULT_LENGTH,
+    async def from_recommendations(self, asker: Asker, *, length: int = DEFAULT_LENGTH,
                                    name: str | None = None) -> BuiltPlaylist:
-        """Tracks of the user's recommended artists (most-played over everyone, max 2 per artist,
+        """Tracks of the asker's recommended artists (most-played over everyone, max 2 per artist,
         none they wore out), then of their own artists when new ones run short; ordered for flow."""
+        user_id = asker.user_id
         plays, history, liked, disliked = await self._taste(user_id)
         if not plays:
-            raise NotEnoughHistory("A playlist for you needs your listening history. Link an account with "
-                                   "/link lastfm <username>, and try again once it has synced.")
+            raise NotEnoughHistory(OWN_NO_HISTORY)
         from core.recommender.service import RecommendService
 
         recommender = RecommendService.of(self.services)
@@ -341,7 +308,7 @@ class PlaylistService:
             raise NotFound(f"I don't know an artist called “{text[:100]}”.")
         return artist.id, artist.name, None
 
-    async def from_seed(self, user_id: int, seed: str, *, length: int = DEFAULT_LENGTH,
+    async def from_seed(self, asker: Asker, seed: str, *, length: int = DEFAULT_LENGTH,
                         name: str | None = None) -> BuiltPlaylist:
         """Song-based discovery: the seed's artist plus the artists most similar to it (engine), each
         with its most-played tracks; a track seed starts the list."""
@@ -363,15 +330,16 @@ class PlaylistService:
             raise NotFound(f"I don't know any tracks by {artist_name} or similar artists yet.")
         ordered = await arrange(engine, picked, pinned_first=seed_track is not None, uncapped=(artist_id,))
         label = f"{seed_track.artist} - {seed_track.title}" if seed_track is not None else artist_name
-        return await self._store(user_id, Origin.SEED, ordered, engine, length, name=name, seed=label)
+        return await self._store(asker.user_id, Origin.SEED, ordered, engine, length, name=name, seed=label)
 
-    async def blend(self, user_a: int, user_b: int, *, length: int = DEFAULT_LENGTH, name: str | None = None,
+    async def blend(self, asker: Asker, partner_id: int, *, length: int = DEFAULT_LENGTH, name: str | None = None,
                     names: tuple[str, str] = ("you", "them")) -> BuiltPlaylist:
         """A playlist fair to both: picks alternate between A's and B's view of the blend (shared
         artists, then bridges both would like, then each one's own), with the measured fairness.
 
-        Callers check privacy first (`build` does); this method trusts its user ids.
+        Callers check privacy first (`build` does); this method trusts the partner's user id.
         """
+        user_a, user_b = asker.user_id, partner_id
         plays_a, history_a, _, disliked_a = await self._taste(user_a)
         plays_b, history_b, _, disliked_b = await self._taste(user_b)
         if not plays_a or not plays_b:
@@ -424,13 +392,7 @@ class PlaylistService:
         brief = PlaylistBrief(seed=seed if origin != Origin.RECOMMENDATIONS else None,
                               top_artists=tuple(artists[:5]), top_tags=top_tags(engine, artist_ids),
                               count=len(tracks))
-        explainer = self.services.explainer
-        if explainer is None:
-            from core.explain.template import TemplateExplainer
-
-            explanation = await TemplateExplainer().playlist(brief)
-        else:
-            explanation = await explainer.playlist(brief, user_id=user_id)
+        explanation = await self.services.explainer.playlist(brief, user_id=user_id)
         title = name or (explanation.name or "").strip() or "Sonance mix"
         description = explanation.text.strip()
         async with self.services.session() as session:
@@ -454,30 +416,28 @@ class PlaylistService:
     async def _spotify_linked(self, session: AsyncSession, user_id: int) -> bool:
         if self.services.spotify is None:
             return False
-        account = await AccountRepository(session, None).get(user_id, "spotify")
+        account = await AccountRepository.without_cipher(session).get(user_id, "spotify")
         return account is not None and (account.access_token_enc is not None or account.refresh_token_enc is not None)
 
     # --- reading back ------------------------------------------------------------------------------
-    async def get(self, playlist_id: int, discord_id: int) -> BuiltPlaylist:
+    async def get(self, asker: Asker, playlist_id: int) -> BuiltPlaylist:
         """A stored playlist, for its owner only (the export buttons are the owner's)."""
         async with self.services.session() as session:
-            user = await UserRepository(session).by_discord_id(discord_id)
             repo = PlaylistRepository(session)
             row = await repo.get(playlist_id)
             if row is None:
                 raise NotFound("I can't find that playlist any more.")
-            if user is None or row.user_id != user.id:
-                raise NotYours()
+            require_owner(row.user_id, asker, PLAYLIST_NOT_YOURS)
             items = await repo.items(playlist_id)
-            linked = await self._spotify_linked(session, user.id)
+            linked = await self._spotify_linked(session, asker.user_id)
             tracks = _tracks_from(items)
             cover = await _cover(session, tracks)
         return BuiltPlaylist(int(row.id), row.name, row.description or "", Origin(row.origin), tracks,
                              seed=row.seed, requested=len(items), spotify_linked=linked, cover_url=cover)
 
-    async def export_files(self, playlist_id: int, discord_id: int) -> FilesExport:
+    async def export_files(self, asker: Asker, playlist_id: int) -> FilesExport:
         """XSPF + M3U of a stored playlist, and Last.fm/Spotify search links for its first tracks."""
-        return self._files(await self.get(playlist_id, discord_id))
+        return self._files(await self.get(asker, playlist_id))
 
     @staticmethod
     def _files(playlist: BuiltPlaylist) -> FilesExport:
@@ -485,43 +445,20 @@ class PlaylistService:
                            formats.search_links(playlist.tracks[:LINKS_SHOWN]), len(playlist.tracks))
 
     # --- Spotify -------------------------------------------------------------------------------------
-    def _persist_tokens(self, account_id: int) -> Callable[[TokenSet], Awaitable[None]]:
-        """`on_refresh`: store a newly issued token set, encrypted, in its own transaction, at once.
-
-        Own transaction because Spotify may already have invalidated the old access token: if the
-        export failed afterwards, the only working token must not be lost with it.
-        """
-
-        async def on_refresh(tokens: TokenSet) -> None:
-            async with self.services.session() as session:
-                accounts = AccountRepository(session, self.services.cipher)
-                account = await accounts.by_id(account_id)
-                if account is None:
-                    return
-                accounts.set_tokens(account, access_token=tokens.access_token,
-                                    refresh_token=tokens.refresh_token or None,
-                                    expires_at=datetime.fromtimestamp(tokens.expires_at, UTC),
-                                    scope=tokens.scope or None)
-            log.info("spotify tokens refreshed and stored", extra={"account_id": account_id, "job": "playlist"})
-
-        return on_refresh
-
-    async def export_spotify(self, playlist_id: int, discord_id: int) -> SpotifyExport:
+    async def export_spotify(self, asker: Asker, playlist_id: int) -> SpotifyExport:
         """Create the playlist in the owner's Spotify account; on refusal, say why and hand back files.
 
         Tracks resolve through their stored Spotify id, else a Spotify search (found ids are kept for
         next time); tracks Spotify doesn't have are counted, not silently dropped.
         """
-        playlist = await self.get(playlist_id, discord_id)
+        playlist = await self.get(asker, playlist_id)
         client = self.services.spotify
         if client is None:
             return SpotifyExport(False, "Spotify isn't enabled on this bot. " + FILES_INSTEAD,
                                  fallback=self._files(playlist))
         async with self.services.session() as session:
-            user = await UserRepository(session).by_discord_id(discord_id)
-            assert user is not None  # `get` checked ownership
             accounts = AccountRepository(session, self.services.cipher)
-            account = await accounts.get(user.id, "spotify")
+            account = await accounts.get(asker.user_id, "spotify")
             if account is None:
                 return SpotifyExport(False, "You haven't linked Spotify: use /link spotify first. " + FILES_INSTEAD,
                                      fallback=self._files(playlist))
@@ -538,7 +475,7 @@ class PlaylistService:
         if not access and not refresh:
             return SpotifyExport(False, "Sonance can no longer use your Spotify account; run /link spotify again. "
                                  + FILES_INSTEAD, fallback=self._files(playlist))
-        api = client.for_user(tokens, on_refresh=self._persist_tokens(account_id))
+        api = client.for_user(tokens, on_refresh=token_persister(self.services, account_id, job="playlist"))
         try:
             uris, found = await self._resolve(api, playlist.tracks)
             if not uris:
@@ -546,10 +483,10 @@ class PlaylistService:
                                      unresolved=len(playlist.tracks), fallback=self._files(playlist))
             created = await api.create_playlist(playlist.name[:100], uris, description=playlist.description[:300])
         except AccountProblem as exc:
-            log.info("spotify export refused: %s", exc.reason, extra={"user_id": user.id, "job": "playlist"})
+            log.info("spotify export refused: %s", exc.reason, extra={"user_id": asker.user_id, "job": "playlist"})
             return SpotifyExport(False, f"{exc.user_message} {FILES_INSTEAD}", fallback=self._files(playlist))
         except (SourceUnavailable, NotFound) as exc:
-            log.warning("spotify export failed: %s", exc, extra={"user_id": user.id, "job": "playlist"})
+            log.warning("spotify export failed: %s", exc, extra={"user_id": asker.user_id, "job": "playlist"})
             return SpotifyExport(False, "Spotify isn't answering right now. " + FILES_INSTEAD,
                                  fallback=self._files(playlist))
         async with self.services.session() as session:

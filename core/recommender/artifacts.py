@@ -3,7 +3,7 @@
 Pickle would execute code from whatever file sits in the models folder and breaks whenever a class
 moves; plain arrays plus a JSON manifest are safe to load, diffable, and versioned explicitly. A new
 artifact is written to a temporary sibling folder and renamed into place, so a running bot that
-loads "the current model" never sees half a file (ARCHITECTURE rule 4: swapped in atomically).
+loads "the current model" never sees half a file (a model is swapped in atomically: README, "Architecture").
 """
 
 from __future__ import annotations

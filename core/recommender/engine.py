@@ -2,7 +2,8 @@
 
 It wraps a tuned `Hybrid` with the catalogue it was trained on (ids, names, artists, popularity,
 tags) and applies everything a product needs on top of raw scores: feedback (thumbs up/down),
-the discovery dial, tag filters, the no-repeat window, the per-artist cap, and evidence. All of it
+the discovery dial, tag filters, /tune's boosts and avoids, the no-repeat window, the per-artist
+cap, and evidence; callers re-rank nothing afterwards. All of it
 is computed from the user's *current* history row at request time, so a listen or a thumbs-down
 recorded a second ago changes the next list without retraining.
 
@@ -28,7 +29,7 @@ from core.recommender.models._row import UserRow
 from core.recommender.models.content import ContentTfidf
 from core.recommender.requests import RecommendRequest, UserHistory
 from core.recommender.similar_graph import graph_matrix
-from core.recommender.tags import ItemTags
+from core.recommender.tags import ItemTags, tag_variants
 
 # Feedback and dial strengths, in standard deviations of the user's blended scores.
 LIKE_PULL = 1.0
@@ -38,6 +39,9 @@ DISCOVERY_QUALITY = 1.0  # with AOTY data, deep cuts lean on quality so "obscure
 NEIGHBOUR_COMPONENTS = ("knn", "content", "links")  # which similarities define "near neighbours"
 EVIDENCE_COMPONENTS = ("ease", "knn", "rp3", "content", "links", "graph")
 GRAPH_COMPONENT = "graph"  # Last.fm's similar-artist graph: its evidence reads "similar to X on Last.fm"
+BOOST_FACTOR = 0.5  # a /tune "more X" item's rank position is multiplied by this (moves it up)
+BOOST_POOL_MAX = 100  # with boosts, the top max(3 x count, count + 10) items (at most this many) are re-ordered
+AVOID_MIN_SHARE = 0.2  # a /tune "less X" tag must carry this share of an item's tag weight to leave it out
 
 
 def default_artifact_dir(models_dir: Path, kind: Kind) -> Path:
@@ -158,9 +162,20 @@ class RecommenderEngine:
         # Known = the user's own history; liked items folded into `row` above may come back.
         allowed = self._allowed(history_row, request, liked, disliked)
         total = np.where(allowed, total, -np.inf)
-        chosen = self._rank(total, request.count, request.max_per_artist)
+        chosen = self._steered(total, request)
         return self._recommendations(np.asarray(chosen, dtype=np.int64), total, row, user, parts,
                                      request.with_evidence)
+
+    def _steered(self, total: np.ndarray, request: RecommendRequest) -> list[int]:
+        """The ranked list; with /tune boosts, boosted items of a wider pool move up (soft steering)."""
+        if not request.boost_tags:
+            return self._rank(total, request.count, request.max_per_artist)
+        pool = min(BOOST_POOL_MAX, max(request.count * 3, request.count + 10))
+        ranked = self._rank(total, pool, request.max_per_artist)
+        boosted = self.tags.items_with_any(tag_variants(request.boost_tags))
+        keys = [position * (BOOST_FACTOR if boosted[item] else 1.0) for position, item in enumerate(ranked)]
+        order = sorted(range(len(ranked)), key=lambda i: (keys[i], i))
+        return [ranked[i] for i in order[:request.count]]
 
     def similar(self, item_id: object, count: int = 10, *, max_per_artist: int | None = None) -> list[Recommendation]:
         """Items most like `item_id`: what the hybrid recommends to someone who knows only that item."""
@@ -210,6 +225,9 @@ class RecommenderEngine:
         allowed[disliked] = False  # a thumbs-down never returns, whatever else the request says
         if request.tags:
             allowed &= self.tags.items_with_any(request.tags)
+        avoid = [t for t in request.avoid_tags if t not in request.tags]
+        if avoid:
+            allowed &= ~self.tags.items_with_any(tag_variants(avoid), min_share=AVOID_MIN_SHARE)
         return allowed
 
     def _rank(self, scores: np.ndarray, count: int, max_per_artist: int | None) -> list[int]:

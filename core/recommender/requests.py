@@ -53,6 +53,11 @@ class RecommendRequest:
     - liked / disliked: thumbs-up pull an item's neighbours up; thumbs-down items never return and
       push their neighbours down.
     - exclude: any other ids to leave out.
+    - boost_tags: /tune "more X": items carrying any of these tags move up the list (their rank
+      position is multiplied by `BOOST_FACTOR` in the engine); nothing is dropped for them.
+    - avoid_tags: /tune "less X": items for which any of these tags is a main tag (at least a fifth of
+      their tag weight) are left out, unless the same tag is asked for in `tags`.
+    Tag spellings with a hyphen or a space are both accepted for boosts and avoids.
     """
 
     count: int = 10
@@ -65,6 +70,8 @@ class RecommendRequest:
     disliked: Collection[object] = field(default_factory=tuple)
     exclude: Collection[object] = field(default_factory=tuple)
     with_evidence: bool = True
+    boost_tags: tuple[str, ...] = ()
+    avoid_tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.count < 1:

@@ -89,3 +89,11 @@ def tfidf_vectors(tags: ItemTags, sublinear_tf: bool = True) -> sp.csr_matrix:
         return sp.csr_matrix(tags.matrix.shape, dtype=np.float32)
     tfidf = TfidfTransformer(sublinear_tf=sublinear_tf, norm="l2", smooth_idf=True)
     return sp.csr_matrix(tfidf.fit_transform(tags.matrix), dtype=np.float32)
+
+
+def tag_variants(tags: Iterable[str]) -> list[str]:
+    """The keyword parser writes "dream-pop" where Last.fm says "dream pop": accept both spellings."""
+    out: list[str] = []
+    for tag in tags:
+        out += [tag, tag.replace("-", " "), tag.replace(" ", "-")]
+    return list(dict.fromkeys(out))

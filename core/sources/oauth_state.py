@@ -14,6 +14,12 @@ is true. After a successful exchange the claim stays: replays are refused.
 Format: `base64url(json payload) "." base64url(hmac_sha256(secret, payload_b64))`, payload
 `{"u": discord_user_id, "p": purpose, "n": nonce, "e": expiry_unix}`. The purpose ("spotify",
 "lastfm") stops a state minted for one provider being replayed on another's callback.
+
+Why hand-written beside itsdangerous (the well-kept library for signed, timed tokens): the signing
+and expiry it would replace are a few lines of standard-library `hmac` in `OAuthStateSigner`,
+compared in constant time; the part that needs care is the single-use claim and its release, which
+no signing library offers and which would stay here anyway. A dependency for the easy half is not
+worth it.
 """
 
 from __future__ import annotations

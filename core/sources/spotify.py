@@ -1,39 +1,45 @@
-"""Spotify client (optional source): OAuth authorization-code flow and the endpoints still open to
-development-mode apps in 2026.
+"""Spotify client (optional source): the Web API endpoints still open to development-mode apps in 2026.
 
-Built on spotipy, which is synchronous (requests): every call runs in a worker thread via
-`asyncio.to_thread`. spotipy's own retrying is switched off by handing it a plain
-`requests.Session` (its default session mounts a urllib3 Retry that would sleep inside the thread on
-a long `Retry-After`, or turn a 429 into a header-less "Max Retries" error); 429 and 5xx come back as
-`SpotifyException` carrying the response headers, and are retried here asynchronously via
-`core.sources.http.with_retries`, after the shared per-app `RateLimiter`.
-
-Redirection to a local fake: the API root is spotipy's instance attribute `prefix`; the OAuth URLs
-are class attributes of `SpotifyOAuth`, so they are overridden per instance on a private subclass
-(no global state changes, tests cannot leak into each other).
+Why hand-written on aiohttp rather than a Spotify library: Sonance calls a handful of JSON endpoints
+(recently played, top artists/tracks, saved tracks, search, /me, create playlist + add items) and
+must call them the way it calls Last.fm: on the process's one `aiohttp` session, after the shared
+per-app `RateLimiter`, with `core.sources.http.with_retries` honouring `Retry-After` in the caller's
+own task. spotipy, the best-kept Python library, is synchronous (requests): using it meant a worker
+thread per call, a swapped-in session to switch off its urllib3 retries (which sleep inside the
+thread on a long `Retry-After`), a patched private method to keep the granted scope, and class
+attributes overridden to reach a local fake. An async library (tekore, on httpx) would bring a
+second HTTP stack and its own retry and token handling beside ours. What remains here is the documented wire format,
+which `tests/fakes/spotify_server.py` also speaks (and refuses what Spotify refuses).
 
 Token lifecycle: a `SpotifyUserApi` holds one user's `TokenSet`, refreshes it when < 60 s remain,
 and on a 401 refreshes once and retries; a second 401, or `invalid_grant` from the token endpoint,
 is `AccountProblem("spotify_token_revoked")`. Every new token set is handed to `on_refresh` so the
 caller can persist it (encrypted) before it is used.
+
+Error mapping (API errors are `{"error": {"status": …, "message": …}}`):
+- 401 -> one refresh, then AccountProblem("spotify_token_revoked"); 403 -> AccountProblem
+  ("spotify_forbidden": a dev-mode app serves only its allow-listed users); 404 -> NotFound
+- 429 -> retried after `Retry-After` (reads and writes alike: Spotify did not process the request)
+- 5xx, timeouts, connection errors -> retried for reads; for writes SourceUnavailable at once, since
+  the write may have happened and a retry could duplicate the playlist
+- a 2xx body that is not JSON, or not the documented shape -> SourceUnavailable (not retried)
+- any other 4xx -> SourceUnavailable
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import quote
 
-import requests
-import spotipy
-from spotipy.cache_handler import MemoryCacheHandler
-from spotipy.exceptions import SpotifyException, SpotifyOauthError
-from spotipy.oauth2 import SpotifyOAuth
+import aiohttp
+import orjson
 
 from core.errors import AccountProblem, NotFound, SourceUnavailable
-from core.sources.http import RateLimiter, Retryable, RetryPolicy, retry_after_from, with_retries
+from core.sources.http import RateLimiter, Retryable, RetryPolicy, retry_after_from, user_agent, with_retries
+from core.sources.spotify_auth import REVOKED, SCOPES, SOURCE, SpotifyAuth
 from core.sources.spotify_models import (
     CreatedPlaylist,
     RecentlyPlayed,
@@ -52,144 +58,57 @@ from core.sources.spotify_models import (
 if TYPE_CHECKING:
     from core.config import Settings
 
+__all__ = ["REVOKED", "SCOPES", "SOURCE", "SpotifyAuth", "SpotifyClient", "SpotifyUserApi", "TokenSet"]
+
 log = logging.getLogger(__name__)
 
-SOURCE = "spotify"
 T = TypeVar("T")
 TimeRange = Literal["short_term", "medium_term", "long_term"]
-SCOPES = ("user-read-recently-played user-top-read user-library-read "
-          "playlist-modify-private playlist-modify-public")
 MAX_ITEMS_PER_ADD = 100
-
-REVOKED = ("spotify_token_revoked",
-           "Sonance can no longer read your Spotify account (access was revoked or expired). "
-           "Please run /link spotify again.")
-
-
-class _SonanceOAuth(SpotifyOAuth):
-    """SpotifyOAuth whose endpoints come from settings, set on the instance, not the class."""
-
-    def __init__(self, *, accounts_base: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        base = accounts_base.rstrip("/")
-        self.OAUTH_AUTHORIZE_URL = f"{base}/authorize"
-        self.OAUTH_TOKEN_URL = f"{base}/api/token"
-
-    def _add_custom_values_to_token_info(self, token_info: dict[str, Any]) -> dict[str, Any]:
-        # spotipy overwrites the *granted* scope with the *requested* one; keep what Spotify granted.
-        granted = token_info.get("scope")
-        token_info = super()._add_custom_values_to_token_info(token_info)
-        if granted is not None:
-            token_info["scope"] = granted
-        return token_info
-
-
-def _token_set(info: dict[str, Any], previous_refresh: str | None = None) -> TokenSet:
-    return TokenSet(
-        access_token=info["access_token"],
-        refresh_token=info.get("refresh_token") or previous_refresh or "",
-        expires_at=float(info.get("expires_at") or time.time() + float(info.get("expires_in", 3600))),
-        scope=info.get("scope") or "",
-    )
-
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError)
-
-
-class SpotifyAuth:
-    """The authorization-code flow: where to send the user, and the token endpoint calls."""
-
-    def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None, timeout_s: float = 10.0,
-                 scope: str = SCOPES) -> None:
-        settings.require("spotify_client_id", "spotify_client_secret", "spotify_redirect_uri")
-        assert settings.spotify_client_secret is not None
-        self._kwargs: dict[str, Any] = dict(
-            client_id=settings.spotify_client_id,
-            client_secret=settings.spotify_client_secret.get_secret_value(),
-            redirect_uri=settings.spotify_redirect_uri, scope=scope, open_browser=False,
-            requests_timeout=timeout_s, cache_handler=MemoryCacheHandler(),
-            accounts_base=settings.spotify_accounts_base,
-        )
-        self._retry = retry or RetryPolicy()
-
-    def _oauth(self) -> _SonanceOAuth:
-        # A fresh manager per call: MemoryCacheHandler must never hold one user's token for another.
-        kwargs = dict(self._kwargs, cache_handler=MemoryCacheHandler())
-        return _SonanceOAuth(**kwargs)
-
-    def authorize_url(self, state: str) -> str:
-        """The consent URL; `state` comes from `OAuthStateSigner.issue`."""
-        return self._oauth().get_authorize_url(state=state)
-
-    async def _token_call(self, fn: Callable[[_SonanceOAuth], dict[str, Any]]) -> dict[str, Any]:
-        async def attempt() -> dict[str, Any]:
-            oauth = self._oauth()
-            try:
-                return await asyncio.to_thread(fn, oauth)
-            except SpotifyOauthError as exc:
-                if exc.error in ("invalid_grant",):
-                    raise AccountProblem(*REVOKED) from None
-                if exc.error in ("invalid_client", "unauthorized_client", "invalid_request"):
-                    raise SourceUnavailable(SOURCE, detail=f"token endpoint: {exc.error}") from None
-                raise Retryable(f"token endpoint: {exc.error}") from None
-            except requests.exceptions.RequestException as exc:
-                if _transient(exc):
-                    raise Retryable(f"token endpoint: {type(exc).__name__}") from None
-                raise SourceUnavailable(SOURCE, detail=str(exc)) from None
-
-        return await with_retries(attempt, source=SOURCE, policy=self._retry)
-
-    @staticmethod
-    def _exchange(oauth: _SonanceOAuth, code: str) -> dict[str, Any]:
-        # as_dict=True is deprecated in spotipy; the full token info lands in the (per-call) cache
-        oauth.get_access_token(code, as_dict=False, check_cache=False)
-        info = oauth.cache_handler.get_cached_token()
-        if not info:
-            raise SpotifyOauthError("no token info after exchange", error="server_error")
-        return info
-
-    async def exchange_code(self, code: str) -> TokenSet:
-        """Trade the callback's `code` for tokens. An invalid/used code -> AccountProblem."""
-        try:
-            info = await self._token_call(lambda o: self._exchange(o, code))
-        except AccountProblem:
-            raise AccountProblem("spotify_code_invalid",
-                                 "That Spotify authorisation was already used or has expired. "
-                                 "Please run /link spotify again.") from None
-        return _token_set(info)
-
-    async def refresh(self, tokens: TokenSet) -> TokenSet:
-        """A new access token (Spotify may or may not rotate the refresh token; both handled)."""
-        if not tokens.refresh_token:
-            raise AccountProblem(*REVOKED)
-        info = await self._token_call(lambda o: o.refresh_access_token(tokens.refresh_token))
-        return _token_set(info, previous_refresh=tokens.refresh_token)
+FORBIDDEN = ("spotify_forbidden",
+             "Spotify refused access for your account. Sonance's Spotify app is limited to a few "
+             "approved users; ask the bot owner to add you, or use Last.fm instead.")
 
 
 class SpotifyClient:
-    """Process-wide Spotify entry point: the OAuth flow plus per-user API handles."""
+    """Process-wide Spotify entry point: the OAuth flow plus per-user API handles.
 
-    def __init__(self, settings: Settings, limiter: RateLimiter, *, retry: RetryPolicy | None = None,
-                 timeout_s: float = 10.0, refresh_margin_s: float = 60.0) -> None:
-        self.auth = SpotifyAuth(settings, retry=retry, timeout_s=timeout_s)
-        self._prefix = settings.spotify_api_base if settings.spotify_api_base.endswith("/") \
-            else settings.spotify_api_base + "/"
-        self._limiter = limiter
-        self._retry = retry or RetryPolicy()
-        self._timeout_s = timeout_s
-        self._margin = refresh_margin_s
+    `session` and `limiter` are created once by the composition root (`Services.start_clients`);
+    the limiter is the app's budget, shared by every user.
+    """
+
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession, limiter: RateLimiter, *,
+                 retry: RetryPolicy | None = None, timeout_s: float = 10.0, refresh_margin_s: float = 60.0) -> None:
+        self.auth = SpotifyAuth(settings, session, retry=retry, timeout_s=timeout_s)
+        self.session = session
+        self.limiter = limiter
+        self.retry = retry or RetryPolicy()
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.refresh_margin_s = refresh_margin_s
+        self.api_root = settings.spotify_api_base.rstrip("/") + "/"
+        self.user_agent = user_agent(settings)
 
     def for_user(self, tokens: TokenSet,
                  on_refresh: Callable[[TokenSet], Awaitable[None]] | None = None) -> SpotifyUserApi:
         """An API handle for one user. Keep it for a sync run; `on_refresh` persists new tokens."""
         return SpotifyUserApi(self, tokens, on_refresh)
 
-    def _new_spotipy(self, access_token: str) -> spotipy.Spotify:
-        sp = spotipy.Spotify(auth=access_token, requests_session=requests.Session(), retries=0,
-                             status_retries=0, requests_timeout=self._timeout_s)
-        sp.prefix = self._prefix
-        return sp
+
+class _Refused(Exception):
+    """A 4xx answer that retrying cannot fix (a 401 still earns one token refresh)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status} {message}")
+        self.status = status
+        self.message = message
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        data = orjson.loads(body)
+        return str(data["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return body[:200].decode("utf-8", "replace")
 
 
 class SpotifyUserApi:
@@ -200,7 +119,6 @@ class SpotifyUserApi:
         self._client = client
         self._tokens = tokens
         self._on_refresh = on_refresh
-        self._sp = client._new_spotipy(tokens.access_token)
         self._refresh_lock = asyncio.Lock()
 
     @property
@@ -213,57 +131,75 @@ class SpotifyUserApi:
                 return  # another call refreshed while we waited
             tokens = await self._client.auth.refresh(self._tokens)
             self._tokens = tokens
-            self._sp.set_auth(tokens.access_token)
             if self._on_refresh is not None:
                 await self._on_refresh(tokens)
 
-    async def _call(self, what: str, fn: Callable[[spotipy.Spotify], T], *, idempotent: bool = True) -> T:
-        if self._tokens.expires_soon(margin_s=self._client._margin):
-            await self._refresh(self._tokens.access_token)
+    # ---------------------------------------------------------------------------- transport
 
-        async def attempt() -> T:
-            await self._client._limiter.acquire()
-            try:
-                return await asyncio.to_thread(fn, self._sp)
-            except SpotifyException as exc:
-                if exc.http_status == 429:
-                    raise Retryable(f"{what}: HTTP 429", retry_after=retry_after_from(exc.headers)) from None
-                if exc.http_status >= 500 and idempotent:
-                    raise Retryable(f"{what}: HTTP {exc.http_status}") from None
-                raise
-            except requests.exceptions.RequestException as exc:
-                if idempotent and _transient(exc):
-                    raise Retryable(f"{what}: {type(exc).__name__}") from None
-                raise SourceUnavailable(SOURCE, detail=f"{what}: {exc}") from None
+    async def _call(self, what: str, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                    body: Any = None, idempotent: bool = True) -> Any:
+        """One API call with refresh-before-expiry, retries and one refresh on 401; the decoded JSON."""
+        if self._tokens.expires_soon(margin_s=self._client.refresh_margin_s):
+            await self._refresh(self._tokens.access_token)
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+
+        async def attempt() -> Any:
+            return await self._attempt(what, method, path, query, body, idempotent)
 
         for refreshed in (False, True):
             used = self._tokens.access_token
             try:
-                return await with_retries(attempt, source=SOURCE, policy=self._client._retry)
-            except SpotifyException as exc:
-                if exc.http_status == 401 and not refreshed:
-                    log.info("spotify %s: 401 (%s); refreshing the token once", what, exc.msg)
+                return await with_retries(attempt, source=SOURCE, policy=self._client.retry)
+            except _Refused as exc:
+                if exc.status == 401 and not refreshed:
+                    log.info("spotify %s: 401 (%s); refreshing the token once", what, exc.message)
                     await self._refresh(used)
                     continue
                 raise self._translate(what, exc) from None
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _translate(what: str, exc: SpotifyException) -> Exception:
-        if exc.http_status == 401:
-            return AccountProblem(*REVOKED)
-        if exc.http_status == 403:
-            return AccountProblem(
-                "spotify_forbidden",
-                "Spotify refused access for your account. Sonance's Spotify app is limited to a few "
-                "approved users; ask the bot owner to add you, or use Last.fm instead.")
-        if exc.http_status == 404:
-            return NotFound(detail=f"spotify {what}")
-        return SourceUnavailable(SOURCE, detail=f"{what}: HTTP {exc.http_status} {exc.msg}")
+    async def _attempt(self, what: str, method: str, path: str, query: dict[str, str], body: Any,
+                       idempotent: bool) -> Any:
+        client = self._client
+        await client.limiter.acquire()
+        headers = {"Authorization": f"Bearer {self._tokens.access_token}", "Accept": "application/json",
+                   "User-Agent": client.user_agent}
+        try:
+            async with client.session.request(method, client.api_root + path, params=query, json=body,
+                                              headers=headers, timeout=client.timeout) as resp:
+                status, resp_headers, raw = resp.status, resp.headers, await resp.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            detail = f"{what}: {type(exc).__name__}"
+            if idempotent:
+                raise Retryable(detail) from None
+            raise SourceUnavailable(SOURCE, detail=detail) from None
+        if status == 429:
+            raise Retryable(f"{what}: HTTP 429", retry_after=retry_after_from(resp_headers))
+        if status >= 500:
+            if idempotent:
+                raise Retryable(f"{what}: HTTP {status}", retry_after=retry_after_from(resp_headers))
+            raise SourceUnavailable(SOURCE, detail=f"{what}: HTTP {status}")
+        if status >= 400:
+            raise _Refused(status, _error_message(raw))
+        if not raw:
+            return None
+        try:
+            return orjson.loads(raw)
+        except ValueError:
+            raise SourceUnavailable(SOURCE, detail=f"{what}: malformed JSON (HTTP {status})") from None
 
-    async def _parsed(self, what: str, fn: Callable[[spotipy.Spotify], Any], parser: Callable[[Any], T],
-                      *, idempotent: bool = True) -> T:
-        data = await self._call(what, fn, idempotent=idempotent)
+    @staticmethod
+    def _translate(what: str, exc: _Refused) -> Exception:
+        if exc.status == 401:
+            return AccountProblem(*REVOKED)
+        if exc.status == 403:
+            return AccountProblem(*FORBIDDEN)
+        if exc.status == 404:
+            return NotFound(detail=f"spotify {what}")
+        return SourceUnavailable(SOURCE, detail=f"{what}: HTTP {exc.status} {exc.message}")
+
+    async def _parsed(self, what: str, path: str, params: Mapping[str, Any], parser: Callable[[Any], T]) -> T:
+        data = await self._call(what, "GET", path, params=params)
         try:
             return parser(data)
         except SpotifyMalformed as exc:
@@ -271,29 +207,35 @@ class SpotifyUserApi:
 
     # ------------------------------------------------------------------------------- reads
 
+    async def me(self) -> dict[str, Any]:
+        """`GET /me`: the Spotify user behind the token (`id`, `display_name`)."""
+        data = await self._call("me", "GET", "me")
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+            raise SourceUnavailable(SOURCE, detail="/me: no id in answer")
+        return data
+
     async def recently_played(self, *, after_ms: int | None = None, limit: int = 50) -> RecentlyPlayed:
         """Up to 50 plays after `after_ms` (Unix ms), oldest first; store the returned `after_ms`.
 
         Spotify only keeps the last 50 plays here, so poll at least every couple of hours.
         """
-        return await self._parsed(
-            "recently-played", lambda sp: sp.current_user_recently_played(limit=min(limit, 50), after=after_ms),
-            lambda d: parse_recently_played(d, after_ms))
+        return await self._parsed("recently-played", "me/player/recently-played",
+                                  {"limit": min(limit, 50), "after": after_ms},
+                                  lambda d: parse_recently_played(d, after_ms))
 
     async def top_artists(self, time_range: TimeRange = "medium_term", *, limit: int = 50) -> list[SpotifyArtist]:
         return await self._parsed(
-            "top-artists", lambda sp: sp.current_user_top_artists(limit=limit, time_range=time_range),
+            "top-artists", "me/top/artists", {"time_range": time_range, "limit": limit},
             lambda d: [parse_artist(a, rank) for rank, a in enumerate(parse_items(d), start=1)])
 
     async def top_tracks(self, time_range: TimeRange = "medium_term", *, limit: int = 50) -> list[SpotifyTrack]:
         return await self._parsed(
-            "top-tracks", lambda sp: sp.current_user_top_tracks(limit=limit, time_range=time_range),
+            "top-tracks", "me/top/tracks", {"time_range": time_range, "limit": limit},
             lambda d: [parse_track(t, rank) for rank, t in enumerate(parse_items(d), start=1)])
 
     async def saved_tracks(self, *, offset: int = 0, limit: int = 50) -> SavedTracksPage:
-        return await self._parsed(
-            "saved-tracks", lambda sp: sp.current_user_saved_tracks(limit=min(limit, 50), offset=offset),
-            parse_saved_tracks)
+        return await self._parsed("saved-tracks", "me/tracks", {"limit": min(limit, 50), "offset": offset},
+                                  parse_saved_tracks)
 
     async def iter_saved_tracks(self, *, page_size: int = 50) -> AsyncIterator[SavedTracksPage]:
         offset: int | None = 0
@@ -304,8 +246,8 @@ class SpotifyUserApi:
 
     async def search_tracks(self, query: str, *, limit: int = 10) -> list[SpotifyTrack]:
         return await self._parsed(
-            "search", lambda sp: sp.search(q=query, type="track", limit=limit),
-            lambda d: [parse_track(t) for t in parse_items((d or {}).get("tracks"))])
+            "search", "search", {"q": query, "type": "track", "limit": limit},
+            lambda d: [parse_track(t) for t in parse_items(d.get("tracks") if isinstance(d, dict) else None)])
 
     async def find_track(self, artist: str, title: str) -> SpotifyTrack | None:
         """The Spotify track for (artist, title) via search + identity matching, or None."""
@@ -333,18 +275,23 @@ class SpotifyUserApi:
         Writes are not retried after a 5xx or timeout (the write may have happened: retrying could
         duplicate the playlist); a 429 is retried since Spotify did not process the request.
         """
-        created = await self._call(
-            "create-playlist",
-            lambda sp: sp.current_user_playlist_create(name, public=public, description=description),
-            idempotent=False)
-        if not isinstance(created, dict) or not created.get("id"):
+        created = await self._call("create-playlist", "POST", "me/playlists",
+                                   body={"name": name, "public": public, "description": description},
+                                   idempotent=False)
+        if not isinstance(created, dict) or not isinstance(created.get("id"), str) or not created["id"]:
             raise SourceUnavailable(SOURCE, detail="create-playlist: no id in answer")
         playlist_id = created["id"]
         added = 0
         for start in range(0, len(uris), MAX_ITEMS_PER_ADD):
             chunk = uris[start:start + MAX_ITEMS_PER_ADD]
-            await self._call("add-items", lambda sp, c=chunk: sp.playlist_add_items(playlist_id, c),
-                             idempotent=False)
+            await self.add_items(playlist_id, chunk)
             added += len(chunk)
         return CreatedPlaylist(playlist_id, (created.get("external_urls") or {}).get("spotify"),
                                created.get("uri"), added)
+
+    async def add_items(self, playlist_id: str, uris: list[str]) -> None:
+        """`POST /playlists/{id}/items` with at most 100 track URIs (Spotify's limit per request)."""
+        if len(uris) > MAX_ITEMS_PER_ADD:
+            raise ValueError(f"at most {MAX_ITEMS_PER_ADD} URIs per request")
+        await self._call("add-items", "POST", f"playlists/{quote(playlist_id, safe='')}/items",
+                         body={"uris": uris}, idempotent=False)

@@ -89,7 +89,7 @@ class LastfmSync:
 
     async def _cursor_for(self, account_id: int) -> tuple[int, str, HistoryCursor]:
         async with self.services.session() as session:
-            account = await AccountRepository(session, None).by_id(account_id)
+            account = await AccountRepository.without_cipher(session).by_id(account_id)
             if account is None or account.provider != "lastfm":
                 raise LookupError(f"no Last.fm account {account_id}")
             stored = account.sync_cursor
@@ -99,7 +99,7 @@ class LastfmSync:
                 cursor = HistoryCursor.incremental(account.external_id, int(account.last_listen_at.timestamp()))
             else:
                 cursor = HistoryCursor.full(account.external_id)
-            await AccountRepository(session, None).record_sync(
+            await AccountRepository.without_cipher(session).record_sync(
                 account_id, status="running", reason=account.last_failure_reason,
                 message=account.last_failure_message)
             return account.user_id, account.external_id, cursor
@@ -107,7 +107,7 @@ class LastfmSync:
     async def sync_account(self, account_id: int, progress: Progress | None = None) -> SyncReport:
         """Sync one account now; returns what happened (never raises for source problems)."""
         async with self.services.session() as session:
-            if not await AccountRepository(session, None).try_lock(account_id, self.owner, LOCK_TTL):
+            if not await AccountRepository.without_cipher(session).try_lock(account_id, self.owner, LOCK_TTL):
                 return SyncReport(account_id, "busy", message="another sync of this account is running")
         pages = fetched = inserted = 0
         newest = None
@@ -140,7 +140,7 @@ class LastfmSync:
             async def commit(batch: list[HistoryPage]) -> int:
                 """Store a batch's plays and the cursor that follows them in one transaction."""
                 async with self.services.session() as session:
-                    accounts = AccountRepository(session, None)
+                    accounts = AccountRepository.without_cipher(session)
                     if not await accounts.try_lock(account_id, self.owner, LOCK_TTL, external_id=username):
                         if not await accounts.links(account_id, username):
                             raise StaleImport(username)
@@ -168,7 +168,7 @@ class LastfmSync:
                 await asyncio.gather(producer, return_exceptions=True)
             async with self.services.session() as session:
                 last = datetime.fromtimestamp(newest, UTC) if newest else None
-                accounts = AccountRepository(session, None)
+                accounts = AccountRepository.without_cipher(session)
                 if not await accounts.links(account_id, username):
                     raise StaleImport(username)
                 await accounts.record_sync(account_id, status="ok", history_complete=True, last_listen_at=last,
@@ -199,13 +199,13 @@ class LastfmSync:
             raise
         finally:
             async with self.services.session() as session:
-                await AccountRepository(session, None).unlock(account_id, self.owner, external_id=identity)
+                await AccountRepository.without_cipher(session).unlock(account_id, self.owner, external_id=identity)
 
     async def _record_failure(self, account_id: int, reason: str, message: str, identity: str | None) -> None:
         """Store the failure on the account, unless it was re-linked: it is not the new account's."""
         log.warning("lastfm sync failed: %s", reason, extra={"account_id": account_id, "job": "sync"})
         async with self.services.session() as session:
-            await AccountRepository(session, None).record_sync(account_id, status="error", reason=reason,
+            await AccountRepository.without_cipher(session).record_sync(account_id, status="error", reason=reason,
                                                                message=message[:500], external_id=identity)
 
     async def sync_due(self, *, concurrency: int = 4, active_minutes: int = 15) -> list[SyncReport]:
@@ -224,7 +224,7 @@ async def sync_due_accounts(services: Services, provider: str, sync_one: Callabl
     data — does not stop the others."""
     now = utcnow()
     async with services.session() as session:
-        due = await AccountRepository(session, None).due_for_sync(
+        due = await AccountRepository.without_cipher(session).due_for_sync(
             provider, active_before=now - timedelta(minutes=active_minutes),
             dormant_before=now - timedelta(days=1), active_since=now - timedelta(days=14))
     gate = asyncio.Semaphore(concurrency)

@@ -95,8 +95,8 @@ async def _write_album_tags(catalog: CatalogRepository, album_id: int, primary: 
 class AotyFactsService:
     """AOTY facts for our albums: cache -> database -> albumoftheyear.org.
 
-    One instance per process (`services.component("aoty_facts", AotyFactsService)`): it single-flights
-    concurrent requests for the same album so a page of recommendations never fetches a page twice.
+    Share one instance: it single-flights concurrent requests for the same album so a page of
+    recommendations never fetches a page twice.
     """
 
     def __init__(self, services: Services, client: AotyClient | None = None) -> None:

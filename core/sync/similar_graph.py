@@ -43,7 +43,6 @@ from core.sync.ingest import MAX_NAME, MAX_TITLE
 
 log = logging.getLogger(__name__)
 
-COMPONENT = "similar_graph"
 #: Cache namespace: names typed into /similar that Last.fm does not know, and the filler's pause.
 CACHE_NAMESPACE = "lastfm_similar"
 DAY_S = 86_400.0
@@ -127,7 +126,7 @@ class SimilarGraph:
 
     @classmethod
     def of(cls, services: Services) -> SimilarGraph:
-        return services.component(COMPONENT, cls)
+        return services.similar_graph
 
     @property
     def client(self) -> LastfmClient | None:

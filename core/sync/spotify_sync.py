@@ -24,14 +24,12 @@ outage keeps the cursor.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 from core.db.repositories import AccountRepository, CatalogRepository
 from core.errors import AccountProblem, NotFound, SourceUnavailable
 from core.services import Services
 from core.sources.spotify import REVOKED, SpotifyClient, SpotifyUserApi
-from core.sources.spotify_models import RecentlyPlayed, SpotifyPlay, TokenSet
+from core.sources.spotify_models import RecentlyPlayed, SpotifyPlay
 from core.sync.engine import (
     LOCK_TTL,
     StaleImport,
@@ -41,6 +39,7 @@ from core.sync.engine import (
     sync_due_accounts,
 )
 from core.sync.ingest import RawListen, catalog_keys, ingest_listens
+from core.sync.spotify_tokens import stored_tokens, token_persister
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +64,8 @@ def _spotify_ids(plays: list[SpotifyPlay]) -> dict[tuple[str, str], str]:
     return out
 
 
-def _expiry(when: datetime | None) -> float:
-    """Stored expiry -> Unix seconds; unknown means "already expired", so the client refreshes first."""
-    return when.timestamp() if when is not None else 0.0
-
-
 class SpotifySync:
-    """Syncs Spotify accounts; one instance per process (`services.component("spotify_sync", SpotifySync)`)."""
+    """Syncs Spotify accounts; one instance per process (`services.spotify_sync`)."""
 
     def __init__(self, services: Services, client: SpotifyClient | None = None, *, owner: str | None = None,
                  ingest_with_lastfm: bool = False) -> None:
@@ -88,27 +82,6 @@ class SpotifySync:
             raise SourceUnavailable(SOURCE, "Spotify isn't configured on this bot.", detail="no Spotify client")
         return client
 
-    def _persist_tokens(self, account_id: int, identity: str) -> Callable[[TokenSet], Awaitable[None]]:
-        """`on_refresh` callback: store a newly issued TokenSet, encrypted, in its own transaction.
-
-        Own transaction because Spotify may have invalidated the old access token already: if the
-        sync failed afterwards and rolled back, the only working token would be lost.
-        """
-
-        async def on_refresh(tokens: TokenSet) -> None:
-            async with self.services.session() as session:
-                accounts = AccountRepository(session, self.services.cipher)
-                account = await accounts.by_id(account_id)
-                if account is None or account.external_id != identity:  # unlinked/re-linked mid-sync
-                    return
-                accounts.set_tokens(account, access_token=tokens.access_token,
-                                    refresh_token=tokens.refresh_token or None,
-                                    expires_at=datetime.fromtimestamp(tokens.expires_at, UTC),
-                                    scope=tokens.scope or None)
-            log.info("spotify tokens refreshed and stored", extra={"account_id": account_id, "job": "sync"})
-
-        return on_refresh
-
     async def _prepare(self, account_id: int) -> tuple[int, str, SpotifyUserApi, int | None, bool]:
         """(user id, Spotify user id, API handle, stored cursor, whether Last.fm is the primary history)."""
         async with self.services.session() as session:
@@ -116,23 +89,22 @@ class SpotifySync:
             account = await accounts.by_id(account_id)
             if account is None or account.provider != SOURCE:
                 raise LookupError(f"no Spotify account {account_id}")
-            access, refresh = accounts.tokens(account)
-            if not access and not refresh:
+            tokens = stored_tokens(accounts, account)
+            if tokens is None:
                 raise AccountProblem(*REVOKED)
-            tokens = TokenSet(access or "", refresh or "", _expiry(account.token_expires_at) if access else 0.0,
-                              account.scope or "")
             after = (account.sync_cursor or {}).get("after_ms")
             lastfm = await accounts.get(account.user_id, "lastfm")
             await accounts.record_sync(account_id, status="running", reason=account.last_failure_reason,
                                        message=account.last_failure_message)
             identity = account.external_id
-            api = self.client.for_user(tokens, on_refresh=self._persist_tokens(account_id, identity))
+            api = self.client.for_user(tokens, on_refresh=token_persister(self.services, account_id, job="sync",
+                                                                          identity=identity))
             return account.user_id, identity, api, int(after) if after is not None else None, lastfm is not None
 
     async def sync_account(self, account_id: int) -> SyncReport:
         """Sync one account now; returns what happened (never raises for source or account problems)."""
         async with self.services.session() as session:
-            if not await AccountRepository(session, None).try_lock(account_id, self.owner, LOCK_TTL):
+            if not await AccountRepository.without_cipher(session).try_lock(account_id, self.owner, LOCK_TTL):
                 return SyncReport(account_id, "busy", message="another sync of this account is running")
         fetched = inserted = 0
         identity: str | None = None  # the Spotify user this run reads; its write re-checks it (see engine.py)
@@ -142,7 +114,7 @@ class SpotifySync:
             fetched = len(batch.plays)
             store_listens = self.ingest_with_lastfm or not lastfm_primary
             async with self.services.session() as session:
-                accounts = AccountRepository(session, None)
+                accounts = AccountRepository.without_cipher(session)
                 if not await accounts.try_lock(account_id, self.owner, LOCK_TTL, external_id=identity):
                     if not await accounts.links(account_id, identity):
                         raise StaleImport(identity)
@@ -176,12 +148,12 @@ class SpotifySync:
             return SyncReport(account_id, "error", 0, fetched, inserted, "spotify_unavailable", exc.user_message)
         finally:
             async with self.services.session() as session:
-                await AccountRepository(session, None).unlock(account_id, self.owner, external_id=identity)
+                await AccountRepository.without_cipher(session).unlock(account_id, self.owner, external_id=identity)
 
     async def _record_failure(self, account_id: int, reason: str, message: str) -> None:
         log.warning("spotify sync failed: %s", reason, extra={"account_id": account_id, "job": "sync"})
         async with self.services.session() as session:
-            await AccountRepository(session, None).record_sync(account_id, status="error", reason=reason,
+            await AccountRepository.without_cipher(session).record_sync(account_id, status="error", reason=reason,
                                                                message=message[:500])
 
     async def sync_due(self, *, concurrency: int = 4, active_minutes: int = 15) -> list[SyncReport]:

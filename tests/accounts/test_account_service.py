@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.accounts import REASON_TEXT, AccountService, DatabaseNonceStore, reason_text
+from core.asker import Asker
 from core.db.repositories import AccountRepository, UserRepository
 from core.errors import ConfigError, InvalidInput, SonanceError
 from core.services import Services, build_services
@@ -61,45 +62,46 @@ async def test_privacy_choices_follow_visible_member_ids_rules(services: Service
     service = AccountService(services)
     me = await _user(services, 1, GUILD, OTHER)
     other = await _user(services, 2, GUILD)
+    here, there, dms = Asker(me, 1, GUILD), Asker(me, 1, OTHER), Asker(me, 1, None)
     assert me in await _visible(services, GUILD)
 
-    result = await service.set_privacy(me, GUILD, visibility="private", scope="guild", hide_username=None)
+    result = await service.set_privacy(here, visibility="private", scope="guild", hide_username=None)
     assert (result.privacy_level, result.guild_visible, result.visible_here) == ("public", False, False)
     assert me not in await _visible(services, GUILD) and me in await _visible(services, OTHER)
 
-    result = await service.set_privacy(me, GUILD, visibility="public", scope="everywhere", hide_username=None)
+    result = await service.set_privacy(here, visibility="public", scope="everywhere", hide_username=None)
     assert result.cleared_overrides == 1 and result.visible_here is True
     assert me in await _visible(services, GUILD) and me in await _visible(services, OTHER)
 
-    result = await service.set_privacy(me, OTHER, visibility="guild", scope=None, hide_username=True)
+    result = await service.set_privacy(there, visibility="guild", scope=None, hide_username=True)
     assert (result.privacy_level, result.hide_username, result.visible_here) == ("guild", True, True)
     assert me not in await _visible(services, GUILD) and me in await _visible(services, OTHER)
 
-    await service.set_privacy(me, GUILD, visibility="private", scope="everywhere", hide_username=None)
+    await service.set_privacy(here, visibility="private", scope="everywhere", hide_username=None)
     assert me not in await _visible(services, GUILD) and me not in await _visible(services, OTHER)
     assert other in await _visible(services, GUILD)
 
     with pytest.raises(InvalidInput):
-        await service.set_privacy(me, None, visibility="guild", scope=None, hide_username=None)
-    dm = await service.set_privacy(me, None, visibility="public", scope=None, hide_username=False)
+        await service.set_privacy(dms, visibility="guild", scope=None, hide_username=None)
+    dm = await service.set_privacy(dms, visibility="public", scope=None, hide_username=False)
     assert dm.privacy_level == "public" and dm.visible_here is None and dm.hide_username is False
 
 
 async def test_export_is_gzipped_when_too_big_and_refused_when_still_too_big(services: Services) -> None:
     service = AccountService(services)
-    await _user(services, 7, GUILD)
-    plain = await service.export(7)
+    seven = Asker(await _user(services, 7, GUILD), 7, GUILD)
+    plain = await service.export(seven)
     assert plain.filename == "sonance-export-7.json" and set(plain.tables) == {"users", "guild_memberships"}
-    small = await service.export(7, max_bytes=len(plain.data) - 1)
+    small = await service.export(seven, max_bytes=len(plain.data) - 1)
     assert small.filename.endswith(".json.gz")
     assert json.loads(gzip.decompress(small.data))["tables"]["users"][0]["discord_id"] == 7
     with pytest.raises(SonanceError, match="too large"):
-        await service.export(7, max_bytes=10)
-    assert (await service.export(999)).empty
+        await service.export(seven, max_bytes=10)
+    assert (await service.export(Asker(999_999, 999))).empty  # a row id nobody has
 
 
 async def test_forget_unknown_user_deletes_nothing(services: Services) -> None:
-    result = await AccountService(services).forget(123456)
+    result = await AccountService(services).forget(Asker(999_999, 123456))  # a row id nobody has
     assert result.rows == {} and result.total_rows == 0
 
 
@@ -127,16 +129,16 @@ async def test_a_verified_account_cannot_be_claimed_by_someone_else(
         lastfm_services: tuple[Services, LastfmFake]) -> None:
     services, fake = lastfm_services
     fake.add_user("Shared", scrobbles=[(1_700_000_000, "A", "B", "C")])
-    owner, claimant = await _user(services, 1), await _user(services, 2)
+    owner, claimant = Asker(await _user(services, 1), 1), Asker(await _user(services, 2), 2)
     async with services.session() as s:
-        await AccountRepository(s, services.cipher).link(owner, "lastfm", "Shared", verified=True,
+        await AccountRepository(s, services.cipher).link(owner.user_id, "lastfm", "Shared", verified=True,
                                                          access_token="sk")
     service = AccountService(services)
     with pytest.raises(InvalidInput, match="already linked and verified by another"):
-        await service.link_lastfm(claimant, 2, "shared")
-    result = await service.link_lastfm(owner, 1, "Shared")  # the owner re-linking is fine
+        await service.link_lastfm(claimant, "shared")
+    result = await service.link_lastfm(owner, "Shared")  # the owner re-linking is fine
     assert result.username == "Shared" and result.already_linked
     assert result.verify_url is not None and "cb=" in result.verify_url
     await service.wait_imports()
     with pytest.raises(InvalidInput):
-        await service.link_lastfm(owner, 1, "has space")
+        await service.link_lastfm(owner, "has space")

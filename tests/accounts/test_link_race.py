@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from core.accounts import AccountService
+from core.asker import Asker
 from core.db.models import Artist, Listen, Track
 from core.db.repositories import AccountRepository, UserRepository
 from core.services import Services, build_services
@@ -83,7 +84,7 @@ async def confirm_web_auth(service: AccountService, fake: LastfmFake, lastfm_use
 async def assert_account_is(services: Services, member: int, name: str, plays: int) -> None:
     assert await stored(services, member) == expected(name, plays), "the account holds another's listens"
     async with services.session() as s:
-        account = await AccountRepository(s, None).get(member, "lastfm")
+        account = await AccountRepository.without_cipher(s).get(member, "lastfm")
     assert account is not None and account.external_id == name
     assert account.history_complete and account.last_sync_status == "ok"
     assert account.sync_cursor and account.sync_cursor["user"] == name and account.lock_owner is None
@@ -96,7 +97,7 @@ async def test_relinking_in_the_browser_during_an_import_cancels_it_and_imports_
     fake.add_user("beta", scrobbles=history("beta", 250))
     service = AccountService(services)
     hold_first_page(fake, "alpha", requests=2)  # /link's own one-play check, then the import's first page
-    first = await service.link_lastfm(member, DISCORD_ID, "alpha")  # the slash-command claim
+    first = await service.link_lastfm(Asker(member, DISCORD_ID), "alpha")  # the slash-command claim
     assert first.import_started
     await asyncio.sleep(0.3)  # alpha's import is running, its first page held by the fake
     token = await confirm_web_auth(service, fake, "beta")
@@ -112,7 +113,7 @@ async def test_an_import_in_another_process_stops_at_its_next_write(
     fake.add_user("alpha", scrobbles=history("alpha", 300))
     fake.add_user("beta", scrobbles=history("beta", 250))
     async with services.session() as s:
-        account_id = (await AccountRepository(s, None).link(member, "lastfm", "alpha")).id
+        account_id = (await AccountRepository.without_cipher(s).link(member, "lastfm", "alpha")).id
     assert services.lastfm is not None
     elsewhere = LastfmSync(services, services.lastfm, owner="scheduler-process")  # not cancellable from here
     hold_first_page(fake, "alpha")
@@ -141,7 +142,7 @@ async def test_eight_simultaneous_confirmations_for_one_member_give_one_consiste
     for process in processes:
         await process.wait_imports()
     async with services.session() as s:
-        account = await AccountRepository(s, None).get(member, "lastfm")
+        account = await AccountRepository.without_cipher(s).get(member, "lastfm")
     assert account is not None and account.external_id in names
     final = account.external_id
     await assert_account_is(services, member, final, 120 + 10 * names.index(final))

@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from bot.web import build_web_app
-from core.accounts import LASTFM_NOT_CONFIGURED, SPOTIFY_NOT_CONFIGURED, AccountService
+from core.accounts import LASTFM_NOT_CONFIGURED, SPOTIFY_NOT_CONFIGURED
+from core.asker import Asker
 from core.config import Settings
 from core.db.models import Base, LinkedAccount
 from core.db.repositories import AccountRepository, ListenRepository, UserRepository
@@ -142,18 +143,18 @@ async def test_link_lastfm_links_offers_verification_and_imports_history(
 
     erin = uid(world_services, "erin")
     async with world_services.session() as s:
-        account = await AccountRepository(s, None).get(erin, "lastfm")
+        account = await AccountRepository.without_cipher(s).get(erin, "lastfm")
         assert account is not None and account.external_id == "ErinFM" and account.verified is False
 
     async def imported() -> bool:  # listens commit before the sync records "ok": wait for both
         async with world_services.session() as s:
-            account = await AccountRepository(s, None).get(erin, "lastfm")
+            account = await AccountRepository.without_cipher(s).get(erin, "lastfm")
             done = account is not None and account.history_complete
             return done and await ListenRepository(s).count_listens(erin) == 450
 
     assert await eventually(imported), "the background import did not store the listens"
     async with world_services.session() as s:
-        account = await AccountRepository(s, None).get(erin, "lastfm")
+        account = await AccountRepository.without_cipher(s).get(erin, "lastfm")
         assert account is not None and account.history_complete and account.last_sync_status == "ok"
 
     shown = await run(sonance, "account", user="erin")
@@ -191,7 +192,7 @@ async def test_link_lastfm_unknown_user_is_a_clear_ephemeral_message(
     assert final.body["flags"] & EPHEMERAL
     assert final.content == "I couldn't find a Last.fm user called 'nobody_here'."
     async with world_services.session() as s:
-        assert await AccountRepository(s, None).get(uid(world_services, "erin"), "lastfm") is None
+        assert await AccountRepository.without_cipher(s).get(uid(world_services, "erin"), "lastfm") is None
 
 
 async def test_link_lastfm_private_profile_is_explained(
@@ -202,7 +203,7 @@ async def test_link_lastfm_private_profile_is_explained(
     assert "hides its listening history" in final.content
     assert "Hide recent listening information" in final.content
     async with world_services.session() as s:
-        assert await AccountRepository(s, None).get(uid(world_services, "erin"), "lastfm") is None
+        assert await AccountRepository.without_cipher(s).get(uid(world_services, "erin"), "lastfm") is None
 
 
 async def test_link_lastfm_has_a_cooldown(sonance: FakeDiscord, lastfm_fake: LastfmFake) -> None:
@@ -231,7 +232,7 @@ async def test_account_shows_the_reason_of_a_failed_sync(
     assert world_services.lastfm is not None
     alice = uid(world_services, "alice")
     async with world_services.session() as s:
-        account = await AccountRepository(s, None).get(alice, "lastfm")
+        account = await AccountRepository.without_cipher(s).get(alice, "lastfm")
         assert account is not None
     report = await LastfmSync(world_services, world_services.lastfm).sync_account(account.id)
     assert report.reason == "lastfm_private"
@@ -315,7 +316,7 @@ async def test_unlink_removes_the_account_and_keeps_listens(sonance: FakeDiscord
     assert final.content == ("Unlinked Last.fm **dave\\_fm**; its tokens are deleted. The 30 listens already "
                              "imported stay, so recommendations keep working; use /forget to delete everything.")
     async with world_services.session() as s:
-        assert await AccountRepository(s, None).for_user(dave) == []
+        assert await AccountRepository.without_cipher(s).for_user(dave) == []
         assert await ListenRepository(s).count_listens(dave) == 30
     again = await run(sonance, "unlink", {"service": "spotify"}, user="dave")
     assert again.content == "You have no Spotify account linked."
@@ -386,6 +387,26 @@ async def test_forget_confirmation_times_out_and_disables_buttons(
     assert await rows_about(world_services, uid(world_services, "alice"))
 
 
+async def test_commands_about_stored_data_store_nothing_for_a_stranger(
+        sonance: FakeDiscord, world_services: Services) -> None:
+    """/export, /unlink and /forget from someone Sonance stores nothing about answer "nothing" and
+    leave nothing behind: asking what is stored must not itself create a row or a membership."""
+    erin = Asker(uid(world_services, "erin"), discord_id("erin"), GUILD_ID)
+    await world_services.accounts.forget(erin)  # now a stranger to Sonance
+
+    export = await run(sonance, "export", user="erin")
+    assert export.content == "Sonance has nothing stored about you." and not export.files
+    unlink = await run(sonance, "unlink", {"service": "lastfm"}, user="erin")
+    assert unlink.content == "You have no Last.fm account linked."
+    prompt = await run(sonance, "forget", user="erin")
+    click = await sonance.dispatch(sonance.button("sonance:forget:yes", message=prompt, user="erin"))
+    done = await click.wait_for(lambda r: r.original_edits[-1] if r.original_edits else None, timeout=10)
+    assert done.content == "Sonance had nothing stored about you; there was nothing to delete."
+    async with world_services.session() as s:
+        assert await UserRepository(s).by_discord_id(discord_id("erin")) is None
+    sonance.assert_clean()
+
+
 # ------------------------------------------------------------------------------------ /export
 
 
@@ -450,7 +471,7 @@ async def test_lastfm_web_auth_stores_the_session_key_encrypted_once(
     [session_key] = lastfm_fake.sessions
     erin = uid(world_services, "erin")
     async with world_services.session() as s:
-        claim = await AccountRepository(s, None).get(erin, "lastfm")
+        claim = await AccountRepository.without_cipher(s).get(erin, "lastfm")
         assert claim is not None and not claim.verified  # still the /link claim: the page stored nothing
     assert session_key not in page  # the form carries it encrypted only
     resp = await confirm(web, page)
@@ -493,7 +514,7 @@ async def test_callbacks_refuse_forged_expired_and_cross_provider_states(
     assert resp.status == 400
     assert "tok" in lastfm_fake.tokens and code in spotify_fake.codes  # nothing was exchanged
     async with world_services.session() as s:
-        assert await AccountRepository(s, None).get(uid(world_services, "erin"), "lastfm") is None
+        assert await AccountRepository.without_cipher(s).get(uid(world_services, "erin"), "lastfm") is None
 
 
 async def test_spotify_oauth_links_with_encrypted_tokens_and_refuses_replay(
@@ -542,7 +563,7 @@ async def test_spotify_dev_mode_403_is_a_clear_page(
     assert resp.status == 400
     assert "limited to a few approved users" in await resp.text()
     async with world_services.session() as s:
-        assert await AccountRepository(s, None).get(uid(world_services, "carol"), "spotify") is None
+        assert await AccountRepository.without_cipher(s).get(uid(world_services, "carol"), "spotify") is None
 
 
 async def test_unknown_web_routes_are_404(web: TestClient) -> None:
@@ -578,7 +599,7 @@ async def test_a_forwarded_link_names_the_sender_and_links_only_when_confirmed(
 
     async def linked() -> str | None:
         async with world_services.session() as s:
-            account = await AccountRepository(s, None).get(alice, "spotify")
+            account = await AccountRepository.without_cipher(s).get(alice, "spotify")
             return account.external_id if account is not None else None
 
     assert await linked() is None, "opening the link must not link anything"
@@ -627,9 +648,9 @@ async def test_a_failed_token_exchange_leaves_the_link_usable_until_it_succeeds(
     page = await landed.text()
     assert landed.status == 200 and "Link Last.fm <b>ErinFM</b> to Discord user <b>@" in page
     assert (await confirm(web, page)).status == 200
-    await world_services.component("accounts", AccountService).wait_imports()
+    await world_services.accounts.wait_imports()
     async with world_services.session() as s:
-        account = await AccountRepository(s, None).get(uid(world_services, "erin"), "lastfm")
+        account = await AccountRepository.without_cipher(s).get(uid(world_services, "erin"), "lastfm")
         assert account is not None and account.verified
 
 

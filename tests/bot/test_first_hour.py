@@ -85,7 +85,7 @@ async def wait_for_history(services: Services, name: str, listens: int, timeout:
     while True:
         async with services.session() as session:
             user = await UserRepository(session).by_discord_id(NEWCOMERS[name].id)
-            account = await AccountRepository(session, None).get(user.id, "lastfm") if user else None
+            account = await AccountRepository.without_cipher(session).get(user.id, "lastfm") if user else None
             count = await ListenRepository(session).count_listens(user.id) if user else 0
         if account is not None and account.history_complete and count == listens:
             return

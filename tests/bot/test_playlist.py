@@ -10,11 +10,11 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-from bot.command_limits import validate_message_payload
 from core.db.repositories import UserRepository
 from core.services import Services
 from tests.bot.driving import click, everything_sent, run
 from tests.bot.world import GUILD_ID, MEMBERS
+from tests.fakes.discord_limits import validate_message_payload
 from tests.fakes.discord_server import FakeDiscord
 
 EXPORT = re.compile(r"^sonance:pl:(\d+):(spotify|files)$")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 
-from bot.command_limits import validate_message_payload
 from core.db.repositories.recommendations import RecommendationRepository
 from core.recommender.service import RecommendService
 from core.services import Services
 from tests.bot.driving import click, run
 from tests.bot.world import MEMBERS
+from tests.fakes.discord_limits import validate_message_payload
 from tests.fakes.discord_server import FakeDiscord, SentMessage
+from tests.recommender_service.askers import asker_for
 
 FB = re.compile(r"^sonance:fb:(\d+):(up|down)$")
 WHY = re.compile(r"^sonance:why:(\d+)$")
@@ -84,7 +85,8 @@ async def test_thumbs_up_changes_the_next_results(sonance: FakeDiscord, world_se
 
 async def test_buttons_from_a_previous_process_still_work(sonance: FakeDiscord, world_services: Services) -> None:
     service = RecommendService.of(world_services)
-    result = await service.recommend(MEMBERS["alice"].fake.id, None, count=2)  # as if sent before a restart
+    alice = await asker_for(world_services, MEMBERS["alice"].fake.id)
+    result = await service.recommend(alice, count=2)  # as if sent before a restart
     shown = result.items[0]
     reply = await click(sonance, f"sonance:fb:{shown.shown_id}:down", "alice")  # no message in this process
     assert reply.ephemeral and shown.rec.name in (reply.content or "")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.command_limits import validate_command_payloads
 from core.services import Services
 from tests.bot.world import GUILD_ID
+from tests.fakes.discord_limits import validate_command_payloads
 from tests.fakes.discord_server import FakeDiscord
 
 

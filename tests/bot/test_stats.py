@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.asker import Asker
 from core.db.repositories import UserRepository
 from core.services import Services
 from core.stats import StatsService
@@ -109,7 +110,8 @@ async def test_top_period_counts_only_listens_since_then(world_services: Service
     """With the clock at the world's NOW, 7 days hold 7 Radiohead, 4 Portishead and 1 Massive Attack plays."""
     ids = world_services.extras["world_ids"]
     stats = StatsService(world_services)
-    week = await stats.top_artists(GUILD_ID, ids["alice"], "7day", now=NOW)
+    alice = Asker(ids["alice"], MEMBERS["alice"].fake.id, GUILD_ID)
+    week = await stats.top_artists(alice, "7day", now=NOW)
     assert week.artists == (("Radiohead", 7), ("Portishead", 4), ("Massive Attack", 1))
-    overall = await stats.top_artists(GUILD_ID, ids["alice"], "overall", now=NOW)
+    overall = await stats.top_artists(alice, "overall", now=NOW)
     assert overall.artists[0] == ("Radiohead", 12) and len(overall.artists) == 4

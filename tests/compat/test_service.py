@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from core.compat.service import CompatService, NotInGuild
+from core.asker import Asker
+from core.compat.service import CompatService
 from core.db.repositories import UserRepository
-from core.errors import InvalidInput, NotEnoughHistory, NotFound, PrivacyHidden
+from core.errors import InvalidInput, NotEnoughHistory, NotFound, NotInGuild, PrivacyHidden
 from core.services import Services
 from core.sync.engine import invalidate_user_caches
 from core.sync.ingest import RawListen, ingest_listens
@@ -25,6 +26,11 @@ def did(name: str) -> int:
 async def world(services: Services) -> AsyncIterator[Services]:
     services.extras["world_ids"] = await seed_world(services)
     yield services
+
+
+def ask(services: Services, name: str) -> Asker:
+    """The seeded member `name` asking in GUILD_ID."""
+    return Asker(services.extras["world_ids"][name], did(name), GUILD_ID)
 
 
 def service(services: Services, **kwargs: float) -> CompatService:
@@ -54,11 +60,11 @@ async def test_new_listens_refresh_the_space_and_the_cached_results(world: Servi
     async def on_slow(private: bool) -> None:
         slow_calls.append(private)
 
-    before = await compat.compare(GUILD_ID, did("alice"), did("bob"), on_slow=on_slow)
+    before = await compat.compare(ask(world, "alice"), did("bob"), on_slow=on_slow)
     assert slow_calls == [False]
     assert "Boards of Canada" not in {s.name for s in before.comp.shared_artists}
-    board_before = await compat.leaderboard(GUILD_ID)
-    again = await compat.compare(GUILD_ID, did("alice"), did("bob"))
+    board_before = await compat.leaderboard(ask(world, "bob"))
+    again = await compat.compare(ask(world, "alice"), did("bob"))
     assert again.comp == before.comp and compat.builds == 1  # served from the cache
 
     bob = world.extras["world_ids"]["bob"]
@@ -68,11 +74,11 @@ async def test_new_listens_refresh_the_space_and_the_cached_results(world: Servi
                       played_at=NOW + timedelta(hours=k)) for k in range(30)])
     await invalidate_user_caches(world.cache, bob)  # what the sync engine does after new listens
 
-    after = await compat.compare(GUILD_ID, did("alice"), did("bob"))
+    after = await compat.compare(ask(world, "alice"), did("bob"))
     assert compat.builds == 2 and after.version != before.version
     assert "Boards of Canada" in {s.name for s in after.comp.shared_artists}
     assert after.comp.score >= before.comp.score
-    board_after = await compat.leaderboard(GUILD_ID)
+    board_after = await compat.leaderboard(ask(world, "bob"))
     assert board_after.version == after.version != board_before.version
 
 
@@ -101,20 +107,20 @@ async def test_refusals_come_before_anything_slow(world: Services) -> None:
         called.append(private)
 
     cases = [
-        (did("alice"), did("alice"), InvalidInput),  # yourself
-        (did("alice"), did("carol"), PrivacyHidden),  # hidden in this guild
-        (did("alice"), did("erin"), NotEnoughHistory),  # never linked anything
-        (did("alice"), 999, NotFound),  # unknown to Sonance
-        (did("alice"), 4242, NotEnoughHistory),  # known, no history
-        (did("erin"), did("alice"), NotEnoughHistory),  # the asker has no history
+        ("alice", did("alice"), InvalidInput),  # yourself
+        ("alice", did("carol"), PrivacyHidden),  # hidden in this guild
+        ("alice", did("erin"), NotEnoughHistory),  # never linked anything
+        ("alice", 999, NotFound),  # unknown to Sonance
+        ("alice", 4242, NotEnoughHistory),  # known, no history
+        ("erin", did("alice"), NotEnoughHistory),  # the asker has no history
     ]
     for asker, other, error in cases:
         with pytest.raises(error):
-            await compat.compare(GUILD_ID, asker, other, on_slow=on_slow)
+            await compat.compare(ask(world, asker), other, on_slow=on_slow)
     assert called == [] and compat.builds == 0
     # the hidden message never depends on the hidden member's history
     with pytest.raises(PrivacyHidden) as hidden:
-        await compat.compare(GUILD_ID, did("bob"), did("carol"))
+        await compat.compare(ask(world, "bob"), did("carol"))
     assert "keeps their listening private" in hidden.value.user_message
 
 
@@ -124,11 +130,11 @@ async def test_public_member_not_recorded_in_this_guild_is_refused(world: Servic
     async with world.session() as session:
         await UserRepository(session).remove_membership(GUILD_ID, ids["dave"])
     with pytest.raises(NotInGuild):
-        await compat.compare(GUILD_ID, did("alice"), did("dave"))
+        await compat.compare(ask(world, "alice"), did("dave"))
     async with world.session() as session:
         await UserRepository(session).update_settings(ids["dave"], privacy_level="private")
     with pytest.raises(PrivacyHidden):
-        await compat.compare(GUILD_ID, did("alice"), did("dave"))
+        await compat.compare(ask(world, "alice"), did("dave"))
 
 
 async def test_hidden_asker_is_answered_privately_and_never_ranked(world: Services) -> None:
@@ -141,24 +147,24 @@ async def test_hidden_asker_is_answered_privately_and_never_ranked(world: Servic
     async def on_slow(private: bool) -> None:
         flags.append(private)
 
-    result = await compat.compare(GUILD_ID, did("alice"), did("bob"), on_slow=on_slow)
-    matches = await compat.matches(GUILD_ID, did("alice"), on_slow=on_slow)
+    result = await compat.compare(ask(world, "alice"), did("bob"), on_slow=on_slow)
+    matches = await compat.matches(ask(world, "alice"), on_slow=on_slow)
     assert flags == [True, True] and result.private and matches.private
     assert matches.matches[0].name == "Bob"
-    board = await compat.leaderboard(GUILD_ID)
+    board = await compat.leaderboard(ask(world, "bob"))
     assert board.ranked_members == 3
     assert "Alice" not in {p.name_a for p in board.pairs} | {p.name_b for p in board.pairs}
     with pytest.raises(PrivacyHidden):
-        await compat.compare(GUILD_ID, did("bob"), did("alice"))
+        await compat.compare(ask(world, "bob"), did("alice"))
 
 
 async def test_leaderboard_scores_match_the_pair_scores(world: Services) -> None:
     compat = service(world)
-    board = await compat.leaderboard(GUILD_ID)
+    board = await compat.leaderboard(ask(world, "bob"))
     assert (board.pairs[0].name_a, board.pairs[0].name_b) == ("Alice", "Bob")
     scores = [p.score for p in board.pairs]
     assert scores == sorted(scores, reverse=True)
-    pair = await compat.compare(GUILD_ID, did("alice"), did("bob"))
+    pair = await compat.compare(ask(world, "alice"), did("bob"))
     assert board.pairs[0].score == pair.comp.score
     assert board.centre is not None
 
@@ -171,7 +177,7 @@ async def test_the_card_is_drawn_in_a_worker_process_like_in_a_thread(world: Ser
     compat.cards.processes = 1  # the settings default outside tests (conftest turns workers off)
     try:
         with caplog.at_level("WARNING", logger="core.workers"):
-            result = await compat.compare(GUILD_ID, did("alice"), did("bob"), render_card=render_compat_card)
+            result = await compat.compare(ask(world, "alice"), did("bob"), render_card=render_compat_card)
         assert compat.cards.started and not caplog.records  # drawn in the worker: no fallback to a thread
         assert result.card_png == render_compat_card(result.comp, result.name_a, result.name_b)
     finally:

@@ -1,4 +1,4 @@
-"""Deliberately bad payloads for :mod:`bot.command_limits` (each rule must be caught, good ones pass)."""
+"""Deliberately bad payloads for :mod:`tests.fakes.discord_limits` (each rule must be caught, good ones pass)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot import command_limits as cl
-from bot.command_limits import (
+from tests.fakes import discord_limits as cl
+from tests.fakes.discord_limits import (
     combined_characters,
     is_valid_chat_input_name,
     validate_command_payloads,

@@ -10,8 +10,8 @@ import aiohttp
 import discord
 import pytest
 
-from bot.command_limits import validate_command_payloads
 from tests.discord_harness.sample_bot import SampleBot, SampleShardedBot
+from tests.fakes.discord_limits import validate_command_payloads
 from tests.fakes.discord_payloads import snowflake_for_shard
 from tests.fakes.discord_server import (
     FakeChannel,

@@ -33,8 +33,12 @@ from typing import Any
 import discord
 from aiohttp import WSMsgType, web
 
-from bot.command_limits import validate_command_payloads, validate_message_payload, validate_modal_payload
 from bot.discord_endpoints import apply_discord_endpoints
+from tests.fakes.discord_limits import (
+    validate_command_payloads,
+    validate_message_payload,
+    validate_modal_payload,
+)
 from tests.fakes.discord_payloads import (
     CHANNEL_DM,
     DEFAULT_APP_PERMISSIONS,
@@ -154,6 +158,8 @@ class RequestRecord:
     files: list[FileRecord]
     at: float
     status: int = 0
+    #: Which bot process made it, when each process uses its own ``client_api_base(tag)``.
+    client: str | None = None
 
 
 def custom_ids(body: Mapping[str, Any] | None) -> list[str]:
@@ -225,6 +231,7 @@ class CallbackRecord:
     accepted: bool
     status: int
     error_code: int | None = None
+    client: str | None = None  # the bot process that sent it (see ``FakeDiscord.client_api_base``)
 
 
 class InteractionRecord:
@@ -240,6 +247,8 @@ class InteractionRecord:
         self.token: str = payload["token"]
         self.type: int = payload["type"]
         self.dispatched_at: float | None = None
+        #: (shard id, client tag) of every gateway session the INTERACTION_CREATE was written to.
+        self.delivered_to: list[tuple[int, str | None]] = []
         self.callbacks: list[CallbackRecord] = []
         self.followups: list[SentMessage] = []
         self.original_edits: list[SentMessage] = []
@@ -374,6 +383,7 @@ class _Session:
     seq: int = 0
     ws: web.WebSocketResponse | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    client: str | None = None  # the tag of the gateway URL it connected to (``client_gateway_url``)
 
 
 @dataclass
@@ -390,6 +400,14 @@ class _HTTPError(Exception):
     def __init__(self, status: int, code: int, message: str, errors: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.errors = status, code, message, errors
+
+
+def _split_client(path: str) -> tuple[str | None, str]:
+    """``/c/<tag>/rest`` -> (tag, ``/rest``); any other path -> (None, path)."""
+    if path.startswith("/c/"):
+        tag, _, rest = path[3:].partition("/")
+        return tag, "/" + rest
+    return None, path
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -421,7 +439,7 @@ class FakeDiscord:
     Dev") with a ``#general`` text channel and two users, alice (DMs open) and bob (DMs closed).
     ``shards`` is what ``GET /gateway/bot`` recommends. ``ack_deadline`` is Discord's 3 s; callbacks
     after it get 404 10062 like the real thing. ``validate`` runs the limit checks of
-    ``bot.command_limits`` on syncs and message bodies and answers 400 50035 on violations.
+    ``tests.fakes.discord_limits`` on syncs and message bodies and answers 400 50035 on violations.
     """
 
     def __init__(
@@ -440,6 +458,7 @@ class FakeDiscord:
         allowed_intents: int | None = None,
         attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT,
         validate: bool = True,
+        max_guilds_per_shard: int = 2500,
     ) -> None:
         self.snowflake = SnowflakeFactory()
         self.bot_user = bot_user or FakeUser(
@@ -471,6 +490,7 @@ class FakeDiscord:
         self.allowed_intents = allowed_intents
         self.attachment_size_limit = attachment_size_limit
         self.validate = validate
+        self.max_guilds_per_shard = max_guilds_per_shard
         #: When set, ``GET /users/@me`` (the login) waits for this event: a login in progress.
         self.login_gate: asyncio.Event | None = None
 
@@ -484,6 +504,11 @@ class FakeDiscord:
         self.channel_messages: list[SentMessage] = []
         self.messages: dict[int, dict[str, Any]] = {}
         self.identifies: list[dict[str, Any]] = []
+        #: (close code, reason) of every gateway connection the fake closed for a protocol error.
+        self.gateway_closes: list[tuple[int, str]] = []
+        #: (shard id, clients) whenever a shard gained a second live session (two processes claiming
+        #: one shard: Discord accepts it and both get the shard's events, so both may answer).
+        self.duplicate_shard_sessions: list[tuple[int, list[str | None]]] = []
         self.resumes: list[dict[str, Any]] = []
         self.presence_updates: list[dict[str, Any]] = []
         self.gateway_received: list[dict[str, Any]] = []
@@ -506,6 +531,7 @@ class FakeDiscord:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gw", self._gateway)
+        app.router.add_get("/c/{client}/gw", self._gateway)
         app.router.add_get("/attachments/{id}/{filename}", self._attachment)
         app.router.add_route("*", "/{tail:.*}", self._dispatch_http)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -544,6 +570,16 @@ class FakeDiscord:
     @property
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self._port}/gw"
+
+    def client_api_base(self, client: str) -> str:
+        """REST base for one bot process: requests through it are recorded with ``client`` (the
+        path prefix is stripped, so routes and payloads are Discord's). Lets a test with several
+        processes tell which one answered."""
+        return f"{self.base_url}/c/{client}{API_PREFIX}"
+
+    def client_gateway_url(self, client: str) -> str:
+        """Gateway URL for one bot process; its sessions are recorded with ``client``."""
+        return f"ws://127.0.0.1:{self._port}/c/{client}/gw"
 
     # ----------------------------------------------------------------------------------------------
     # public query helpers
@@ -681,7 +717,8 @@ class FakeDiscord:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         """Decode bodies once (JSON or multipart ``payload_json`` + ``files[n]``) and record requests."""
-        if request.path == "/gw":
+        client, plain_path = _split_client(request.path)
+        if plain_path == "/gw":
             return await handler(request)
         body: Any = None
         files: list[FileRecord] = []
@@ -705,9 +742,10 @@ class FakeDiscord:
                     body = json.loads(raw)
                 except ValueError:
                     body = raw.decode(errors="replace")
-        path = request.path[len(API_PREFIX) :] if request.path.startswith(API_PREFIX) else request.path
+        path = plain_path[len(API_PREFIX) :] if plain_path.startswith(API_PREFIX) else plain_path
         record = RequestRecord(
-            request.method, path, dict(request.query), body, files, asyncio.get_running_loop().time()
+            request.method, path, dict(request.query), body, files, asyncio.get_running_loop().time(),
+            client=client,
         )
         self.requests.append(record)
         token = _CURRENT_RECORD.set(record)
@@ -731,7 +769,7 @@ class FakeDiscord:
 
     async def _dispatch_http(self, request: web.Request) -> web.StreamResponse:
         record = _CURRENT_RECORD.get()
-        if request.path.startswith(API_PREFIX):
+        if _split_client(request.path)[1].startswith(API_PREFIX):
             for route in self._routes:
                 if route.method != request.method:
                     continue
@@ -962,12 +1000,15 @@ class FakeDiscord:
         )
 
     async def _get_gateway(self, request: web.Request, record: RequestRecord) -> web.Response:
-        return _json({"url": self.gateway_url})
+        return _json({"url": self._gateway_for(record)})
+
+    def _gateway_for(self, record: RequestRecord) -> str:
+        return self.client_gateway_url(record.client) if record.client else self.gateway_url
 
     async def _get_gateway_bot(self, request: web.Request, record: RequestRecord) -> web.Response:
         return _json(
             {
-                "url": self.gateway_url,
+                "url": self._gateway_for(record),
                 "shards": self.shards,
                 "session_start_limit": {
                     "total": 1000,
@@ -1107,7 +1148,7 @@ class FakeDiscord:
         cb_type = int(body.get("type", 0))
         data = body.get("data")
         callback = CallbackRecord(
-            cb_type, data, body, record.files, loop_now, latency, accepted=False, status=0
+            cb_type, data, body, record.files, loop_now, latency, accepted=False, status=0, client=record.client
         )
         interaction.callbacks.append(callback)
         interaction.events.append(callback)
@@ -1485,6 +1526,7 @@ class FakeDiscord:
         await session.ws.send_str(json.dumps(frame))
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        client = request.match_info.get("client")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         self._sockets.add(ws)
@@ -1509,9 +1551,15 @@ class FakeDiscord:
                 if op == OP_HEARTBEAT:
                     await ws.send_str(json.dumps({"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None}))
                 elif op == OP_IDENTIFY:
-                    session = await self._on_identify(ws, data)
+                    if session is not None:  # one IDENTIFY per connection, as Discord enforces
+                        await self._close(ws, 4005, "Already authenticated.")
+                        break
+                    session = await self._on_identify(ws, data, client)
                 elif op == OP_RESUME:
                     session = await self._on_resume(ws, data)
+                elif session is None:  # anything but a heartbeat before IDENTIFY/RESUME
+                    await self._close(ws, 4003, "Not authenticated.")
+                    break
                 elif op == OP_REQUEST_GUILD_MEMBERS and session is not None:
                     await self._on_request_members(session, data)
                 elif op == OP_PRESENCE_UPDATE:
@@ -1523,24 +1571,40 @@ class FakeDiscord:
             await self._notify()
         return ws
 
-    async def _on_identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> _Session | None:
+    async def _close(self, ws: web.WebSocketResponse, code: int, reason: str) -> None:
+        self.gateway_closes.append((code, reason))
+        await ws.close(code=code, message=reason.encode())
+
+    async def _on_identify(
+        self, ws: web.WebSocketResponse, data: dict[str, Any], client: str | None = None
+    ) -> _Session | None:
         self.identifies.append(data)
         if data.get("token") != self.token:
-            await ws.close(code=4004, message=b"Authentication failed.")
+            await self._close(ws, 4004, "Authentication failed.")
             return None
-        shard_id, shard_count = data.get("shard") or [0, 1]
-        if not 0 <= shard_id < shard_count:
-            await ws.close(code=4010, message=b"Invalid shard.")
+        shard = data.get("shard") or [0, 1]
+        valid = (isinstance(shard, list) and len(shard) == 2 and all(type(v) is int for v in shard)
+                 and shard[1] >= 1 and 0 <= shard[0] < shard[1])
+        if not valid:
+            await self._close(ws, 4010, "Invalid shard.")
             return None
+        shard_id, shard_count = shard
         intents = int(data.get("intents", 0))
         if self.allowed_intents is not None and intents & PRIVILEGED_INTENTS & ~self.allowed_intents:
-            await ws.close(code=4014, message=b"Disallowed intent(s).")
+            await self._close(ws, 4014, "Disallowed intent(s).")
             return None
-        session = _Session(
-            session_id=uuid.uuid4().hex, shard_id=shard_id, shard_count=shard_count, intents=intents, ws=ws
-        )
-        self._sessions[session.session_id] = session
         guilds = [g for g in self.guilds.values() if self._shard_of(g.id, shard_count) == shard_id]
+        if len(guilds) > self.max_guilds_per_shard:
+            await self._close(ws, 4011, "Sharding required.")
+            return None
+        already = [s for s in self._live_sessions() if s.shard_id == shard_id and s.shard_count == shard_count]
+        session = _Session(
+            session_id=uuid.uuid4().hex, shard_id=shard_id, shard_count=shard_count, intents=intents, ws=ws,
+            client=client,
+        )
+        if already:
+            self.duplicate_shard_sessions.append((shard_id, [s.client for s in already] + [client]))
+        self._sessions[session.session_id] = session
         ready = {
             "v": 10,
             "user": bot_user_payload(self.bot_user),
@@ -1548,7 +1612,7 @@ class FakeDiscord:
             "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.session_id,
             "session_type": "normal",
-            "resume_gateway_url": self.gateway_url,
+            "resume_gateway_url": self.client_gateway_url(client) if client else self.gateway_url,
             "shard": [shard_id, shard_count],
             "application": {"id": str(self.application_id), "flags": self.application_flags},
             "private_channels": [],
@@ -1610,10 +1674,18 @@ class FakeDiscord:
             chunk["nonce"] = data["nonce"]
         await self._send(session, OP_DISPATCH, chunk, "GUILD_MEMBERS_CHUNK")
 
+    def _live_sessions(self) -> list[_Session]:
+        return [s for s in self._sessions.values() if s.ws is not None and not s.ws.closed and s.ready.is_set()]
+
+    def sessions_by_client(self) -> dict[str | None, list[int]]:
+        """Live gateway sessions: client tag -> shard ids (for tests with several bot processes)."""
+        found: dict[str | None, list[int]] = {}
+        for session in self._live_sessions():
+            found.setdefault(session.client, []).append(session.shard_id)
+        return {client: sorted(ids) for client, ids in found.items()}
+
     def _live_session(self, shard_id: int | None) -> _Session:
-        live = [
-            s for s in self._sessions.values() if s.ws is not None and not s.ws.closed and s.ready.is_set()
-        ]
+        live = self._live_sessions()
         if not live:
             raise RuntimeError("no gateway session is connected; start the bot first (see running_bot)")
         if shard_id is None:
@@ -1654,7 +1726,12 @@ class FakeDiscord:
         session = self._session_for_guild(int(payload["guild_id"]) if payload.get("guild_id") else None)
         if record.dispatched_at is None:
             record.dispatched_at = asyncio.get_running_loop().time()
-        await self._send(session, OP_DISPATCH, payload, "INTERACTION_CREATE")
+        # Every live session of that shard gets it (two processes claiming one shard both receive
+        # the shard's events on Discord); the first acknowledgement wins, the second gets 40060.
+        for target in [s for s in self._live_sessions() if (s.shard_id, s.shard_count) ==
+                       (session.shard_id, session.shard_count)]:
+            record.delivered_to.append((target.shard_id, target.client))
+            await self._send(target, OP_DISPATCH, payload, "INTERACTION_CREATE")
         return record
 
     # ----------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ Shapes follow ws.audioscrobbler.com `format=json` answers: numbers as strings, e
 HTTP 200 for some codes, as the real service sometimes does). A one-element list is rendered as a
 bare object, like the real XML-to-JSON translation does.
 
-Run standalone (for `sonance bench sync` or manual poking)::
+Run standalone (for `scripts/bench sync` or manual poking)::
 
     python -m tests.fakes.lastfm_server --port 8901 --synthetic big=1000000
 """
@@ -171,6 +171,8 @@ class LastfmFake(LocalServer):
         self.suspended = False
         self.failures: deque[Failure] = deque()
         self.log: list[tuple[float, str, dict[str, str]]] = []
+        #: (monotonic time, method, client tag or None) of every request, for rate checks across processes
+        self.request_clients: list[tuple[float, str, str | None]] = []
         self.log_limit = 100_000
         self.request_count = 0
         self.user_agents: set[str] = set()
@@ -184,7 +186,13 @@ class LastfmFake(LocalServer):
         app = web.Application()
         app.router.add_route("*", "/2.0/", self._handle)
         app.router.add_route("*", "/2.0", self._handle)
+        # One root per client process (`api_root_for`), so a multi-process test can tell who asked.
+        app.router.add_route("*", "/c/{client}/2.0/", self._handle)
         return app
+
+    def api_root_for(self, client: str) -> str:
+        """An API root that records `client` with every request (see `request_clients`)."""
+        return f"{self.base_url}/c/{client}/2.0/"
 
 
     @property
@@ -238,6 +246,7 @@ class LastfmFake(LocalServer):
         self.user_agents.add(request.headers.get("User-Agent", ""))
         if len(self.log) < self.log_limit:
             self.log.append((time.monotonic(), method, params))
+            self.request_clients.append((self.log[-1][0], method, request.match_info.get("client")))
 
         failure = self._take_failure(method, params.get("user"))
         if failure is not None:

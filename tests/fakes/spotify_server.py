@@ -12,6 +12,10 @@ Usage::
 
 API errors use Spotify's shape `{"error": {"status": 401, "message": "The access token expired"}}`;
 token endpoint errors use the OAuth shape `{"error": "invalid_grant", "error_description": ...}`.
+Strict like Spotify: the token endpoint takes only a form-encoded body with Basic client credentials,
+and malformed parameters (a non-numeric limit or cursor, a negative offset, a search without `q`, a
+playlist without a string name) are 400s, not answers. Scripted failures on `path="/api/token"`
+apply to the token endpoint ("429" with Retry-After, "http", "slow", "malformed").
 `/authorize` redirects straight back to `redirect_uri?code=…&state=…` for `auto_approve_user`.
 """
 
@@ -207,6 +211,8 @@ class SpotifyFake(LocalServer):
             offset = int(request.query.get("offset", 0))
         except ValueError:
             return self._api_error(400, "Invalid limit")
+        if offset < 0:
+            return self._api_error(400, "Invalid offset")
         if not 1 <= limit <= max_limit:
             return self._api_error(400, "Invalid limit")
         chunk = items[offset:offset + limit]
@@ -231,7 +237,8 @@ class SpotifyFake(LocalServer):
         raise web.HTTPSeeOther(f"{self.redirect_uri}?code={code}{state}")
 
     async def _token(self, request: web.Request) -> web.Response:
-        form = {k: str(v) for k, v in (await request.post()).items()}
+        form = {k: str(v) for k, v in (await request.post()).items()} \
+            if request.content_type == "application/x-www-form-urlencoded" else {}
         self.token_requests.append(form)
         for f in list(self.failures):
             if f.path == "/api/token":
@@ -239,7 +246,15 @@ class SpotifyFake(LocalServer):
                 if f.kind == "slow":
                     await asyncio.sleep(f.delay)
                     break
+                if f.kind == "429":
+                    headers = {"Retry-After": f"{f.retry_after:g}"} if f.retry_after is not None else {}
+                    return web.Response(status=429, text="Too many requests", headers=headers)
+                if f.kind == "malformed":
+                    return web.Response(status=200, text='{"access_token": ', content_type=JSON)
                 return web.Response(status=f.status, text="Service Unavailable")
+        if request.content_type != "application/x-www-form-urlencoded":
+            return self._json({"error": "unsupported_grant_type",
+                               "error_description": "grant_type parameter is missing"}, 400)
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {expected}":
             return self._json({"error": "invalid_client", "error_description": "Invalid client"}, 400)
@@ -276,18 +291,20 @@ class SpotifyFake(LocalServer):
         if isinstance(user, web.Response):
             return user
         q = request.query
-        limit = int(q.get("limit", 20))
+        try:
+            limit = int(q.get("limit", 20))
+            cursor = int(q.get("after") or q.get("before") or 0)
+        except ValueError:
+            return self._api_error(400, "Invalid limit or cursor")
         if not 1 <= limit <= 50:
             return self._api_error(400, "Invalid limit")
         if "after" in q and "before" in q:
             return self._api_error(400, "Only one of after or before may be specified")
         plays = sorted(user.recent, key=lambda p: -p[0])[:50]  # Spotify keeps the last 50 only
         if "after" in q:
-            after = int(q["after"])
-            plays = [p for p in plays if p[0] > after][-limit:]
+            plays = [p for p in plays if p[0] > cursor][-limit:]
         elif "before" in q:
-            before = int(q["before"])
-            plays = [p for p in plays if p[0] < before][:limit]
+            plays = [p for p in plays if p[0] < cursor][:limit]
         else:
             plays = plays[:limit]
         items = [{"track": t, "played_at": iso_ms(ms), "context": None} for ms, t in plays]
@@ -323,8 +340,10 @@ class SpotifyFake(LocalServer):
             body = await request.json()
         except ValueError:
             return self._api_error(400, "Error parsing JSON.")
-        if not body.get("name"):
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
             return self._api_error(400, "Missing required field: name")
+        if not isinstance(body.get("public", True), bool) or not isinstance(body.get("description", ""), str):
+            return self._api_error(400, "Invalid field type")
         pid = f"pl{next(self._ids)}"
         playlist = {"id": pid, "name": body["name"], "public": bool(body.get("public", True)),
                     "description": body.get("description", ""), "uri": f"spotify:playlist:{pid}",
@@ -344,7 +363,7 @@ class SpotifyFake(LocalServer):
             body = await request.json()
         except ValueError:
             return self._api_error(400, "Error parsing JSON.")
-        uris = body.get("uris") if isinstance(body, dict) else body  # documented object, or spotipy's bare list
+        uris = body.get("uris") if isinstance(body, dict) else body  # the documented object, or a bare array
         if not isinstance(uris, list) or not uris:
             return self._api_error(400, "No uris provided")
         if len(uris) > 100:
@@ -359,6 +378,8 @@ class SpotifyFake(LocalServer):
         if isinstance(user, web.Response):
             return user
         q = request.query.get("q", "").lower()
+        if not q.strip():
+            return self._api_error(400, "No search query")
         if request.query.get("type") != "track":
             return self._api_error(400, "Unsupported type")
         words = [w.strip('"') for w in q.replace("track:", " ").replace("artist:", " ").split() if w.strip('"')]

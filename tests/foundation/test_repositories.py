@@ -87,7 +87,7 @@ async def test_tokens_are_encrypted_at_rest(services: Services) -> None:
         assert account is not None
         assert repo.tokens(account) == ("plain-access-token-123", "plain-refresh-token-456")
         with pytest.raises(ConfigError, match="SONANCE_SECRET_KEY"):
-            AccountRepository(s, None).tokens(account)
+            AccountRepository.without_cipher(s).tokens(account)
 
 
 async def test_relinking_another_account_resets_sync_state(services: Services) -> None:
@@ -105,18 +105,18 @@ async def test_relinking_another_account_resets_sync_state(services: Services) -
 async def test_sync_lock_is_exclusive_until_released_or_expired(services: Services) -> None:
     async with services.session() as s:
         user = await UserRepository(s).get_or_create_discord(1005, "ed")
-        account = await AccountRepository(s, None).link(user.id, "lastfm", "ed_fm")
+        account = await AccountRepository.without_cipher(s).link(user.id, "lastfm", "ed_fm")
 
     async def take(owner: str, ttl: timedelta = timedelta(minutes=5)) -> bool:
         async with services.session() as s:
-            return await AccountRepository(s, None).try_lock(account.id, owner, ttl)
+            return await AccountRepository.without_cipher(s).try_lock(account.id, owner, ttl)
 
     results = await asyncio.gather(*(take(f"worker-{i}") for i in range(5)))
     assert sum(results) == 1
     winner = f"worker-{results.index(True)}"
     assert not await take("late-comer")
     async with services.session() as s:
-        await AccountRepository(s, None).unlock(account.id, winner)
+        await AccountRepository.without_cipher(s).unlock(account.id, winner)
     assert await take("late-comer", ttl=timedelta(seconds=-1))  # taken, but already expired…
     assert await take("next")  # …so the next worker may take it
 

@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
+from core.asker import Asker
 from core.db.models import Playlist, PlaylistItem
 from core.db.repositories import UserRepository
 from core.errors import InvalidInput, NotFound, PrivacyHidden
@@ -31,9 +32,14 @@ def did(name: str) -> int:
     return MEMBERS[name].fake.id
 
 
+def ask(world: dict[str, int], name: str) -> Asker:
+    """The seeded member `name` asking in GUILD_ID."""
+    return Asker(world[name], did(name), GUILD_ID)
+
+
 async def test_for_me_builds_stores_and_flows(services: Services, world: dict[str, int]) -> None:
     service = PlaylistService.of(services)
-    built = await service.from_recommendations(world["alice"], length=12)
+    built = await service.from_recommendations(ask(world, "alice"), length=12)
     assert len(built.tracks) == 12 and built.origin == Origin.RECOMMENDATIONS
     assert built.name and built.description  # named by the (template) explainer
     per_artist = Counter(t.artist for t in built.tracks)
@@ -52,15 +58,15 @@ async def test_for_me_builds_stores_and_flows(services: Services, world: dict[st
     assert [i.track_id for i in items] == [t.track_id for t in built.tracks]
     assert [i.position for i in items] == list(range(12))
     # reading back gives the same playlist
-    again = await service.get(built.id, did("alice"))
+    again = await service.get(ask(world, "alice"), built.id)
     assert [t.track_id for t in again.tracks] == [t.track_id for t in built.tracks]
 
 
 async def test_for_me_length_is_respected_and_named_when_asked(services: Services, world: dict[str, int]) -> None:
     service = PlaylistService.of(services)
-    built = await service.from_recommendations(world["carol"], length=5, name="Carol's <Mix> & more")
+    built = await service.from_recommendations(ask(world, "carol"), length=5, name="Carol's <Mix> & more")
     assert len(built.tracks) == 5 and built.name == "Carol's <Mix> & more"
-    big = await service.from_recommendations(world["carol"], length=100)
+    big = await service.from_recommendations(ask(world, "carol"), length=100)
     assert 5 < len(big.tracks) < 100 and big.note and "Only" in big.note  # thin catalogue: says so
     assert max(Counter(t.artist for t in big.tracks).values()) <= 2
     assert adjacent_repeats(big.tracks) == 0 and spacing_violations(big.tracks) == []
@@ -68,23 +74,23 @@ async def test_for_me_length_is_respected_and_named_when_asked(services: Service
 
 async def test_seed_artist_and_track(services: Services, world: dict[str, int]) -> None:
     service = PlaylistService.of(services)
-    by_artist = await service.from_seed(world["alice"], "slowdive", length=8)
+    by_artist = await service.from_seed(ask(world, "alice"), "slowdive", length=8)
     assert by_artist.origin == Origin.SEED and by_artist.seed == "Slowdive"
     assert "Slowdive" in {t.artist for t in by_artist.tracks}
     assert any(t.reason.startswith("Similar to Slowdive") for t in by_artist.tracks)
     assert adjacent_repeats(by_artist.tracks) == 0 and spacing_violations(by_artist.tracks) == []
-    by_track = await service.from_seed(world["alice"], "Ride - Ride song 3", length=6)
+    by_track = await service.from_seed(ask(world, "alice"), "Ride - Ride song 3", length=6)
     assert (by_track.tracks[0].artist, by_track.tracks[0].title) == ("Ride", "Ride song 3")
     assert by_track.tracks[0].reason == "Your seed track"
     assert Counter(t.artist for t in by_track.tracks)["Ride"] <= 2
     with pytest.raises(NotFound):
-        await service.from_seed(world["alice"], "Nobody At All", length=5)
+        await service.from_seed(ask(world, "alice"), "Nobody At All", length=5)
 
 
 async def test_blend_is_fair_and_stores_the_partner(services: Services, world: dict[str, int]) -> None:
     service = PlaylistService.of(services)
     for length in (6, 10, 12):
-        built = await service.build(did("alice"), GUILD_ID, "blend", member_discord_id=did("bob"), length=length)
+        built = await service.build(ask(world, "alice"), "blend", member_discord_id=did("bob"), length=length)
         assert built.origin == Origin.BLEND and len(built.tracks) == length
         assert built.fairness is not None
         assert 0.4 <= built.fairness.share_a <= 0.6, built.fairness
@@ -108,31 +114,31 @@ async def test_blend_refusals_come_before_the_slow_part(services: Services, worl
     async with services.session() as session:
         await UserRepository(session).set_guild_visibility(GUILD_ID, world["carol"], False)
     with pytest.raises(PrivacyHidden):
-        await service.build(did("alice"), GUILD_ID, "blend", member_discord_id=did("carol"), on_slow=on_slow)
+        await service.build(ask(world, "alice"), "blend", member_discord_id=did("carol"), on_slow=on_slow)
     with pytest.raises(InvalidInput):
-        await service.build(did("alice"), GUILD_ID, "blend", member_discord_id=did("alice"), on_slow=on_slow)
+        await service.build(ask(world, "alice"), "blend", member_discord_id=did("alice"), on_slow=on_slow)
     with pytest.raises(InvalidInput):
-        await service.build(did("alice"), GUILD_ID, "for me", length=3, on_slow=on_slow)
+        await service.build(ask(world, "alice"), "for me", length=3, on_slow=on_slow)
     with pytest.raises(InvalidInput):
-        await service.build(did("alice"), GUILD_ID, "from seed", seed="  ", on_slow=on_slow)
+        await service.build(ask(world, "alice"), "from seed", seed="  ", on_slow=on_slow)
     assert acked == []
     # carol herself is hidden here: her own playlist is built, and marked private (shown to her alone)
-    mine = await service.build(did("carol"), GUILD_ID, "for me", length=5, on_slow=on_slow)
+    mine = await service.build(ask(world, "carol"), "for me", length=5, on_slow=on_slow)
     assert acked == [True] and mine.private
 
 
 async def test_only_the_owner_reads_or_exports(services: Services, world: dict[str, int]) -> None:
     service = PlaylistService.of(services)
-    built = await service.from_recommendations(world["alice"], length=5)
-    files = await service.export_files(built.id, did("alice"))
+    built = await service.from_recommendations(ask(world, "alice"), length=5)
+    files = await service.export_files(ask(world, "alice"), built.id)
     assert [f.filename.rsplit(".", 1)[1] for f in files.files] == ["xspf", "m3u"]
     assert len(files.links) == 5 and files.total == 5
-    from core.playlists.service import NotYours
+    from core.errors import NotYours
 
     with pytest.raises(NotYours):
-        await service.export_files(built.id, did("bob"))
+        await service.export_files(ask(world, "bob"), built.id)
     with pytest.raises(NotFound):
-        await service.get(built.id + 1000, did("alice"))
+        await service.get(ask(world, "alice"), built.id + 1000)
 
 
 async def test_seed_autocomplete(services: Services, world: dict[str, int]) -> None:
@@ -151,7 +157,7 @@ async def test_neighbours_are_closer_in_tags_than_a_shuffle(services: Services, 
     from core.playlists.service import tag_similarity
     from core.recommender.service import RecommendService
 
-    built = await PlaylistService.of(services).from_recommendations(world["alice"], length=20)
+    built = await PlaylistService.of(services).from_recommendations(ask(world, "alice"), length=20)
     engine = (await RecommendService.of(services).ensure_model(Kind.ARTIST)).engine
     similarity = tag_similarity(engine, [t.artist_id for t in built.tracks if t.artist_id is not None])
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.asker import Asker
 from core.config import Settings
 from core.db.models import Playlist, Track
 from core.db.repositories import AccountRepository, CatalogRepository, UserRepository
@@ -34,6 +35,13 @@ async def spotify_fake() -> AsyncIterator[SpotifyFake]:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, spotify_fake: SpotifyFake) -> Settings:
     return make_settings(database_url, tmp_path, **spotify_fake.settings_overrides())
+
+
+async def owner(services: Services) -> Asker:
+    """The playlist's owner (the member with DISCORD_ID), as the export button resolves them."""
+    asker = await services.askers.known(DISCORD_ID, None)
+    assert asker is not None
+    return asker
 
 
 async def make_playlist(services: Services, spotify_fake: SpotifyFake, *, expired: bool = True
@@ -73,7 +81,7 @@ async def test_export_creates_playlist_in_chunks_and_stores_refreshed_tokens_enc
         services: Services, spotify_fake: SpotifyFake) -> None:
     pid, account_id, track_ids = await make_playlist(services, spotify_fake)
     service = PlaylistService.of(services)
-    result = await service.export_spotify(pid, DISCORD_ID)
+    result = await service.export_spotify(await owner(services), pid)
     assert result.ok, result.message
     assert result.added == N_TRACKS - 1 and result.unresolved == 1
     assert "1 track couldn't be found" in result.message
@@ -97,14 +105,14 @@ async def test_export_creates_playlist_in_chunks_and_stores_refreshed_tokens_enc
         learnt = dict((await s.execute(select(Track.id, Track.spotify_id).where(Track.id.in_(track_ids[-3:])))).all())
     assert learnt[track_ids[-3]] == f"found{N_TRACKS - 3}" and learnt[track_ids[-1]] is None
     # a second click does not create a duplicate playlist
-    again = await service.export_spotify(pid, DISCORD_ID)
+    again = await service.export_spotify(await owner(services), pid)
     assert again.ok and again.url == result.url and len(spotify_fake.users["sp-alice"].playlists) == 1
 
 
 async def test_dev_mode_403_says_why_and_falls_back_to_files(services: Services, spotify_fake: SpotifyFake) -> None:
     pid, _, _ = await make_playlist(services, spotify_fake, expired=False)
     spotify_fake.users["sp-alice"].allowlisted = False
-    result = await PlaylistService.of(services).export_spotify(pid, DISCORD_ID)
+    result = await PlaylistService.of(services).export_spotify(await owner(services), pid)
     assert not result.ok and "approved users" in result.message and "files instead" in result.message
     assert result.fallback is not None
     xspf = next(f for f in result.fallback.files if f.filename.endswith(".xspf"))
@@ -115,6 +123,6 @@ async def test_dev_mode_403_says_why_and_falls_back_to_files(services: Services,
 async def test_revoked_token_says_relink_and_falls_back(services: Services, spotify_fake: SpotifyFake) -> None:
     pid, _, _ = await make_playlist(services, spotify_fake)
     spotify_fake.revoke("sp-alice")
-    result = await PlaylistService.of(services).export_spotify(pid, DISCORD_ID)
+    result = await PlaylistService.of(services).export_spotify(await owner(services), pid)
     assert not result.ok and "/link spotify" in result.message and result.fallback is not None
     assert not spotify_fake.users["sp-alice"].playlists

@@ -127,3 +127,32 @@ def test_a_disliked_item_from_the_history_stops_driving_recommendations(engine: 
     history = UserHistory([scene_items(0)[0], scene_items(2)[0]], [10.0, 10.0])
     recs = engine.recommend(history, RecommendRequest(count=4, disliked=(scene_items(2)[0],)))
     assert not set(ids(recs)) & set(scene_items(2))
+
+
+def test_tune_avoids_leave_out_items_whose_main_tag_it_is(engine: RecommenderEngine) -> None:
+    history = fan_of(0)
+    plain = ids(engine.recommend(history, RecommendRequest(count=15)))
+    avoided = ids(engine.recommend(history, RecommendRequest(count=15, avoid_tags=("scene2",))))
+    assert avoided == [i for i in plain if i not in scene_items(2)]  # the rest keep their order
+    # A stray tag (a tenth of the item's tag weight) is no reason to leave an item out.
+    stray = ids(engine.recommend(history, RecommendRequest(count=15, avoid_tags=(f"unique{scene_items(2)[0]}",))))
+    assert stray == plain
+    # Asking for the tag now wins over an older "less of it".
+    asked = ids(engine.recommend(history, RecommendRequest(count=5, tags=("scene2",), avoid_tags=("scene2",))))
+    assert asked and set(asked) <= set(scene_items(2))
+
+
+def test_tune_boosts_move_tagged_items_up_without_dropping_any(engine: RecommenderEngine) -> None:
+    history = fan_of(0, n=2)
+    count = 5
+    pool = ids(engine.recommend(history, RecommendRequest(count=max(count * 3, count + 10))))
+    boosted = engine.recommend(history, RecommendRequest(count=count, boost_tags=("scene1",)))
+    # Each pick's rank position is halved when it carries the tag; ties keep the model's order.
+    keys = {item: position * (0.5 if item in scene_items(1) else 1.0) for position, item in enumerate(pool)}
+    assert ids(boosted) == sorted(pool, key=lambda i: (keys[i], pool.index(i)))[:count]
+    assert set(ids(boosted)) & set(scene_items(1)) and ids(boosted) != pool[:count]
+    everything = engine.recommend(history, RecommendRequest(count=len(pool), boost_tags=("scene1",)))
+    assert sorted(ids(everything)) == sorted(pool)
+    # Scores and evidence are the model's: steering only reorders.
+    plain = {r.item_id: r for r in engine.recommend(history, RecommendRequest(count=len(pool)))}
+    assert all(r == plain[r.item_id] for r in boosted)

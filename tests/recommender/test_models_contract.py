@@ -21,6 +21,7 @@ from core.recommender.models import (
     RP3beta,
     SimilarGraph,
 )
+from core.recommender.models._row import UserRow
 from core.recommender.tags import ItemTags
 from tests.recommender.conftest import row_of, scene_items
 
@@ -48,6 +49,8 @@ FACTORIES: dict[str, Callable[[World], Model]] = {
     "SimilarGraph": lambda w: SimilarGraph(w[2]),  # the scene links as Last.fm's similar-artist graph
     "SimilarGraph2hop": lambda w: SimilarGraph(w[2], weighting="log1p", two_hop=0.3, symmetric=True),
 }
+#: Models whose scores name no driving history items (priors; NMF mixes every item into each factor).
+NO_TERMS = {"MostPop", "Quality", "NMF"}
 PERSONALISED = {"ItemKNN", "RP3beta", "EASE", "EASE+tags", "NMF", "Content", "Links", "SimilarGraph",
                 "SimilarGraph2hop"}
 
@@ -107,3 +110,32 @@ def test_similar_items_stay_in_the_scene(fitted: tuple[str, Model], world: World
     top, _ = model.similar_items(seed, n=3)
     assert seed not in top.tolist()
     assert {data.items.external(int(i)) for i in top} <= set(scene_items(1))
+
+
+def test_served_scores_are_the_batch_scores_and_their_terms_summed(fitted: tuple[str, Model], world: World) -> None:
+    """One scoring path: the served scores equal the batch scores bit for bit, and the evidence
+    (each history item's contributions) adds up to those same scores."""
+    name, model = fitted
+    data = world[0]
+    items = np.arange(data.n_items)
+    strengths = np.linspace(1.0, 40.0, 7)
+    rows = [data.history_row(scene_items(0)[1:], strengths[:4].tolist()),
+            data.history_row(scene_items(1)[:2] + scene_items(2)[:3], strengths[2:].tolist()),
+            sp.csr_matrix((1, data.n_items), dtype=np.float32)]
+    for row in rows:
+        user = UserRow.from_csr(row)
+        assert user is not None
+        served = model.score_row(user)
+        assert np.array_equal(served, model.score(row)[0]), name
+        found = model.contributions_row(user, items)
+        assert (found is None) == (name in NO_TERMS), name
+        if found is None:
+            continue
+        history, terms = found
+        assert terms.shape == (len(history), len(items)) and set(history.tolist()) <= set(row.indices.tolist())
+        assert terms.flags["C_CONTIGUOUS"], name  # evidence sums its columns in row order, as scoring does
+        scale = model.row_terms(UserRow.from_csr(row)).scale  # type: ignore[arg-type]
+        np.testing.assert_allclose(terms.sum(axis=0, dtype=np.float64) * scale, served, rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+        again = model.contributions(row, items[::3])
+        assert again is not None and np.array_equal(again[1], terms[:, ::3]), name

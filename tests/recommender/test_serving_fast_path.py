@@ -5,6 +5,8 @@ These tests keep the straightforward sparse implementation (the engine as it was
 path) as a reference and require the same items, order, scores and evidence, bit for bit, on a
 seeded synthetic catalogue with every component (EASE, RP3beta, ItemKNN, NMF, content, popularity,
 AOTY quality and links, the similar graph) and on the scene world, across the request controls.
+(`Model.contributions` on a sparse row is drawn from the same row terms as the served scores since
+each model has one scoring path; its agreement with the scores is checked by the model contract.)
 """
 
 from __future__ import annotations

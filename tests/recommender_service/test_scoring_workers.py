@@ -14,6 +14,7 @@ from core.recommender.engine import RecommenderEngine
 from core.recommender.service import RecommendService
 from core.services import Services, build_services
 from tests.bot.world import MEMBERS, seed_world
+from tests.recommender_service.askers import asker_for
 
 ALICE = MEMBERS["alice"].fake.id
 
@@ -27,7 +28,7 @@ async def world_with_worker(settings: Settings) -> AsyncIterator[Services]:
 
 
 async def _picks(service: RecommendService) -> list[tuple[int, float]]:
-    result = await service.recommend(ALICE, None, count=8, discovery=0.0)
+    result = await service.recommend(await asker_for(service.services, ALICE), count=8, discovery=0.0)
     return [(s.rec.item_id, round(s.rec.score, 5)) for s in result.items]
 
 

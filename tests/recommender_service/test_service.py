@@ -22,12 +22,13 @@ from core.recommender.service import NotYours, RecommendService
 from core.recommender.training import train_from_db
 from core.services import Services
 from tests.bot.world import MEMBERS
+from tests.recommender_service.askers import asker_for
 
 ALICE = MEMBERS["alice"].fake.id
 
 
 async def names(service: RecommendService, discord_id: int = ALICE, **kwargs: object) -> list[str]:
-    result = await service.recommend(discord_id, None, **kwargs)  # type: ignore[arg-type]
+    result = await service.recommend(await asker_for(service.services, discord_id), **kwargs)  # type: ignore[arg-type]
     return [s.rec.name for s in result.items]
 
 
@@ -72,75 +73,75 @@ async def test_new_listens_change_next_results_without_retraining(world: Service
 
 async def test_repeat_window_and_feedback(world: Services) -> None:
     service = RecommendService.of(world)
-    first = await service.recommend(ALICE, None, count=3)
-    second = await service.recommend(ALICE, None, count=3)
+    first = await service.recommend(await asker_for(world, ALICE), count=3)
+    second = await service.recommend(await asker_for(world, ALICE), count=3)
     assert not {s.rec.item_id for s in first.items} & {s.rec.item_id for s in second.items}
     # a liked item may come back despite the window
     liked = first.items[0]
-    await service.feedback(ALICE, liked.shown_id, +1)
-    third = await service.recommend(ALICE, None, count=5)
+    await service.feedback(await asker_for(world, ALICE), liked.shown_id, +1)
+    third = await service.recommend(await asker_for(world, ALICE), count=5)
     assert liked.rec.item_id in {s.rec.item_id for s in third.items}
     # a disliked one never does
     disliked = third.items[-1]
-    await service.feedback(ALICE, disliked.shown_id, -1)
+    await service.feedback(await asker_for(world, ALICE), disliked.shown_id, -1)
     async with world.session() as session:  # age every shown row out of the window
         for row in (await session.execute(select(RecommendationShown))).scalars():
             row.shown_at = utcnow() - timedelta(days=world.settings.repeat_window_days + 1)
     for _ in range(3):
-        again = await service.recommend(ALICE, None, count=10)
+        again = await service.recommend(await asker_for(world, ALICE), count=10)
         assert disliked.rec.item_id not in {s.rec.item_id for s in again.items}
 
 
 async def test_only_the_owner_may_vote_and_ask_why(world: Services) -> None:
     service = RecommendService.of(world)
-    result = await service.recommend(ALICE, None, count=2)
+    result = await service.recommend(await asker_for(world, ALICE), count=2)
     shown = result.items[0]
     with pytest.raises(NotYours):
-        await service.feedback(MEMBERS["bob"].fake.id, shown.shown_id, -1)
+        await service.feedback(await asker_for(world, MEMBERS["bob"].fake.id), shown.shown_id, -1)
     with pytest.raises(NotYours):
-        await service.why(MEMBERS["bob"].fake.id, shown.shown_id)
+        await service.why(await asker_for(world, MEMBERS["bob"].fake.id), shown.shown_id)
     async with world.session() as session:
         assert await RecommendationRepository(session).feedback(world.extras["world_ids"]["alice"], "artist") == {}
-    await service.feedback(ALICE, shown.shown_id, -1)
-    await service.feedback(ALICE, shown.shown_id, +1)  # a new vote replaces the old one
+    await service.feedback(await asker_for(world, ALICE), shown.shown_id, -1)
+    await service.feedback(await asker_for(world, ALICE), shown.shown_id, +1)  # a new vote replaces the old one
     async with world.session() as session:
         votes = await RecommendationRepository(session).feedback(world.extras["world_ids"]["alice"], "artist")
     assert votes == {shown.rec.item_id: 1}
-    assert shown.rec.name in (await service.why(ALICE, shown.shown_id)) or await service.why(ALICE, shown.shown_id)
+    assert shown.rec.name in (await service.why(await asker_for(world, ALICE), shown.shown_id)) or await service.why(await asker_for(world, ALICE), shown.shown_id)
 
 
 async def test_unlinked_user_is_refused_and_albums_need_listens(world: Services) -> None:
     service = RecommendService.of(world)
     with pytest.raises(NotLinked):
-        await service.recommend(MEMBERS["erin"].fake.id, None)
+        await service.recommend(await asker_for(world, MEMBERS["erin"].fake.id))
     with pytest.raises(NotLinked):
-        await service.recommend(999, None)
-    albums = await service.recommend(ALICE, None, kind="album", count=3)
+        await service.recommend(await asker_for(world, 999))
+    albums = await service.recommend(await asker_for(world, ALICE), kind="album", count=3)
     assert albums.items and all(s.rec.artist for s in albums.items)
 
 
 async def test_retrain_swaps_atomically_while_serving(world: Services) -> None:
     service = RecommendService.of(world)
-    await service.recommend(ALICE, None, count=3)
+    await service.recommend(await asker_for(world, ALICE), count=3)
     old = service.model(Kind.ARTIST)
     assert old is not None
     retrain = asyncio.create_task(service.retrain(Kind.ARTIST, tune=False))
     # requests keep being served (by the old engine) while the new one trains in a thread
-    served = await service.recommend(ALICE, None, count=3)
+    served = await service.recommend(await asker_for(world, ALICE), count=3)
     assert served.items
     metrics = await retrain
     new = service.model(Kind.ARTIST)
     assert new is not None and new is not old and new.version == metrics["version"] != old.version
     assert old.engine.items is not None  # the old object is untouched (immutable, still usable)
-    assert (await service.recommend(ALICE, None, count=3)).model_version == new.version
+    assert (await service.recommend(await asker_for(world, ALICE), count=3)).model_version == new.version
 
 
 async def test_preferences_steer_results(world: Services) -> None:
     service = RecommendService.of(world)
     carol = MEMBERS["carol"].fake.id
-    prefs = await service.set_preferences(carol, "less electronic, more dream pop")
+    prefs = await service.set_preferences(await asker_for(world, carol), "less electronic, more dream pop")
     assert "electronic" in prefs.avoid_tags and {"dream pop", "dream-pop"} & set(prefs.boost_tags)
-    result = await service.recommend(carol, None, count=5)
+    result = await service.recommend(await asker_for(world, carol), count=5)
     engine = service.model(Kind.ARTIST).engine  # type: ignore[union-attr]
     electronic = engine.tags.items_with_any(["electronic"], min_share=0.2)
     for s in result.items:
@@ -154,7 +155,7 @@ async def test_the_nightly_retrain_covers_every_kind_with_data(world: Services) 
     for kind in (Kind.ARTIST, Kind.ALBUM, Kind.TRACK):
         loaded = service.model(kind)
         assert loaded is not None and results[str(kind)]["version"] == loaded.version
-    albums = await service.recommend(ALICE, None, kind="album", count=3)  # served, no training on demand
+    albums = await service.recommend(await asker_for(world, ALICE), kind="album", count=3)  # served, no training on demand
     assert albums.model_version == service.model(Kind.ALBUM).version  # type: ignore[union-attr]
 
 

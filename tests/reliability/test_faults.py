@@ -110,7 +110,7 @@ def plays(n: int, offset: int = 0) -> list[tuple[int, str, str, str]]:
 async def link_lastfm(services: Services, username: str, discord_id: int) -> tuple[int, int]:
     async with services.session() as s:
         user = await UserRepository(s).get_or_create_discord(discord_id, username)
-        account = await AccountRepository(s, None).link(user.id, "lastfm", username)
+        account = await AccountRepository.without_cipher(s).link(user.id, "lastfm", username)
         return int(user.id), int(account.id)
 
 
@@ -242,7 +242,7 @@ async def test_postgres_restart_mid_sync_transaction_resumes_without_loss(privat
                 assert [(r.account_id, r.status) for r in first] == [(account_id, "error")]
                 assert await listen_count(services, user_id) == 2 * batch, "batches 1-2 kept, batch 3 rolled back"
                 async with services.session() as s:
-                    account = await AccountRepository(s, None).by_id(account_id)
+                    account = await AccountRepository.without_cipher(s).by_id(account_id)
                     assert account is not None
                     assert account.lock_owner is None, "the lock is released once the server is back"
                     assert account.last_sync_status == "error" and account.last_failure_reason, \
@@ -263,7 +263,7 @@ async def test_postgres_restart_mid_sync_transaction_resumes_without_loss(privat
             assert await listen_count(services, user_id) == total
             assert await duplicate_listens(services) == 0
             async with services.session() as s:
-                account = await AccountRepository(s, None).by_id(account_id)
+                account = await AccountRepository.without_cipher(s).by_id(account_id)
                 assert account is not None and account.history_complete and account.last_sync_status == "ok"
                 assert account.lock_owner is None and account.last_failure_reason is None
         finally:
@@ -318,7 +318,7 @@ async def test_lastfm_5xx_and_429_storm_across_concurrent_syncs(services: Servic
         storm3_user, storm3_account = accounts["storm3"]
         assert 0 < await listen_count(services, storm3_user) < users["storm3"], "kept what it had, not all"
         async with services.session() as s:
-            account = await AccountRepository(s, None).by_id(storm3_account)
+            account = await AccountRepository.without_cipher(s).by_id(storm3_account)
             assert account is not None and account.last_failure_reason == "lastfm_unavailable"
             assert account.sync_cursor and not account.sync_cursor["done"], "the cursor is kept"
             assert account.lock_owner is None
@@ -346,7 +346,7 @@ async def test_lastfm_5xx_and_429_storm_across_concurrent_syncs(services: Servic
     assert await duplicate_listens(services) == 0
     async with services.session() as s:
         for _, account_id in accounts.values():
-            account = await AccountRepository(s, None).by_id(account_id)
+            account = await AccountRepository.without_cipher(s).by_id(account_id)
             assert account is not None and account.history_complete and account.last_sync_status == "ok"
 
 

@@ -5,10 +5,10 @@ What this proves (on SQLite, or PostgreSQL + Redis with SONANCE_TEST_* set):
   a late callback gets 10062, a second one 40060, both fail `assert_clean`);
 - none is answered with an error: no apology ("Sorry, something went wrong"), no rejected callback,
   no unknown route or handler crash in the fake, no ERROR log from the bot;
-- per-user cooldowns are not what is measured: the roster (`bot.soak.Roster`) never asks one member
+- per-user cooldowns are not what is measured: the roster (`tests.perf.soak.Roster`) never asks one member
   for more than their cooldown allows, so a refusal would be a real bug.
 
-The mix (`bot.soak.CommandMix`): /recommend, /similar, /whoknows, /top (own and a member's), /compat,
+The mix (`tests.perf.soak.CommandMix`): /recommend, /similar, /whoknows, /top (own and a member's), /compat,
 /leaderboard, /matches, /account, /playlist, autocomplete of four commands, and 👍/👎/"Why?" clicks
 by their owners on items shown by /recommend answers before the burst. The world is the bot tests'
 world plus 40 synthetic members with histories (45 askers), seeded through the product's own paths.
@@ -30,7 +30,11 @@ from typing import Any
 import pytest
 
 from bot.client import create_bot
-from bot.soak import (
+from core.services import Services, build_services
+from tests.bot.world import CATALOG, GUILD_ID
+from tests.conftest import backend_name, make_settings
+from tests.fakes.discord_server import FakeDiscord, running_bot
+from tests.perf.soak import (
     ACK_DEADLINE_S,
     APOLOGY_MARK,
     CommandMix,
@@ -41,10 +45,6 @@ from bot.soak import (
     run_one,
     seed_load_world,
 )
-from core.services import Services, build_services
-from tests.bot.world import CATALOG, GUILD_ID
-from tests.conftest import backend_name, make_settings
-from tests.fakes.discord_server import FakeDiscord, running_bot
 
 BURST = 200
 EXTRA_MEMBERS = 40

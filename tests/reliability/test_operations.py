@@ -30,7 +30,6 @@ from sqlalchemy import func, select
 
 from bot.app import scheduler_probe
 from bot.web import PROBES_KEY, build_web_app
-from core.accounts import AccountService
 from core.config import Settings
 from core.db.models import ArtistPlays, Lease, LinkedAccount, Listen
 from core.db.repositories import AccountRepository, UserRepository
@@ -174,12 +173,12 @@ async def test_shutdown_mid_import_holds_no_lock_and_the_next_run_resumes(
 
     services = await build_services(settings, upgrade_schema=False)
     await services.start_clients()
-    services.component("lastfm_sync", lambda s: LastfmSync(s, s.lastfm, prefetch=1, commit_rows=200))
+    services.lastfm_sync = LastfmSync(services, services.lastfm, prefetch=1, commit_rows=200)  # type: ignore[arg-type]
     async with services.session() as s:
         user = await UserRepository(s).get_or_create_discord(4242, "Long")
         account = await AccountRepository(s, services.cipher).link(user.id, "lastfm", "longfm")
         user_id, account_id = user.id, account.id
-    assert services.component("accounts", AccountService).start_import(account_id)
+    assert services.accounts.start_import(account_id)
 
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # wait until two batches are committed and a request hangs

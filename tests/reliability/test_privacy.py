@@ -29,7 +29,6 @@ from sqlalchemy import Column, Table, select
 
 from bot.client import create_bot
 from bot.web import build_web_app
-from core.accounts import AccountService
 from core.cache import KEY_PREFIX, InProcessCache
 from core.config import Settings
 from core.db.models import USERLESS_TABLES, Base
@@ -261,7 +260,7 @@ async def link_accounts(fake: FakeDiscord, services: Services, web: TestClient, 
     assert resp.status == 200, await resp.text()
     [access] = set(spotify.access) - access_before
     [refresh] = set(spotify.refresh_tokens) - refresh_before
-    await services.component("accounts", AccountService).wait_imports()
+    await services.accounts.wait_imports()
     return {"session_key": session_key, "access_token": access, "refresh_token": refresh}
 
 

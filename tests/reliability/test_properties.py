@@ -31,12 +31,14 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from core.asker import Asker
 from core.db.models import Base, UserSettings
 from core.db.repositories import UserRepository
 from core.domain import Kind
 from core.errors import ImportFileError, InvalidInput, SonanceError
 from core.explain.feedback import parse_feedback
 from core.playlists.service import PlaylistService
+from core.recommender.lists import discovery_level
 from core.recommender.service import RecommendService
 from core.services import Services
 from core.sources.aoty_parse import AotyAlbum, AotyParseError, parse_album
@@ -445,8 +447,8 @@ async def test_dm_options_store_valid_settings_or_refuse_and_store_nothing(
 
     before = await stored()
     try:
-        schedule = await WeeklySettings(services).configure(user_id, enabled=True, day=day, time=time, timezone=tz,
-                                                            quiet_start=quiet_start, quiet_end=quiet_end)
+        schedule = await WeeklySettings(services).configure(Asker(user_id, 79), enabled=True, day=day, time=time,
+                                                            timezone=tz, quiet_start=quiet_start, quiet_end=quiet_end)
     except InvalidInput as exc:
         assert exc.user_message and len(exc.user_message) < 300
         assert await stored() == before, "a refused /dm changed the stored settings"
@@ -464,27 +466,27 @@ async def test_count_period_mode_and_length_options_refuse_clearly(
         services: Services, count: int, discovery: str | float | None, period: str, mode: str,
         length: int) -> None:
     async with services.session() as session:
-        user_id = (await UserRepository(session).get_or_create_discord(80)).id
+        asker = Asker((await UserRepository(session).get_or_create_discord(80)).id, 80)
     before = await row_counts(services)
     recs = RecommendService(services)
     if not 1 <= count <= 25:
         with pytest.raises(InvalidInput, match="between 1 and"):
-            await recs.recommend_for_user(user_id, count=count, discovery=discovery)
+            await recs.recommend(asker, count=count, discovery=discovery)
     if isinstance(discovery, str) and discovery not in ("familiar", "balanced", "deep cuts"):
         with pytest.raises(SonanceError):
-            await recs.recommend_for_user(user_id, count=5, discovery=discovery)
+            await recs.recommend(asker, count=5, discovery=discovery)
     if isinstance(discovery, float):  # any float, NaN and infinities included, is clamped into [0, 1]
-        level = recs._discovery(discovery, 0.3, parse_feedback(""))
+        level = discovery_level(discovery, 0.3, parse_feedback(""))
         assume(not math.isnan(discovery))
         assert 0.0 <= level <= 1.0
     assume(period not in ("7day", "1month", "3month", "6month", "12month", "overall"))
     with pytest.raises(InvalidInput, match="Unknown period"):
-        await StatsService(services).top_artists(1, user_id, period)
+        await StatsService(services).top_artists(Asker(asker.user_id, 80, 1), period)
     playlists = PlaylistService.of(services)
     if mode not in ("for me", "from seed", "blend"):
         with pytest.raises(InvalidInput, match="Mode must be"):
-            await playlists.build(80, None, mode, length=20)
+            await playlists.build(asker, mode, length=20)
     if not 5 <= length <= 100:
         with pytest.raises(InvalidInput, match="length between"):
-            await playlists.build(80, None, "for me", length=length)
+            await playlists.build(asker, "for me", length=length)
     assert await row_counts(services) == before

@@ -34,7 +34,6 @@ import pytest
 from sqlalchemy import select, text
 
 from bot.web import MAX_BODY_BYTES, build_web_app, start_web
-from core.accounts import AccountService
 from core.config import Settings
 from core.crypto import TokenCipher
 from core.db.models import Base, LinkedAccount
@@ -205,7 +204,7 @@ async def test_simultaneous_callbacks_with_one_state_link_at_most_once(
     confirmations = await asyncio.gather(*(confirm(web, page) for _ in range(20)))
     assert sorted(r.status for r in confirmations) == [200] + [400] * 19
     async with world_services.session() as s:
-        accounts = await AccountRepository(s, None).for_user(wid(world_services, "bob"))
+        accounts = await AccountRepository.without_cipher(s).for_user(wid(world_services, "bob"))
     assert [a.provider for a in accounts].count("spotify") == 1
     assert sum(1 for c in codes if c not in spotify_fake.codes) == 1  # only one code was ever exchanged
 
@@ -250,7 +249,7 @@ async def test_no_secret_reaches_the_logs_across_a_full_flow(
     assert "couldn't find" in (linked.content or "")  # not on the fake: refused before any state is made
     lastfm_fake.add_user("dave_fm", scrobbles=[(1_700_000_000, "Slayer", "Reign in Blood", "Angel of Death")])
     lastfm_fake.fail_next("error", code=11, method="auth.getSession")  # Last.fm down at the exchange
-    signer = services.component("accounts", AccountService).signer()
+    signer = services.accounts.signer()
     states.append(signer.issue(MEMBERS_DAVE, "lastfm"))
     down = await web.get("/callback/lastfm", params={"state": states[-1], "token": "unapproved-token-8c2d"})
     assert down.status in (400, 503)
@@ -258,7 +257,7 @@ async def test_no_secret_reaches_the_logs_across_a_full_flow(
     # sync: Last.fm (verified account) and Spotify with an expired access token (refresh path)
     alice = wid(services, "alice")
     async with services.session() as s:
-        accounts = {a.provider: a.id for a in await AccountRepository(s, None).for_user(alice)}
+        accounts = {a.provider: a.id for a in await AccountRepository.without_cipher(s).for_user(alice)}
     assert services.lastfm is not None
     await LastfmSync(services, services.lastfm).sync_account(accounts["lastfm"])
     spotify_fake.expire_access_tokens("alice-spotify")
@@ -268,7 +267,7 @@ async def test_no_secret_reaches_the_logs_across_a_full_flow(
     recs = await run(sonance, "recommend", "alice", {"count": 3})
     why = next(c for c in recs.custom_ids() if WHY.match(c))
     await click(sonance, why, "alice", recs)
-    await services.component("accounts", AccountService).wait_imports()
+    await services.accounts.wait_imports()
 
     settings_secrets = [LASTFM_KEY, LASTFM_SECRET, SPOTIFY_SECRET, SECRET_KEY, TEST_SECRET, sonance.token]
     minted = [*spotify_fake.access, *spotify_fake.refresh_tokens, *lastfm_fake.sessions]

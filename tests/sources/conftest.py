@@ -12,6 +12,7 @@ from core.config import Settings
 from core.sources.http import RateLimiter, RetryPolicy
 from core.sources.lastfm import LastfmClient
 from tests.fakes.lastfm_server import LastfmFake
+from tests.fakes.spotify_server import SpotifyFake
 
 #: fast retries so failure tests stay quick; real defaults are in RetryPolicy()
 FAST_RETRY = RetryPolicy(attempts=3, base_delay_s=0.02, max_delay_s=0.1, max_retry_after_s=5.0)
@@ -31,6 +32,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def lastfm_fake() -> AsyncIterator[LastfmFake]:
     async with LastfmFake() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def spotify_fake() -> AsyncIterator[SpotifyFake]:
+    async with SpotifyFake() as fake:
         yield fake
 
 

@@ -1,33 +1,27 @@
-"""The real Spotify client (spotipy in threads) against the local Spotify API + Accounts fake."""
+"""The real Spotify client (aiohttp, the shared session and limiter) against the local Spotify API +
+Accounts fake: OAuth code flow, refresh, retries and error mapping."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from spotipy.oauth2 import SpotifyOAuth
 
 from core.errors import AccountProblem, NotFound, SourceUnavailable
 from core.sources.http import RateLimiter
 from core.sources.oauth_state import InMemoryNonceStore, OAuthStateSigner
-from core.sources.spotify import SpotifyClient, SpotifyUserApi, TokenSet
+from core.sources.spotify import SpotifyAuth, SpotifyClient, SpotifyUserApi, TokenSet
 from tests.fakes.spotify_server import SpotifyFake, make_artist, make_track
 from tests.sources.conftest import FAST_RETRY, make_settings
 
 
 @pytest.fixture
-async def spotify_fake() -> AsyncIterator[SpotifyFake]:
-    async with SpotifyFake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def spotify(spotify_fake: SpotifyFake) -> SpotifyClient:
-    return SpotifyClient(make_settings(**spotify_fake.settings_overrides()), RateLimiter(500, burst=20),
+def spotify(spotify_fake: SpotifyFake, http: aiohttp.ClientSession) -> SpotifyClient:
+    return SpotifyClient(make_settings(**spotify_fake.settings_overrides()), http, RateLimiter(500, burst=20),
                          retry=FAST_RETRY, timeout_s=1.0)
 
 
@@ -55,9 +49,11 @@ async def test_authorize_url_and_full_code_flow(spotify: SpotifyClient, spotify_
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{spotify_fake.base_url}/authorize"
     assert query["client_id"] == ["test-client"] and query["state"] == [state]
     assert "user-read-recently-played" in query["scope"][0]
-    # the class attributes of spotipy were not touched (no global state leaks between tests)
-    assert SpotifyOAuth.OAUTH_AUTHORIZE_URL == "https://accounts.spotify.com/authorize"
-    assert SpotifyOAuth.OAUTH_TOKEN_URL == "https://accounts.spotify.com/api/token"
+    # the endpoints belong to the instance: a client built from default settings still goes to Spotify
+    # (no global state leaks between tests)
+    real = SpotifyAuth(make_settings(SPOTIFY_CLIENT_ID="x", SPOTIFY_CLIENT_SECRET="y",
+                                     SPOTIFY_REDIRECT_URI="https://bot.example/cb"), http)
+    assert real.authorize_url("s").startswith("https://accounts.spotify.com/authorize?")
 
     spotify_fake.auto_approve_user = "alice"
     async with http.get(url, allow_redirects=False) as resp:
@@ -160,9 +156,9 @@ async def test_5xx_then_success_and_persistent_5xx(spotify: SpotifyClient, spoti
         await me.top_tracks()
 
 
-async def test_slow_answer_hits_the_timeout(spotify_fake: SpotifyFake) -> None:
+async def test_slow_answer_hits_the_timeout(spotify_fake: SpotifyFake, http: aiohttp.ClientSession) -> None:
     spotify_fake.add_user("alice")
-    client = SpotifyClient(make_settings(**spotify_fake.settings_overrides()), RateLimiter(100),
+    client = SpotifyClient(make_settings(**spotify_fake.settings_overrides()), http, RateLimiter(100),
                            retry=FAST_RETRY, timeout_s=0.2)
     spotify_fake.fail_next("slow", delay=0.6, count=3)
     start = time.monotonic()
@@ -220,4 +216,94 @@ async def test_missing_playlist_is_not_found(spotify: SpotifyClient, spotify_fak
     spotify_fake.add_user("alice")
     me = api(spotify, spotify_fake, "alice")
     with pytest.raises(NotFound):
-        await me._call("add-items", lambda sp: sp.playlist_add_items("nope", ["spotify:track:1"]))
+        await me.add_items("nope", ["spotify:track:1"])
+
+
+async def test_me_names_the_spotify_user(spotify: SpotifyClient, spotify_fake: SpotifyFake) -> None:
+    spotify_fake.add_user("alice")
+    assert (await api(spotify, spotify_fake, "alice").me())["id"] == "alice"
+
+
+async def test_failed_writes_are_not_retried_but_a_429_is(spotify: SpotifyClient, spotify_fake: SpotifyFake) -> None:
+    user = spotify_fake.add_user("alice")
+    me = api(spotify, spotify_fake, "alice")
+
+    def creates() -> int:
+        return sum(1 for _, method, path, _ in spotify_fake.log if method == "POST" and path == "/v1/me/playlists")
+
+    spotify_fake.fail_next("http", status=502, path="/v1/me/playlists")
+    with pytest.raises(SourceUnavailable):
+        await me.create_playlist("Mix", ["spotify:track:1"])
+    assert creates() == 1 and user.playlists == {}  # the write may have happened: never sent twice
+
+    spotify_fake.fail_next("429", retry_after=0.1, path="/v1/me/playlists")
+    created = await me.create_playlist("Mix", ["spotify:track:1"])
+    assert creates() == 3 and list(user.playlists) == [created.id]
+
+
+async def test_timed_out_write_is_not_retried(spotify_fake: SpotifyFake, http: aiohttp.ClientSession) -> None:
+    spotify_fake.add_user("alice")
+    client = SpotifyClient(make_settings(**spotify_fake.settings_overrides()), http, RateLimiter(100),
+                           retry=FAST_RETRY, timeout_s=0.2)
+    spotify_fake.fail_next("slow", delay=0.5, path="/v1/me/playlists", count=3)
+    with pytest.raises(SourceUnavailable) as err:
+        await api(client, spotify_fake, "alice").create_playlist("Mix", ["spotify:track:1"])
+    assert "Timeout" in (err.value.detail or "")
+    assert sum(1 for _, method, _, _ in spotify_fake.log if method == "POST") == 1
+
+
+async def test_a_second_401_after_refreshing_is_revoked_access() -> None:
+    async with SpotifyFake(token_ttl_s=0) as fake, aiohttp.ClientSession() as http:  # refreshed tokens die at once
+        client = SpotifyClient(make_settings(**fake.settings_overrides()), http, RateLimiter(500, burst=20),
+                               retry=FAST_RETRY, timeout_s=1.0)
+        fake.add_user("alice")
+        me = client.for_user(tokens_for(fake, "alice"))
+        fake.expire_access_tokens("alice")
+        with pytest.raises(AccountProblem) as err:
+            await me.recently_played()
+        assert err.value.reason == "spotify_token_revoked"
+        assert [r["grant_type"] for r in fake.token_requests] == ["refresh_token"]  # refreshed once only
+
+
+async def test_concurrent_calls_share_one_refresh(spotify: SpotifyClient, spotify_fake: SpotifyFake) -> None:
+    spotify_fake.add_user("alice").top_tracks = [make_track("t1", "Song", "Band")]
+    saved: list[TokenSet] = []
+    me = api(spotify, spotify_fake, "alice", saved)
+    spotify_fake.expire_access_tokens("alice")
+    results = await asyncio.gather(*(me.top_tracks() for _ in range(4)))
+    assert all([t.name for t in r] == ["Song"] for r in results)
+    assert len(spotify_fake.token_requests) == 1 and len(saved) == 1
+
+
+async def test_wrong_shaped_json_and_refused_parameters(spotify: SpotifyClient, spotify_fake: SpotifyFake) -> None:
+    spotify_fake.add_user("alice").top_tracks = [make_track("t1", "Song", "Band") | {"id": None}]
+    me = api(spotify, spotify_fake, "alice")
+    with pytest.raises(SourceUnavailable) as err:
+        await me.top_tracks()
+    assert "top-tracks" in (err.value.detail or "")
+    asked = len(spotify_fake.log)
+    with pytest.raises(SourceUnavailable) as err:
+        await me.search_tracks("Band", limit=60)  # above Spotify's maximum: a 400, not worth retrying
+    assert "400" in (err.value.detail or "") and len(spotify_fake.log) == asked + 1
+
+
+async def test_calls_go_through_the_shared_limiter(spotify_fake: SpotifyFake, http: aiohttp.ClientSession) -> None:
+    spotify_fake.add_user("alice")
+    spotify_fake.add_user("bob")
+    limiter = RateLimiter(20, burst=1)  # one call every 50 ms, for every user of the app together
+    client = SpotifyClient(make_settings(**spotify_fake.settings_overrides()), http, limiter, retry=FAST_RETRY)
+    alice, bob = api(client, spotify_fake, "alice"), api(client, spotify_fake, "bob")
+    start = time.monotonic()
+    await asyncio.gather(*(who.recently_played() for who in (alice, bob, alice, bob, alice)))
+    assert time.monotonic() - start >= 0.2  # 5 calls: 4 intervals of 50 ms at the least
+
+
+async def test_calls_and_refreshes_start_no_threads(spotify: SpotifyClient, spotify_fake: SpotifyFake) -> None:
+    """Everything runs on the event loop (the previous client ran each call in a worker thread)."""
+    spotify_fake.add_user("alice").top_tracks = [make_track("t1", "Song", "Band")]
+    me = api(spotify, spotify_fake, "alice")
+    before = {t.ident for t in threading.enumerate()}
+    spotify_fake.expire_access_tokens("alice")
+    await asyncio.gather(me.top_tracks(), me.recently_played(), me.search_tracks("Song"))
+    assert {t.ident for t in threading.enumerate()} <= before
+    assert len(spotify_fake.token_requests) == 1

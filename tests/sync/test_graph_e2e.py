@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.asker import Asker
 from core.config import Settings
 from core.db.repositories import AccountRepository, UserRepository
 from core.recommender.service import RecommendService
@@ -50,7 +51,7 @@ async def test_synced_plays_graph_train_recommends_an_unplayed_artist_with_graph
                                               for i, a in enumerate(artists) for k in range(10 - 2 * i)])
         async with services.session() as s:
             user = await UserRepository(s).get_or_create_discord(8000 + m, name)
-            await AccountRepository(s, None).link(user.id, "lastfm", name)
+            await AccountRepository.without_cipher(s).link(user.id, "lastfm", name)
             members[name] = int(user.id)
     await LastfmSync(services, services.lastfm).sync_due()
 
@@ -62,7 +63,7 @@ async def test_synced_plays_graph_train_recommends_an_unplayed_artist_with_graph
     assert report.ok == 10 and not report.stopped
 
     await train_from_db(services, tune=False)
-    picks = await RecommendService.of(services).recommend_for_user(members["member0"], count=5)
+    picks = await RecommendService.of(services).recommend(Asker(members["member0"], 8000), count=5)
     gem = [s for s in picks.items if s.rec.name == GEM]
     assert gem, [s.rec.name for s in picks.items]
     assert gem[0].rec.evidence.sources.get("graph", 0) > 0

@@ -46,7 +46,7 @@ async def sync(services: Services, fake: LastfmFake) -> AsyncIterator[LastfmSync
 async def _link(services: Services, username: str, discord_id: int = 9001) -> tuple[int, int]:
     async with services.session() as s:
         user = await UserRepository(s).get_or_create_discord(discord_id, username)
-        account = await AccountRepository(s, None).link(user.id, "lastfm", username)
+        account = await AccountRepository.without_cipher(s).link(user.id, "lastfm", username)
         return user.id, account.id
 
 
@@ -72,7 +72,7 @@ async def test_full_import_then_incremental_without_duplicates(services: Service
     assert newer.inserted == 5
     assert await _listens(services, user_id) == 655
     async with services.session() as s:
-        account = await AccountRepository(s, None).by_id(account_id)
+        account = await AccountRepository.without_cipher(s).by_id(account_id)
         assert account is not None and account.history_complete and account.last_sync_status == "ok"
         dupes = (await s.execute(select(func.count()).select_from(
             select(Listen.played_at, Listen.track_id).group_by(Listen.played_at, Listen.track_id)
@@ -93,7 +93,7 @@ async def test_outage_mid_import_resumes_from_cursor_and_loses_nothing(services:
     stored = await _listens(services, user_id)
     assert 0 < stored < 1000
     async with services.session() as s:
-        account = await AccountRepository(s, None).by_id(account_id)
+        account = await AccountRepository.without_cipher(s).by_id(account_id)
         assert account is not None and account.sync_cursor and not account.sync_cursor["done"]
         assert account.last_failure_reason == "lastfm_unavailable"
 
@@ -112,7 +112,7 @@ async def test_account_problems_are_stored_reasons(services: Services, sync: Las
     report = await sync.sync_account(account_id)
     assert report.status == "error" and report.reason == reason
     async with services.session() as s:
-        account = await AccountRepository(s, None).by_id(account_id)
+        account = await AccountRepository.without_cipher(s).by_id(account_id)
         assert account is not None
         assert account.last_failure_reason == reason and account.last_failure_message
         assert account.lock_owner is None, "the lock is released after a failure"
@@ -164,7 +164,7 @@ async def test_lastfm_sync_stores_cleaned_names_and_skips_unusable_rows(
     fake.add_user("odd", scrobbles=history)
     async with services.session() as s:
         user = await UserRepository(s).get_or_create_discord(4242, "odd")
-        account = await AccountRepository(s, None).link(user.id, "lastfm", "odd")
+        account = await AccountRepository.without_cipher(s).link(user.id, "lastfm", "odd")
     with caplog.at_level(logging.WARNING, logger="core.sync.ingest"):
         report = await sync.sync_account(account.id)
     assert report.status == "ok", report

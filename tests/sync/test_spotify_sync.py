@@ -40,9 +40,10 @@ def settings(database_url: str, tmp_path: Path, spotify_fake: SpotifyFake) -> Se
 @pytest.fixture
 async def sync(services: Services) -> SpotifySync:
     await services.start_clients()
-    assert services.spotify is not None and services.limiters is not None
+    assert services.spotify is not None and services.limiters is not None and services.http is not None
     # the production client, with quicker backoff so outage tests stay fast (Retry-After still rules)
-    services.spotify = SpotifyClient(services.settings, services.limiters.spotify, retry=FAST_RETRY, timeout_s=2)
+    services.spotify = SpotifyClient(services.settings, services.http, services.limiters.spotify,
+                                     retry=FAST_RETRY, timeout_s=2)
     return SpotifySync(services, owner="test-worker")
 
 
@@ -62,13 +63,13 @@ async def link(services: Services, fake: SpotifyFake, user: str, *, discord_id: 
             owner.id, "spotify", user, access_token=grant["access_token"], refresh_token=grant["refresh_token"],
             expires_at=datetime.fromtimestamp(time.time() + 3600, UTC), scope=grant["scope"])
         if lastfm_too:
-            await AccountRepository(s, None).link(owner.id, "lastfm", f"{user}-fm")
+            await AccountRepository.without_cipher(s).link(owner.id, "lastfm", f"{user}-fm")
         return owner.id, account.id, grant
 
 
 async def account_row(services: Services, account_id: int) -> LinkedAccount:
     async with services.session() as s:
-        account = await AccountRepository(s, None).by_id(account_id)
+        account = await AccountRepository.without_cipher(s).by_id(account_id)
         assert account is not None
         return account
 
@@ -201,7 +202,7 @@ async def test_sync_due_picks_spotify_accounts_and_a_busy_account_is_skipped(
     _, gus, _ = await link(services, spotify_fake, "gus", discord_id=1)
     _, hal, _ = await link(services, spotify_fake, "hal", discord_id=2)
     async with services.session() as s:  # another process holds hal's lock
-        assert await AccountRepository(s, None).try_lock(hal, "other-process", timedelta(minutes=5))
+        assert await AccountRepository.without_cipher(s).try_lock(hal, "other-process", timedelta(minutes=5))
 
     reports = {r.account_id: r for r in await sync.sync_due()}
     assert reports[gus].status == "ok" and reports[gus].inserted == 2

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from core.asker import Asker
 from core.db.repositories import SchedulingRepository, UserRepository
 from core.services import Services, build_services
 from core.weekly import (
@@ -47,7 +48,7 @@ async def enable(services: Services, *names: str, day: str = "friday", time: str
                  tz: str = "Europe/Berlin", quiet: tuple[str, str] | None = None) -> None:
     ids = services.extras["world_ids"]
     for name in names:
-        await WeeklySettings(services).configure(ids[name], enabled=True, day=day, time=time, timezone=tz,
+        await WeeklySettings(services).configure(Asker(ids[name], did(name)), enabled=True, day=day, time=time, timezone=tz,
                                                  quiet_start=quiet[0] if quiet else None,
                                                  quiet_end=quiet[1] if quiet else None)
 
@@ -111,7 +112,7 @@ async def test_dm_closed_stops_until_dm_again(world_services: Services) -> None:
     assert bob not in next_week.attempted and mail.recipients()[did("bob")] == 1
     assert mail.recipients()[did("alice")] == 2
 
-    await WeeklySettings(world_services).configure(bob, enabled=True)  # bob runs /dm again
+    await WeeklySettings(world_services).configure(Asker(bob, did("bob")), enabled=True)  # bob runs /dm again
     mail.outcomes.clear()
     week_after = await digest.run_due(FRIDAY_DUE + timedelta(days=14))
     assert bob in week_after.sent and await status(world_services, "bob", "2026-W51") == "sent"

@@ -97,9 +97,9 @@ async def test_app_wiring_runs_weekly_dms_under_the_scheduler(live_bot: commands
 
 
 def test_digest_embed_stays_within_discord_limits() -> None:
-    from bot.command_limits import validate_message_payload
     from bot.dm_delivery import digest_embed
     from core.weekly import DigestContent, DigestItem
+    from tests.fakes.discord_limits import validate_message_payload
 
     huge = DigestContent(tuple(DigestItem("n" * 300, "r" * 2000, "https://last.fm/" + "u" * 900)
                                for _ in range(12)), "recommender", opener="o" * 5000)

@@ -23,6 +23,13 @@ class AccountRepository:
         self.session = session
         self.cipher = cipher
 
+    @classmethod
+    def without_cipher(cls, session: AsyncSession) -> AccountRepository:
+        """For work that never reads or writes a token (sync bookkeeping, locks, lookups, counts):
+        it runs even when no secret key is configured, and any attempt to store a token fails
+        loudly with a `ConfigError` instead of writing it in the clear."""
+        return cls(session, None)
+
     def _encrypt(self, value: str | None) -> bytes | None:
         if value is None:
             return None

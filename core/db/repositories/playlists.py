@@ -2,7 +2,7 @@
 
 Why a repository of its own: a playlist is built from *tracks* (most-played tracks of chosen
 artists over every listener, minus what the asker wore out), stored as rows, and read back months
-later for exports; every one of those statements lives here, as all SQL does (house rule 3).
+later for exports; every one of those statements lives here, as all SQL does (README, "Architecture").
 Imported by module path (not re-exported from the package `__init__`, which other teams own).
 """
 

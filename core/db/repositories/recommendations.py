@@ -2,7 +2,7 @@
 
 Why a repository of its own: the serving layer needs, at request time and in a handful of queries,
 everything that makes a list personal *now* (per-album/track play aggregates, feedback, what was
-shown inside the no-repeat window), and every SQL statement lives in this package (house rule 3).
+shown inside the no-repeat window), and every SQL statement lives in this package (README, "Architecture").
 """
 
 from __future__ import annotations

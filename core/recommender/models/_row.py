@@ -1,14 +1,14 @@
 """One user's row as plain arrays: the serving fast path shared by the engine and the models.
 
-`Model.score(rows)` and `Model.contributions(row, items)` take sparse matrices, which is right for
-batches but costs SciPy a few dozen small-matrix constructions per request (index-dtype checks,
-format checks), far more than the arithmetic of one row. `UserRow` holds the row's sorted column
-indices and float32 strengths, caches each weighting of them, and is a per-request scratch space so
-several components (scores, then evidence) reuse one gather of the same neighbourhood rows.
+`Model.score(rows)` takes sparse matrices, which is right for batches (training, evaluation) but
+costs SciPy a few dozen small-matrix constructions per request (index-dtype checks, format checks),
+far more than the arithmetic of one row. `UserRow` holds the row's sorted column indices and float32
+strengths, caches each weighting of them, and is a per-request scratch space so several components
+(scores, then evidence) reuse one gather of the same neighbourhood rows.
 
-The row-based methods (`Model.score_row`, `Model.contributions_row`) must return *bit-identical*
-results to their sparse counterparts: they replay SciPy's accumulation order (csr_matmat and
-csr_matvecs add each history item's contribution in turn, in float32) with `np.add.at` or an
+A served row is scored through `Model.row_terms` (core/recommender/models/terms.py), whose scores
+must equal the batch `Model.score` *bit for bit*: they replay SciPy's accumulation order (csr_matmat
+and csr_matvecs add each history item's contribution in turn, in float32) with `np.add.at` or an
 explicit loop, never with BLAS or pairwise sums, which round differently.
 """
 
@@ -151,25 +151,33 @@ def gather(row: UserRow, matrix: sp.csr_matrix, weighting: str) -> RowGather:
     return found[0]
 
 
-def sequential_rows_sum(weights: np.ndarray, matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``Σ_k weights[k] * matrix[rows[k]]`` accumulated in order, as SciPy's csr_matvecs does.
+def sequential_sum(terms: np.ndarray) -> np.ndarray:
+    """``terms.sum(axis=0)`` accumulated row after row, as SciPy's csr_matvecs/csr_matmat add them.
 
     Summing a C-ordered (rows x columns) block over axis 0 adds whole rows one after another (the
-    columns form NumPy's inner loop), so it matches csr_matvecs' running sum; with a single column
-    NumPy would add pairwise instead, hence the loop. The final ``+ 0`` turns a -0.0 into the
-    +0.0 that csr_matvecs' zero-initialised sum gives.
+    columns form NumPy's inner loop), so it matches a running sum; with a single column NumPy would
+    add pairwise instead, hence the loop. The final ``+ 0`` turns a -0.0 into the +0.0 that a
+    zero-initialised sum gives.
     """
-    dtype = np.result_type(weights, matrix)
-    if len(rows) == 0:
-        return np.zeros(matrix.shape[1], dtype=dtype)
-    if matrix.shape[1] < 2:
-        out = np.zeros(matrix.shape[1], dtype=dtype)
-        for weight, index in zip(weights.astype(dtype, copy=False), rows.tolist(), strict=True):
-            out += matrix[index] * weight
+    if terms.shape[1] < 2:
+        out = np.zeros(terms.shape[1], dtype=terms.dtype)
+        for term in terms:
+            out += term
         return out
+    return terms.sum(axis=0) + terms.dtype.type(0)
+
+
+def weighted_rows(weights: np.ndarray, matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``weights[k] * matrix[rows[k]]`` for every k (len(rows) x columns, C order)."""
+    dtype = np.result_type(weights, matrix)
     terms = np.ascontiguousarray(matrix[rows], dtype=dtype)
     terms *= weights.astype(dtype, copy=False)[:, None]
-    return terms.sum(axis=0) + dtype.type(0)
+    return terms
+
+
+def sequential_rows_sum(weights: np.ndarray, matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``Σ_k weights[k] * matrix[rows[k]]`` accumulated in order, as SciPy's csr_matvecs does."""
+    return sequential_sum(weighted_rows(weights, matrix, rows))
 
 
 def is_canonical(matrix: sp.csr_matrix) -> bool:

@@ -24,6 +24,7 @@ from core.recommender.interactions import Interactions, Vocabulary
 from core.recommender.models._row import UserRow, gather
 from core.recommender.models._sparse import dense_rows
 from core.recommender.models.base import Model
+from core.recommender.models.terms import GatherTerms, ScoresOnly
 from core.recommender.weighting import apply_weighting
 
 
@@ -78,8 +79,8 @@ class QualityPrior(Model):
     def score(self, rows: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.quality, (rows.shape[0], self.n_items)).copy()
 
-    def score_row(self, row: UserRow) -> np.ndarray:
-        return np.broadcast_to(self.quality, (self.n_items,)).copy()
+    def row_terms(self, row: UserRow) -> ScoresOnly:
+        return ScoresOnly(np.broadcast_to(self.quality, (self.n_items,)))
 
     def row_independent_scores(self) -> np.ndarray:
         return self.quality
@@ -121,17 +122,9 @@ class ItemLinks(Model):
     def item_similarity(self, items: np.ndarray) -> np.ndarray:
         return dense_rows(self.links[np.asarray(items)])
 
-    def score_row(self, row: UserRow) -> np.ndarray:
-        return gather(row, self.links, self.weighting).dense(self.links.shape[1])
-
-    def contributions_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        block = gather(row, self.links, self.weighting).block(np.asarray(items), row.nnz)
-        return row.indices, row.weighted(self.weighting)[:, None] * block
-
-    def contributions(self, row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        weighted = apply_weighting(row, self.weighting)
-        block = dense_rows(self.links[weighted.indices][:, np.asarray(items)])
-        return weighted.indices, weighted.data[:, None] * block
+    def row_terms(self, row: UserRow) -> GatherTerms:
+        return GatherTerms(row.indices, row.weighted(self.weighting), gather(row, self.links, self.weighting),
+                           self.links.shape[1])
 
     def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
         writer.put_sparse(f"{prefix}links", self.links)

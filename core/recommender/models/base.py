@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
 from core.recommender.models._row import UserRow
+from core.recommender.models.terms import RowTerms, ScoresOnly
 
 
 class Model(ABC):
@@ -55,22 +56,43 @@ class Model(ABC):
                              shape=(len(items), self.n_items))
         return self.score(rows)
 
-    def contributions(self, row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Which of the user's items drove each of `items`: (history indices, weights of shape
-        len(history) x len(items)), or None if the model cannot say (e.g. popularity).
+    # --- one user row at serving time: one path for the scores and the evidence ----------------
+    def row_terms(self, row: UserRow) -> RowTerms:
+        """The row's scores and what they are made of (see core/recommender/models/terms.py).
 
-        Batched over the recommended items because evidence is built for a whole list at once.
+        The scores must equal ``score(row.csr())[0]`` bit for bit; models override this to score
+        from the row's arrays (skipping SciPy) and to say which history items drove each score.
         """
-        return None
+        return ScoresOnly(self.score(row.csr())[0])
 
-    # --- one user at serving time (must equal the sparse methods above bit for bit) -----------
+    def _terms(self, row: UserRow) -> RowTerms:
+        """`row_terms`, computed once per request (cached on the row: evidence reuses the scores' terms)."""
+        key = ("terms", id(self))
+        found = row.cache.get(key)
+        if found is None:
+            found = row.cache[key] = (self.row_terms(row), self)  # keep `self` alive: its id stays unique
+        return found[0]  # type: ignore[no-any-return]
+
     def score_row(self, row: UserRow) -> np.ndarray:
-        """``score(row)[0]`` for one user row given as arrays; models override it to skip SciPy."""
-        return self.score(row.csr())[0]
+        """``score(row)[0]`` for one user row given as arrays."""
+        return self._terms(row).total()
 
     def contributions_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """``contributions(row, items)`` for one user row given as arrays."""
-        return self.contributions(row.csr(), items)
+        """Which of the user's items drove each of `items`: (history indices, contributions of shape
+        len(history) x len(items)), or None if the model cannot say (e.g. popularity). They are
+        terms of the same sum as `score_row` (batched over the recommended items: evidence is built
+        for a whole list at once)."""
+        return self._terms(row).block(np.asarray(items))
+
+    def contributions(self, row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """`contributions_row` for a sparse row (repeated columns count once, their strengths summed)."""
+        user = UserRow.from_csr(row)
+        if user is None:
+            canonical = sp.csr_matrix(row, dtype=np.float32, copy=True)
+            canonical.sum_duplicates()
+            user = UserRow.from_csr(canonical)
+            assert user is not None
+        return self.contributions_row(user, items)
 
     def row_independent_scores(self) -> np.ndarray | None:
         """The scores every row gets, for models that ignore the row (priors); None otherwise.

@@ -17,6 +17,7 @@ from core.recommender.interactions import Interactions
 from core.recommender.models._row import UserRow, is_canonical, ranges
 from core.recommender.models._sparse import dense_rows
 from core.recommender.models.base import Model
+from core.recommender.models.terms import RowTerms, ScoresOnly
 from core.recommender.tags import ItemTags, tfidf_vectors
 from core.recommender.weighting import apply_weighting
 
@@ -64,13 +65,6 @@ class ContentTfidf(Model):
             return np.zeros((len(items), self.n_items), dtype=np.float32)
         return dense_rows(self.vectors[np.asarray(items)] @ self._vectors_t)
 
-    def contributions(self, row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        if self.vectors.shape[1] == 0:
-            return None
-        weighted = apply_weighting(row, self.weighting)
-        sims = dense_rows(self.vectors[weighted.indices] @ self._vectors_t[:, np.asarray(items)])
-        return weighted.indices, weighted.data[:, None] * sims
-
     def tag_overlap(self, row: sp.csr_matrix, items: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per item, tags shared by the user's profile and the item: (tag names, profile x item weight)."""
         if self.vectors.shape[1] == 0:
@@ -82,7 +76,7 @@ class ContentTfidf(Model):
             out.append((self.tag_names[product.indices[start:end]], product.data[start:end].astype(np.float32)))
         return out
 
-    # --- one user row (bit-identical to profile/score/contributions/tag_overlap above) ----------
+    # --- one user row (bit-identical to profile/score/tag_overlap above) -------------------------
     def _row_ready(self) -> bool:
         """The fast path replays SciPy on canonical tag vectors (no repeated tag within an item)."""
         cached = self.__dict__.get("_canonical")
@@ -90,8 +84,8 @@ class ContentTfidf(Model):
             cached = self._canonical = (self.vectors, is_canonical(self.vectors))
         return cached[1]
 
-    def _profile_row(self, row: UserRow) -> tuple[np.ndarray, np.ndarray]:
-        """`profile(row)` as (tag indices, values) in the order SciPy stores them.
+    def _profile_row(self, row: UserRow) -> tuple[np.ndarray, np.ndarray, np.float32]:
+        """`profile(row)` as (tag indices, values) in the order SciPy stores them, and 1/‖p‖.
 
         profile = diag(1/‖p‖) @ p with p = weighted row @ vectors. csr_matmat emits columns in the
         reverse order of their first touch, so p is stored in reverse first-touch order and the
@@ -100,7 +94,7 @@ class ContentTfidf(Model):
         key = ("content-profile", id(self.vectors))
         found = row.cache.get(key)
         if found is not None:
-            return found[0], found[1]
+            return found[0], found[1], found[2]
         vectors = self.vectors
         positions, lengths = ranges(vectors.indptr, row.indices)
         tags = vectors.indices[positions]
@@ -127,23 +121,41 @@ class ContentTfidf(Model):
             scaled = scale[0] * values
             keep = scaled != 0
             profile_tags, profile_values = stored[keep][::-1], scaled[keep][::-1]
-        row.cache[key] = (profile_tags, profile_values, vectors)
-        return profile_tags, profile_values
+        row.cache[key] = (profile_tags, profile_values, scale[0], vectors)
+        return profile_tags, profile_values, scale[0]
 
-    def score_row(self, row: UserRow) -> np.ndarray:
-        if self.vectors.shape[1] == 0 or not self._row_ready():
-            return super().score_row(row)
-        tags, values = self._profile_row(row)
+    def row_terms(self, row: UserRow) -> RowTerms:
+        if self.vectors.shape[1] == 0:
+            return ScoresOnly(np.zeros(self.n_items, dtype=np.float32))
+        return ContentTerms(self, row)
+
+    def _scores_row(self, row: UserRow) -> np.ndarray:
+        """`score(row)[0]` from the row's profile (the profile times every item's tag vector)."""
+        if not self._row_ready():
+            return self.score(row.csr())[0]
+        tags, values, _scale = self._profile_row(row)
         transposed = self._vectors_t
         positions, lengths = ranges(transposed.indptr, tags)
         out = np.zeros(transposed.shape[1], dtype=np.float32)
         np.add.at(out, transposed.indices[positions], np.repeat(values, lengths) * transposed.data[positions])
         return out
 
-    def contributions_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        if self.vectors.shape[1] == 0 or not self._row_ready():
-            return super().contributions_row(row, items)
-        items = np.asarray(items)
+    def _scale_row(self, row: UserRow) -> float:
+        """1/‖p‖ of the row's profile (0 for an empty profile)."""
+        if self._row_ready():
+            return float(self._profile_row(row)[2])
+        profile = sp.csr_matrix(apply_weighting(row.csr(), self.weighting) @ self.vectors)
+        norm = float(np.sqrt(profile.multiply(profile).sum()))
+        return 1.0 / norm if norm > 0 else 0.0
+
+    def _block_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each history item's weighted tag similarity to each of `items`: the score of an item is
+        the profile (Σ weighted tag vectors, times 1/‖p‖) times its vector, so these summed and
+        times 1/‖p‖ (`ContentTerms.scale`) are its score."""
+        if not self._row_ready():
+            weighted = apply_weighting(row.csr(), self.weighting)
+            sims = dense_rows(self.vectors[weighted.indices] @ self._vectors_t[:, items])
+            return weighted.indices, weighted.data[:, None] * sims
         vectors = self.vectors
         # The chosen items' tag vectors, dense over the tags they carry (tags x items).
         positions, lengths = ranges(vectors.indptr, items)
@@ -175,7 +187,7 @@ class ContentTfidf(Model):
         if self.vectors.shape[1] == 0 or not self._row_ready():
             return self.tag_overlap(row.csr(), items)
         items = np.asarray(items)
-        tags, values = self._profile_row(row)
+        tags, values, _scale = self._profile_row(row)
         profile = np.zeros(self.vectors.shape[1], dtype=np.float32)
         profile[tags] = values
         # One item: `multiply` is an element-wise product, in tag order when both rows are sorted.
@@ -200,3 +212,26 @@ class ContentTfidf(Model):
         self.vectors = reader.get_sparse(f"{prefix}vectors").astype(np.float32)
         self._vectors_t = sp.csr_matrix(self.vectors.T)
         self.tag_names = reader.get(f"{prefix}tag_names").astype(str)
+
+
+class ContentTerms(RowTerms):
+    """A row's content scores and their per-history-item terms (see `ContentTfidf._block_row`).
+
+    The block leaves out the profile's 1/‖p‖ (it is `scale`): evidence compares history items
+    within one pick, so a common factor changes nothing there, and multiplying by it would round
+    a few shown evidence weights differently from earlier versions (2 in 3,000 HetRec picks).
+    """
+
+    def __init__(self, model: ContentTfidf, row: UserRow) -> None:
+        self.model = model
+        self.row = row
+
+    def total(self) -> np.ndarray:
+        return self.model._scores_row(self.row)
+
+    def block(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.model._block_row(self.row, np.asarray(items))
+
+    @property
+    def scale(self) -> float:
+        return self.model._scale_row(self.row)

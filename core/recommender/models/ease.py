@@ -20,8 +20,9 @@ import scipy.sparse as sp
 
 from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
-from core.recommender.models._row import UserRow, sequential_rows_sum
+from core.recommender.models._row import UserRow, weighted_rows
 from core.recommender.models.base import Model, binary_columns_popularity
+from core.recommender.models.terms import DenseTerms
 from core.recommender.tags import ItemTags, tfidf_vectors
 from core.recommender.weighting import apply_weighting
 
@@ -110,44 +111,17 @@ class EASE(Model):
             out[:, self.items] = np.asarray(self._restricted(rows) @ self.weights, dtype=np.float32)
         return out
 
-    def contributions(self, row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def row_terms(self, row: UserRow) -> DenseTerms:
+        """Each modelled history item's weighted row of B: the scores are their sum, the evidence
+        their columns at the chosen items (`score` computes the same sum through SciPy)."""
         if len(self.items) == 0:
-            return None
-        items = np.asarray(items)
-        positions = np.minimum(np.searchsorted(self.items, items), len(self.items) - 1)
-        modelled = self.items[positions] == items
-        restricted = self._restricted(row)
-        block = self.weights[np.ix_(restricted.indices, positions)] * modelled[None, :]
-        return self.items[restricted.indices], restricted.data[:, None] * block
-
-    def _restricted_row(self, row: UserRow) -> tuple[np.ndarray, np.ndarray]:
-        """`_restricted(row)` as (positions in `self.items`, weighted values)."""
-        key = ("ease", id(self.items), self.weighting)
-        found = row.cache.get(key)
-        if found is None:
-            values = row.weighted(self.weighting)
-            positions = np.minimum(np.searchsorted(self.items, row.indices), max(len(self.items) - 1, 0))
-            modelled = self.items[positions] == row.indices if len(self.items) else np.zeros(row.nnz, bool)
-            found = (positions[modelled], values[modelled], self.items)
-            row.cache[key] = found
-        return found[0], found[1]
-
-    def score_row(self, row: UserRow) -> np.ndarray:
-        out = np.zeros(self.n_items, dtype=np.float32)
-        if len(self.items):
-            positions, values = self._restricted_row(row)
-            out[self.items] = sequential_rows_sum(values, self.weights, positions)
-        return out
-
-    def contributions_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        if len(self.items) == 0:
-            return None
-        items = np.asarray(items)
-        positions = np.minimum(np.searchsorted(self.items, items), len(self.items) - 1)
-        modelled = self.items[positions] == items
-        history, values = self._restricted_row(row)
-        block = self.weights[np.ix_(history, positions)] * modelled[None, :]
-        return self.items[history], values[:, None] * block
+            return DenseTerms(self.items, self.items, np.zeros((0, 0), dtype=np.float32), self.n_items)
+        positions = np.minimum(np.searchsorted(self.items, row.indices), len(self.items) - 1)
+        modelled = self.items[positions] == row.indices
+        positions = positions[modelled]
+        values = row.weighted(self.weighting)[modelled]
+        return DenseTerms(self.items[positions], self.items, weighted_rows(values, self.weights, positions),
+                          self.n_items)
 
     def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
         writer.put(f"{prefix}items", self.items)

@@ -1,7 +1,7 @@
 """Serving shared by models that are a sparse item-item matrix `sim` (ItemKNN, RP3beta).
 
 Scores are the user's weighted history times `sim`; evidence for an item is each history item's
-weighted similarity to it. Subclasses only learn `sim` (and say which weighting they apply).
+weighted similarity to it: the terms of that same product (`GatherTerms`). Subclasses only learn `sim` (and say which weighting they apply).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.models._row import UserRow, gather
 from core.recommender.models._sparse import dense_rows
 from core.recommender.models.base import Model
+from core.recommender.models.terms import GatherTerms
 from core.recommender.weighting import apply_weighting
 
 
@@ -28,17 +29,9 @@ class ItemItemModel(Model):
     def item_similarity(self, items: np.ndarray) -> np.ndarray:
         return dense_rows(self.sim[np.asarray(items)])
 
-    def score_row(self, row: UserRow) -> np.ndarray:
-        return gather(row, self.sim, self.weighting).dense(self.sim.shape[1])
-
-    def contributions_row(self, row: UserRow, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        block = gather(row, self.sim, self.weighting).block(np.asarray(items), row.nnz)
-        return row.indices, row.weighted(self.weighting)[:, None] * block
-
-    def contributions(self, row: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        weighted = apply_weighting(row, self.weighting)
-        block = dense_rows(self.sim[weighted.indices][:, np.asarray(items)])
-        return weighted.indices, weighted.data[:, None] * block
+    def row_terms(self, row: UserRow) -> GatherTerms:
+        return GatherTerms(row.indices, row.weighted(self.weighting), gather(row, self.sim, self.weighting),
+                           self.sim.shape[1])
 
     def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
         writer.put_sparse(f"{prefix}sim", self.sim)

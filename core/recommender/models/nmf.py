@@ -26,6 +26,7 @@ from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
 from core.recommender.models._row import UserRow, sequential_rows_sum
 from core.recommender.models.base import Model, binary_columns_popularity
+from core.recommender.models.terms import ScoresOnly
 from core.recommender.weighting import apply_weighting
 
 
@@ -94,8 +95,9 @@ class NMF(Model):
         out[:, self.items] = self.fold_in(rows) @ self.item_factors
         return out
 
-    def score_row(self, row: UserRow) -> np.ndarray:
-        """`score` for one row: the same fold-in, with x Hᵀ accumulated as SciPy does it."""
+    def row_terms(self, row: UserRow) -> ScoresOnly:
+        """`score` for one row: the same fold-in, with x Hᵀ accumulated as SciPy does it. A
+        factorisation mixes every history item into each factor, so it names no driving items."""
         values = row.weighted(self.weighting)
         positions = np.minimum(np.searchsorted(self.items, row.indices), len(self.items) - 1)
         modelled = self.items[positions] == row.indices
@@ -110,7 +112,7 @@ class NMF(Model):
             factors[0], _ = nnls(self._chol.T, target)
         out = np.zeros(self.n_items, dtype=np.float32)
         out[self.items] = (factors @ self.item_factors)[0]
-        return out
+        return ScoresOnly(out)
 
     def item_similarity(self, items: np.ndarray) -> np.ndarray:
         h = self.item_factors

@@ -11,6 +11,7 @@ from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
 from core.recommender.models._row import UserRow
 from core.recommender.models.base import Model, binary_columns_popularity
+from core.recommender.models.terms import ScoresOnly
 
 
 class MostPop(Model):
@@ -29,8 +30,8 @@ class MostPop(Model):
     def score(self, rows: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.counts, (rows.shape[0], self.n_items)).copy()
 
-    def score_row(self, row: UserRow) -> np.ndarray:
-        return np.broadcast_to(self.counts, (self.n_items,)).copy()
+    def row_terms(self, row: UserRow) -> ScoresOnly:
+        return ScoresOnly(np.broadcast_to(self.counts, (self.n_items,)))
 
     def row_independent_scores(self) -> np.ndarray:
         return self.counts

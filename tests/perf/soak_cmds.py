@@ -1,4 +1,4 @@
-"""`sonance bench soak`: the real bot under a steady command mix for N minutes; is anything growing?"""
+"""`scripts/bench soak`: the real bot under a steady command mix for N minutes; is anything growing?"""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import typer
 from rich.table import Table
 
-from bot.cli_app import bench_app, console, err_console, fail, run_cli
+from bot.cli_app import console, err_console, fail, run_cli
+from tests.perf.cli_app import bench_app
 
 
 def _fmt(value: object) -> str:
@@ -31,7 +32,7 @@ def bench_soak(
 ) -> None:
     """Run the real bot against the local fake Discord and Last.fm for N minutes; report RSS, tasks,
     fds, sockets and DB connections every ~10 s and a verdict on flat memory and no growth."""
-    from bot import soak
+    from tests.perf import soak
 
     if warmup >= minutes * 60.0:
         raise fail("--warmup must be shorter than the run")

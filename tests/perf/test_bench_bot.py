@@ -1,4 +1,4 @@
-"""Smoke test of `sonance bench bot` on a tiny synthetic HetRec folder.
+"""Smoke test of `scripts/bench bot` on a tiny synthetic HetRec folder.
 
 Why a synthetic folder instead of the shared dataset: the benchmark's setup path (import_hetrec,
 training, copying listeners to Discord members) is exercised exactly as on real data, in seconds,
@@ -12,7 +12,7 @@ import json
 import random
 from pathlib import Path
 
-from bot.bench_bot import BotBenchConfig, run_bot_bench
+from tests.perf.bench_bot import BotBenchConfig, run_bot_bench
 
 #: 4 genres x 15 artists: enough that three lists of 10 per member never run out of fresh picks.
 GENRES = {genre: [f"{genre.title()} Artist {i}" for i in range(15)]

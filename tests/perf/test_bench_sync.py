@@ -1,4 +1,4 @@
-"""`sonance bench sync --json`: the raw ingest figures and, beside them, a sync through the default
+"""`scripts/bench sync --json`: the raw ingest figures and, beside them, a sync through the default
 Last.fm limit (5 requests/s x 200 scrobbles a page), against the real fake Last.fm in a child process."""
 
 from __future__ import annotations
@@ -7,14 +7,12 @@ import json
 
 from typer.testing import CliRunner
 
+from tests.perf.cli import load_commands
+
 
 def test_bench_sync_reports_the_rate_under_the_default_lastfm_limit():
-    from bot.cli import _load_commands
-    from bot.cli_app import app
-
-    _load_commands()
-    out = CliRunner().invoke(app, ["bench", "sync", "--sqlite-only", "--scrobbles", "3000",
-                                   "--limited-scrobbles", "1000", "--json"])
+    out = CliRunner().invoke(load_commands(), ["sync", "--sqlite-only", "--scrobbles", "3000",
+                                               "--limited-scrobbles", "1000", "--json"])
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["sqlite"]["listens"] == 3000  # the existing keys are unchanged
@@ -31,11 +29,7 @@ def test_bench_sync_reports_the_rate_under_the_default_lastfm_limit():
 
 
 def test_bench_sync_can_skip_the_limited_run():
-    from bot.cli import _load_commands
-    from bot.cli_app import app
-
-    _load_commands()
-    out = CliRunner().invoke(app, ["bench", "sync", "--sqlite-only", "--scrobbles", "500",
-                                   "--limited-scrobbles", "0", "--json"])
+    out = CliRunner().invoke(load_commands(), ["sync", "--sqlite-only", "--scrobbles", "500",
+                                               "--limited-scrobbles", "0", "--json"])
     assert out.exit_code == 0, out.output
     assert set(json.loads(out.stdout.strip().splitlines()[-1])) == {"sqlite"}

@@ -1,9 +1,9 @@
-"""`sonance bench soak`: the real bot under a steady command mix for N minutes, watching for leaks.
+"""`scripts/bench soak`: the real bot under a steady command mix for N minutes, watching for leaks.
 
 What it does:
 
 * Runs the production bot (every cog of `bot.client.COGS`) against the local FakeDiscord and a local
-  Last.fm fake, both from the source checkout (`tests/fakes/`), on a fresh database: a temporary
+  Last.fm fake, both from `tests/fakes/`, on a fresh database: a temporary
   SQLite file, or a fresh PostgreSQL database (created and dropped) with `--database-url`.
 * The world is the end-to-end test world (`tests/bot/world.py`: alice, bob, carol, dave, erin and 60
   dataset listeners) plus `extra` synthetic members with listening histories, all linked to Last.fm.
@@ -82,7 +82,7 @@ TOLERANCES = {"rss_rel": 0.10, "rss_abs_mib": 24.0, "tasks_abs": 10.0, "fds_abs"
 
 
 # --------------------------------------------------------------------------------------------------
-# The fakes, from the source checkout
+# The fakes
 # --------------------------------------------------------------------------------------------------
 
 
@@ -94,18 +94,12 @@ class Fakes:
 
 
 def load_fakes() -> Fakes:
-    """The test fakes, imported at run time; a clear error outside a source checkout."""
-    import importlib
+    """The test fakes, imported when a run starts (they pull in aiohttp's server side)."""
+    from tests.bot import world
+    from tests.fakes import lastfm_server
+    from tests.perf.bench_bot import load_fake_discord
 
-    from bot.bench_bot import load_fake_discord
-    from core.datasets import PROJECT_ROOT
-
-    for rel in ("tests/bot/world.py", "tests/fakes/lastfm_server.py"):
-        if not (PROJECT_ROOT / rel).exists():
-            raise ConfigError(f"sonance bench soak needs the source checkout ({rel}).")
-    discord_fake = load_fake_discord()  # adds PROJECT_ROOT to sys.path, with its own clear error
-    return Fakes(discord_fake, importlib.import_module("tests.bot.world"),
-                 importlib.import_module("tests.fakes.lastfm_server"))
+    return Fakes(load_fake_discord(), world, lastfm_server)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -356,10 +350,10 @@ async def run_one(fake: Any, kind: str, payload: dict[str, Any], *, final_wait_s
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest rank (the same definition as `sonance bench bot`)."""
+    """Nearest rank (the same definition as `scripts/bench bot`)."""
     if not values:
         return None
-    from bot.bench_bot import percentile as nearest_rank
+    from tests.perf.bench_bot import percentile as nearest_rank
 
     return nearest_rank(values, q)
 
@@ -608,9 +602,9 @@ async def _sync_round(services: Services, lastfm_fake: Any, names: Sequence[tupl
 
 async def run_soak(config: SoakConfig, progress: Callable[[str], None] = lambda _m: None,
                    on_sample: Callable[[ResourceSample], None] = lambda _s: None) -> SoakReport:
-    from bot.bench_bot import _database
     from core.db.repositories import AccountRepository
     from core.services import build_services
+    from tests.perf.bench_bot import _database
 
     if config.minutes <= 0 or config.rate <= 0 or config.max_in_flight < 1:
         raise ConfigError("--minutes, --rate and --max-in-flight must be positive")

@@ -1,9 +1,9 @@
-"""`sonance bench bot`: slash-command latency of the real bot under concurrent load.
+"""`scripts/bench bot`: slash-command latency of the real bot under concurrent load.
 
 What it measures and why it is built this way:
 
 * **The real pipeline, not a mock.** The production `SonanceBot` (every cog in `bot.client.COGS`)
-  runs `Client.start()` against the local FakeDiscord from the source checkout
+  runs `Client.start()` against the local FakeDiscord
   (`tests/fakes/discord_server.py`), so each figure includes gateway JSON decoding, discord.py's
   command dispatch, the cog, the services, the database and the REST calls back. Mocking any of
   those would hide exactly the costs a user feels.
@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import cProfile
 import functools
-import importlib
 import io
 import math
 import os
@@ -217,12 +216,10 @@ class BotBenchConfig:
 
 
 def load_fake_discord() -> ModuleType:
-    """`tests.fakes.discord_server`, from the source checkout (it is not part of the package)."""
-    if not (PROJECT_ROOT / "tests" / "fakes" / "discord_server.py").exists():
-        raise ConfigError("sonance bench bot needs the source checkout (tests/fakes/discord_server.py).")
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    return importlib.import_module("tests.fakes.discord_server")
+    """`tests.fakes.discord_server`, imported when a run starts (it pulls in aiohttp's server side)."""
+    from tests.fakes import discord_server
+
+    return discord_server
 
 
 @contextlib.asynccontextmanager
@@ -231,7 +228,7 @@ async def _database(server_url: str | None, tmp: Path) -> AsyncIterator[tuple[st
     if server_url is None:
         yield f"sqlite+aiosqlite:///{tmp / 'bench.db'}", "sqlite"
         return
-    from core.sync.bench import _drop_pg, _pg_database  # same create/drop as `bench sync`
+    from tests.perf.bench_sync import _drop_pg, _pg_database  # same create/drop as `bench sync`
 
     url, name = await _pg_database(server_url)
     try:
@@ -364,7 +361,7 @@ async def bot_process(settings: Settings, fake: Any, workdir: Path, notes: list[
     after `setup_hook` (cogs loaded, commands synced). Its output goes to `workdir/bot.log`, whose
     tail is shown if it dies early.
     """
-    from core.sync.bench import _free_port
+    from tests.perf.bench_sync import _free_port
 
     log_path = workdir / "bot.log"
     web_port = _free_port()

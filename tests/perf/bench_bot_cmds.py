@@ -1,6 +1,6 @@
-"""`sonance bench bot`: the real bot under concurrent slash-command load against a local fake Discord.
+"""`scripts/bench bot`: the real bot under concurrent slash-command load against a local fake Discord.
 
-Kept apart from `bot.bench_bot` so the benchmark logic is callable from tests without typer, and
+Kept apart from `tests.perf.bench_bot` so the benchmark logic is callable from tests without typer, and
 this module only maps options, prints a table, and emits the one-line JSON that CI scripts parse.
 """
 
@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli_app import bench_app, console, err_console, fail, run_cli
+from bot.cli_app import console, err_console, fail, run_cli
 from core.datasets import find_hetrec_dir
+from tests.perf.cli_app import bench_app
 
 
 def _fmt(value: float | None) -> str:
@@ -24,7 +25,7 @@ def _fmt(value: float | None) -> str:
 
 def print_report(data: dict[str, Any]) -> None:
     """Human-readable figures: one row per run (and per command of the mixed run)."""
-    table = Table(title=f"sonance bench bot ({data['database']}, {data['members']} members, "
+    table = Table(title=f"scripts/bench bot ({data['database']}, {data['members']} members, "
                         f"bot {'in its own process' if data['bot'] == 'process' else 'in-process'})")
     for column in ("run", "n", "in flight", "ack p50", "ack p95", "ack max", "final p50", "final p95",
                    "final max", "per s", "errors"):
@@ -79,7 +80,7 @@ def bench_bot(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
 ) -> None:
     """Slash-command latency of the real bot (ack and final answer) with many interactions in flight."""
-    from bot import bench_bot as bench
+    from tests.perf import bench_bot as bench
 
     folder = find_hetrec_dir(path)
     if folder is None:

@@ -1,11 +1,11 @@
-"""`sonance bench sync`: listens ingested per second from a local fake Last.fm into a database.
+"""`scripts/bench sync`: listens ingested per second from a local fake Last.fm into a database.
 
 The raw figure lifts the rate limit to see what the sync and the database can take. A real sync is
 bounded by Last.fm instead: at the default 5 requests/s and 200 scrobbles a page, 1,000 listens/s at
 best. `run_limited` measures what a sync reaches through production's own limiter
 (`SourceLimiters.from_settings`), on a smaller history since it takes 1 s per 1,000 listens at best.
 
-The fake runs in its own process (`python -m tests.fakes.lastfm_server`, from a source checkout) so
+The fake runs in its own process (`python -m tests.fakes.lastfm_server`) so
 that generating pages does not steal the event loop being measured.
 """
 
@@ -78,8 +78,6 @@ class FakeLastfmProcess:
     """The test fake as a child process serving one synthetic history."""
 
     def __init__(self, scrobbles: int) -> None:
-        if not (PROJECT_ROOT / "tests" / "fakes" / "lastfm_server.py").exists():
-            raise ConfigError("sonance bench sync needs the source checkout (tests/fakes/lastfm_server.py).")
         self.port = _free_port()
         self.scrobbles = scrobbles
         self.proc: subprocess.Popen[bytes] | None = None
@@ -142,7 +140,7 @@ async def measure(database_url: str, api_root: str, label: str, *, prefetch: int
     try:
         async with services.session() as session:
             user = (await UserRepository(session).ensure_dataset_users("bench", ["bench:1"]))["bench:1"]
-            account = await AccountRepository(session, None).link(user, "lastfm", "bench")
+            account = await AccountRepository.without_cipher(session).link(user, "lastfm", "bench")
         async with aiohttp.ClientSession() as http:
             client = LastfmClient(settings, http, limiter or RateLimiter(10_000, burst=100),
                                   retry=RetryPolicy(attempts=3), timeout_s=30)

@@ -1,0 +1,54 @@
+"""From a Discord member to an `Asker`: the one lookup per interaction that services rely on.
+
+Services take an `Asker` and never look the member up again (core/asker.py). The Discord adapter
+(`bot.interactions.SonanceCog.who`) asks this directory once per interaction.
+
+Two ways in, because two kinds of command exist:
+- `resolve` is for using Sonance: it creates the member's row on first use and records that they
+  belong to the guild. Slash commands need no privileged intents, so membership is learnt from use:
+  a member appears on a guild's boards after using Sonance there (and while not hidden).
+- `known` is for the commands about what Sonance stores (/unlink, /forget, /export): it only reads,
+  because asking what is stored about you must not itself store something about you.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.asker import Asker
+from core.db.repositories import UserRepository
+
+if TYPE_CHECKING:
+    from core.services import Services
+
+#: Memberships this process has already written (bounded; oldest forgotten first).
+SEEN_MEMBERSHIPS_MAX = 100_000
+
+
+class AskerDirectory:
+    """One per process (`services.askers`): it remembers which memberships it already wrote."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._seen: dict[tuple[int, int], None] = {}  # (guild id, user row id), insertion-ordered
+
+    async def resolve(self, discord_id: int, display_name: str | None, guild_id: int | None) -> Asker:
+        """The member's `Asker`, creating their row on first use and recording the membership."""
+        async with self.services.session() as session:
+            users = UserRepository(session)
+            user = await users.get_or_create_discord(discord_id, display_name)
+            key = (guild_id or 0, user.id)
+            if guild_id is not None and key not in self._seen:
+                # A write on every command is costly under load; once per process is enough. Keyed by
+                # the row id, so a user who ran /forget (new row next time) is recorded again.
+                await users.ensure_membership(guild_id, user.id)
+                if len(self._seen) >= SEEN_MEMBERSHIPS_MAX:
+                    self._seen.pop(next(iter(self._seen)))
+                self._seen[key] = None
+            return Asker(int(user.id), discord_id, guild_id)
+
+    async def known(self, discord_id: int, guild_id: int | None) -> Asker | None:
+        """The member's `Asker` when Sonance already stores them; None otherwise. Writes nothing."""
+        async with self.services.session() as session:
+            user = await UserRepository(session).by_discord_id(discord_id)
+        return None if user is None else Asker(int(user.id), discord_id, guild_id)
