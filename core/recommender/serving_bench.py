@@ -3,7 +3,7 @@
 `core.recommender.bench` times the engine alone. Here the synthetic catalogue goes into a scratch
 SQLite database (artists, then the timed listeners and their plays), the model is trained on it
 by the code `sonance train` runs, with the configuration `components.plan_for` picks for its size,
-and registered as the active artifact; then each request is `RecommendService.recommend_for_user`:
+and registered as the active artifact; then each request is `RecommendService.recommend`:
 the listener's history, feedback and recently shown items read from the database, scoring in the
 scoring worker process (`SONANCE_WORKER_PROCESSES=1`, the default), the evidence, names from the
 database and the list recorded as shown.
@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from core.asker import Asker
 from core.config import Settings
 from core.db.repositories import CatalogRepository, SchedulingRepository, UserRepository
 from core.db.repositories.listens import ListenRepository, PlayRow
 from core.domain import Kind
 from core.recommender.bench import SyntheticPlays, percentiles, synthetic_plays, train_benchmark
 from core.recommender.engine import RecommenderEngine
-from core.recommender.service import RecommendService
 from core.recommender.training import ARTIFACT_KIND, metrics_of
 from core.services import Services, build_services
 
@@ -88,13 +88,14 @@ async def service_benchmark(n_users: int, n_items: int, *, requests: int = 300, 
             chosen = np.sort(rng.choice(np.unique(plays.user_ids), min(requests, n_users), replace=False))
             say(f"storing {len(chosen)} listeners' plays in the database")
             user_ids = await _store_listeners(services, plays, chosen)
-            service = RecommendService.of(services)
+            service = services.recommend
             say("loading the model in the service and its scoring worker")
             await service.warm_up(Kind.ARTIST)
             timings: list[float] = []
             for user_id in user_ids[:5] + user_ids:  # five warm-up requests
                 started = time.perf_counter()
-                await service.recommend_for_user(user_id, kind=Kind.ARTIST, count=10)
+                # Dataset listeners have no Discord account: the asker's snowflake is never used.
+                await service.recommend(Asker(user_id, 0, None), kind=Kind.ARTIST, count=10)
                 timings.append((time.perf_counter() - started) * 1000)
             figures = {"training": training,
                        "service": {**percentiles(timings[5:]), "worker": service.scoring.status(),
