@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from bot.cli_app import bench_app, console, err_console, eval_app, run_cli
+from bot.cli_app import bench_app, console, err_console, eval_app, run_async, run_cli
 from core.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -238,15 +239,16 @@ def bench_recommend(
 ) -> None:
     """Per-user latency (p50/p95) of recommend() with evidence, on HetRec and a synthetic catalogue.
 
-    HetRec: the full tuned hybrid. Synthetic (power-law popularity, default 100k users x 300k
-    items): the scalable hybrid (EASE on the 3,000 most popular items, RP3beta, ItemKNN,
-    popularity; fixed weights, no tags) because a full-catalogue EASE cannot fit in memory there.
+    HetRec: the full tuned hybrid. Synthetic (music-shaped, default 100k users x 300k items): the
+    model `sonance train` builds at that size (`components.plan_for`, tuned), trained from the
+    columns the database would return; `synthetic` times the engine alone and
+    `synthetic.service` whole requests through `RecommendService` on a scratch SQLite database
+    (history read, scoring worker round-trip, evidence, names, recorded as shown).
     """
 
     def body() -> None:
         from core.datasets import find_hetrec_dir
-        from core.recommender.bench import latency_ms, sample_rows, synthetic_interactions
-        from core.recommender.components import scalable_components
+        from core.recommender.bench import latency_ms, sample_rows
         from core.recommender.engine import RecommenderEngine
         from core.recommender.evaluation import peak_rss_mb
         from core.recommender.hetrec import artist_names, hetrec_tags
@@ -268,23 +270,7 @@ def bench_recommend(
                                 "users_in_model": data.n_users, "train_seconds": round(train_seconds, 2),
                                 **latency_ms(engine, sample_rows(data, users))}
         if not skip_synthetic:
-            say(f"building synthetic {synthetic_users:,} x {synthetic_items:,} matrix")
-            synthetic = synthetic_interactions(synthetic_users, synthetic_items)
-            started = time.perf_counter()
-            weights = {"ease": 1.0, "rp3": 0.2, "knn": 0.1, "pop": 0.1}
-            from core.recommender.hybrid import Hybrid
-
-            hybrid = Hybrid({k: v for k, v in scalable_components(None).items() if k != "content"}, weights, weights)
-            hybrid.fit(synthetic, tune=False, progress=say)
-            engine = RecommenderEngine(hybrid, synthetic.items, popularity=synthetic.item_user_counts().astype(float),
-                                       n_users=synthetic.n_users)
-            train_seconds = time.perf_counter() - started
-            say("timing synthetic requests")
-            result["synthetic"] = {"model": "scalable hybrid: EASE(top 3000 items)+RP3beta+ItemKNN+MostPop",
-                                   "users_in_model": synthetic.n_users, "items": synthetic.n_items,
-                                   "interactions": int(synthetic.matrix.nnz),
-                                   "train_seconds": round(train_seconds, 2),
-                                   **latency_ms(engine, sample_rows(synthetic, users))}
+            result["synthetic"] = _synthetic_serving(synthetic_users, synthetic_items, users, say)
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
         result["threads"] = os.environ.get("OPENBLAS_NUM_THREADS", "default")
         if not as_json:
@@ -292,6 +278,74 @@ def bench_recommend(
                 if isinstance(figures, dict):
                     err_console.print(f"[bold]{name}[/]: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms "
                                       f"({figures['model']})")
+            if "synthetic" in result:
+                service = result["synthetic"]["service"]
+                err_console.print(f"[bold]synthetic through the service[/]: p50 {service['p50_ms']} ms, "
+                                  f"p95 {service['p95_ms']} ms")
         console.print(json.dumps(result), highlight=False, soft_wrap=True)
+
+    run_cli(body)
+
+
+def _synthetic_serving(n_users: int, n_items: int, requests: int, say: Callable[[str], None]) -> dict[str, Any]:
+    """Train what production trains at this size, time the engine alone and the service."""
+    from datetime import UTC, datetime
+
+    from core.domain import Kind
+    from core.recommender.bench import latency_ms, sample_rows
+    from core.recommender.serving_bench import service_benchmark
+    from core.recommender.training import PlayColumns, interactions_from_columns
+
+    engine, plays, figures = run_async(lambda: service_benchmark(n_users, n_items, requests=requests, say=say))
+    training = figures["training"]
+    say("timing synthetic requests on the engine alone")
+    columns = PlayColumns(plays.user_ids, plays.item_ids, plays.plays.astype(float), plays.last_played_s,
+                          plays.item_ids)
+    data = interactions_from_columns(columns, now=datetime.now(UTC), kind=Kind.ARTIST, item_vocabulary=engine.items)
+    plan = training["plan"]
+    return {"model": f"hybrid as `sonance train` builds it at this size (plan {plan['name']!r}, tuned)",
+            "users_in_model": engine.n_users, "items": len(engine.items), "interactions": training["pairs"],
+            "train_seconds": training["train_wall_s"], "plan": plan,
+            "train_stages": training["stages"], "train_peak_rss_mb": training["train_peak_rss_mb"],
+            **latency_ms(engine, sample_rows(data, requests)), "service": figures["service"]}
+
+
+@bench_app.command("train")
+def bench_train(
+    users: int = typer.Option(100_000, "--users", min=100, help="Synthetic listeners."),
+    items: int = typer.Option(300_000, "--items", min=100, help="Synthetic artists."),
+    seed: int = typer.Option(0, "--seed"),
+    no_tune: bool = typer.Option(False, "--no-tune", help="Skip weight tuning, as `sonance train --no-tune`."),
+    out_dir: Path | None = typer.Option(None, "--out-dir", help="Where the artifact goes (default: a temporary "
+                                        "folder, deleted afterwards)."),
+    stage_peaks: bool = typer.Option(True, "--stage-peaks/--no-stage-peaks",
+                                     help="Peak RSS per stage (resets the kernel's mark at each stage; off: the "
+                                          "peak so far, and /usr/bin/time -v sees the whole run's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
+) -> None:
+    """Train exactly what `sonance train` builds, on synthetic music-shaped plays of the given size.
+
+    Power-law artist popularity, log-normal history lengths, listeners favouring a few genres,
+    genre and generic tags per artist. Prints wall and CPU seconds and peak RSS per stage
+    (generate, prepare, tags, each component's fit, the blend-weight search, save) as JSON.
+    """
+
+    def body() -> None:
+        import tempfile
+
+        from core.recommender.bench import train_benchmark
+
+        say = _say(False)
+        with tempfile.TemporaryDirectory(prefix="sonance-bench-train-") as scratch:
+            folder = out_dir or Path(scratch)
+            _engine, _path, figures = train_benchmark(users, items, folder, seed=seed, tune=not no_tune, say=say,
+                                                      stage_peaks=stage_peaks)
+        figures["threads"] = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+        if not as_json:
+            for stage, figure in figures["stages"].items():
+                err_console.print(f"{stage:>22}: {figure['wall_s']:8.2f} s wall {figure['cpu_s']:8.2f} s CPU "
+                                  f"{figure['peak_rss_mb']:8.1f} MiB peak", highlight=False)
+            err_console.print(f"[bold]train[/]: {figures['train_wall_s']} s, peak {figures['train_peak_rss_mb']} MiB")
+        console.print(json.dumps(figures), highlight=False, soft_wrap=True)
 
     run_cli(body)

@@ -1,10 +1,13 @@
-"""The default set of hybrid components and their hyper-parameters (selected on validation data only).
+"""The default set of hybrid components and their hyper-parameters (selected on validation data only),
+and `plan_for`: the one place that scales that configuration to the size of the data.
 
 Kept apart from the hybrid so a deployment (or the large-scale benchmark) can swap the menu
 without touching blending code. Component names are stable: they appear in evidence `sources`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +30,106 @@ from core.recommender.tags import ItemTags
 GRAPH_PARAMS: dict[str, object] = {"weighting": "rank", "two_hop": 0.0, "symmetric": True}
 
 
+#: Above this many (user, item) pairs the data is "large" and `plan_for` scales the configuration.
+#: HetRec has 92k pairs, a server of 50,000 listeners with 20 artists each 1M; the synthetic
+#: production sizes of `sonance bench train` have 2M (100k x 300k) and 20M (1M x 1M).
+LARGE_PAIRS = 1_000_000
+#: Large data: users x catalogue cells scored per validation pass of the blend-weight search
+#: (each validation user is scored over the whole catalogue by every component).
+VALIDATION_CELLS = 150_000_000
+#: Large data: item x neighbour cells kept per sparse item-item model (RP3beta, ItemKNN).
+NEIGHBOUR_CELLS = 100_000_000
+#: Large data: NMF factorises at most this many of the most popular items, for this many iterations.
+NMF_MAX_ITEMS, NMF_LARGE_ITER = 100_000, 25
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How to train at a given size: the components' hyper-parameters and how weights are tuned.
+
+    `max_validation_users`: users whose held-out rows the blend weights are searched on.
+    `holdout`: "all" carves validation rows from every user with enough history (then every
+    component is refitted on all the data: it is fitted twice); "sampled" carves them only from
+    the validation users and fits every component once, on the data minus those few rows, which
+    the served model then lacks (600 users x ~4 rows of millions).
+    """
+
+    name: str
+    ease: dict[str, object] = field(default_factory=dict)
+    rp3: dict[str, object] = field(default_factory=dict)
+    knn: dict[str, object] = field(default_factory=dict)
+    nmf: dict[str, object] = field(default_factory=dict)
+    max_validation_users: int = 1200
+    holdout: str = "all"
+
+    def components(self, tags: ItemTags | None = None, quality: np.ndarray | None = None,
+                   links: sp.spmatrix | None = None, graph: sp.spmatrix | None = None) -> dict[str, Model]:
+        """The hybrid's components under this plan (same names and order as `default_components`)."""
+        components: dict[str, Model] = {
+            "ease": EASE(tags=tags, **self.ease),  # type: ignore[arg-type]
+            "rp3": RP3beta(**self.rp3),  # type: ignore[arg-type]
+            "knn": ItemKNN(**self.knn),  # type: ignore[arg-type]
+            "nmf": NMF(**self.nmf),  # type: ignore[arg-type]
+            "content": ContentTfidf(tags),
+            "pop": MostPop(),
+        }
+        if quality is not None:
+            components["quality"] = QualityPrior(quality)
+        if links is not None:
+            components["links"] = ItemLinks(links)
+        if graph is not None:
+            components["graph"] = SimilarGraph(graph, **GRAPH_PARAMS)
+        return components
+
+    def describe(self) -> dict[str, object]:
+        """The plan as JSON (benchmarks print it; a model's metrics record it)."""
+        return {"name": self.name, "ease": self.ease, "rp3": self.rp3, "knn": self.knn, "nmf": self.nmf,
+                "max_validation_users": self.max_validation_users, "holdout": self.holdout}
+
+
+#: Today's configuration (see `default_components` for where each figure comes from).
+DEFAULT_PLAN = TrainingPlan(
+    "default",
+    ease={"l2": 100.0, "weighting": "rank", "min_users": 3, "tag_weight": 30.0},
+    rp3={"alpha": 1.0, "beta": 0.25, "k": 200, "weighting": "rank"},
+    knn={"k": 200, "shrink": 10.0, "weighting": "rank"},
+    nmf={"factors": 16, "weighting": "log1p", "max_iter": 50, "min_users": 3},
+)
+
+
+def plan_for(n_users: int, n_items: int, nnz: int) -> TrainingPlan:
+    """The training configuration for data of this size; `sonance train` and `sonance bench train`
+    both call it, so the benchmark measures what production builds.
+
+    Up to `LARGE_PAIRS` pairs (HetRec and any community server): `DEFAULT_PLAN`, exactly. Above:
+    * EASE keeps its 12,000-item cap (its dense inverse is 12,000² floats whatever the size) but
+      solves in float32: half the memory and time of float64, and λ=100 keeps the Gram matrix
+      well conditioned;
+    * RP3beta and ItemKNN keep at most `NEIGHBOUR_CELLS` neighbours in all (k=200 up to 500k items,
+      k=100 at 1M): their similarity matrices stay ~1 GB each;
+    * NMF factorises the `NMF_MAX_ITEMS` most popular items for `NMF_LARGE_ITER` iterations (the
+      long tail is reached by the neighbourhood and content components anyway);
+    * blend weights are searched on validation rows of `VALIDATION_CELLS` / items users (300 to
+      1,200: 600 at 250k items, 300 at 1M) held out from those users only, and every component is
+      fitted once (`TrainingPlan.holdout`). The search scores every validation user over the whole
+      catalogue with every component, twice (warm and cold-start rows): at 100k x 300k it was
+      115 s of the 205 s this configuration replaced. At 100k x 300k that took training from 205 s to the figure
+      `sonance bench train` reports (see core/recommender/README.md).
+    """
+    if nnz <= LARGE_PAIRS:
+        return DEFAULT_PLAN
+    k = int(max(50, min(200, NEIGHBOUR_CELLS // max(1, n_items))))
+    return TrainingPlan(
+        "large",
+        ease={**DEFAULT_PLAN.ease, "precision": "float32"},
+        rp3={**DEFAULT_PLAN.rp3, "k": k},
+        knn={**DEFAULT_PLAN.knn, "k": k},
+        nmf={**DEFAULT_PLAN.nmf, "max_iter": NMF_LARGE_ITER, "max_items": NMF_MAX_ITEMS},
+        max_validation_users=int(max(300, min(1200, VALIDATION_CELLS // max(1, n_items)))),
+        holdout="sampled",
+    )
+
+
 def default_components(tags: ItemTags | None = None, quality: np.ndarray | None = None,
                        links: sp.spmatrix | None = None, graph: sp.spmatrix | None = None) -> dict[str, Model]:
     """EASE(+tags), RP3beta, ItemKNN, NMF, content TF-IDF, popularity; AOTY quality/links and Last.fm's
@@ -41,30 +144,4 @@ def default_components(tags: ItemTags | None = None, quality: np.ndarray | None 
     The graph (``sonance eval tune --community-size 30``, community seeds 100-107 x split seeds 0-2):
     rank weighting over G + Gᵀ 0.2042 (G alone 0.1917, log1p 0.2040, binary 0.2013, + two hops 0.2009).
     """
-    components: dict[str, Model] = {
-        "ease": EASE(l2=100.0, weighting="rank", min_users=3, tags=tags, tag_weight=30.0),
-        "rp3": RP3beta(alpha=1.0, beta=0.25, k=200, weighting="rank"),
-        "knn": ItemKNN(k=200, shrink=10.0, weighting="rank"),
-        "nmf": NMF(factors=16, weighting="log1p", max_iter=50, min_users=3),
-        "content": ContentTfidf(tags),
-        "pop": MostPop(),
-    }
-    if quality is not None:
-        components["quality"] = QualityPrior(quality)
-    if links is not None:
-        components["links"] = ItemLinks(links)
-    if graph is not None:
-        components["graph"] = SimilarGraph(graph, **GRAPH_PARAMS)
-    return components
-
-
-def scalable_components(tags: ItemTags | None = None, *, ease_items: int = 3000) -> dict[str, Model]:
-    """For catalogues of hundreds of thousands of items: EASE capped to the most popular items,
-    sparse neighbourhoods, content and popularity (NMF dropped: its fit dominates at that scale)."""
-    return {
-        "ease": EASE(l2=100.0, weighting="rank", min_users=3, max_items=ease_items, tags=tags, tag_weight=30.0),
-        "rp3": RP3beta(alpha=1.0, beta=0.25, k=100, weighting="rank"),
-        "knn": ItemKNN(k=100, shrink=10.0, weighting="rank"),
-        "content": ContentTfidf(tags),
-        "pop": MostPop(),
-    }
+    return DEFAULT_PLAN.components(tags, quality, links, graph)

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from core.domain import AotyFacts, Evidence, Kind, Recommendation, Weighted
 from core.errors import NotFound
 from core.recommender.artifacts import ArtifactReader, ArtifactWriter
-from core.recommender.components import default_components
+from core.recommender.components import TrainingPlan, plan_for
 from core.recommender.hybrid import Hybrid, normalise_scores
 from core.recommender.interactions import Interactions, Vocabulary
 from core.recommender.models import Model
@@ -79,22 +79,27 @@ class RecommenderEngine:
               tune: bool = True, weights: Mapping[str, float] | None = None,
               cold_weights: Mapping[str, float] | None = None, seed: int = 0,
               progress: Callable[[str], None] | None = None,
-              similar: Mapping[object, Mapping[object, float]] | None = None) -> RecommenderEngine:
+              similar: Mapping[object, Mapping[object, float]] | None = None,
+              plan: TrainingPlan | None = None) -> RecommenderEngine:
         """Tune on a validation split of `data`, fit the hybrid on all of it, return a ready engine.
 
         `tags` must follow `data.items` (build with `ItemTags.from_sources(data.items, …)`);
         `quality` is per-item AOTY quality (see `models.aoty.quality_from_facts`); `links` is an
         items x items matrix of AOTY similar-album links; `similar` is Last.fm's similar-item graph
         ({item id: {similar item id: match in (0, 1]}}, pairs outside `data.items` dropped), which
-        adds the "graph" component. All optional.
+        adds the "graph" component. All optional. `plan` (hyper-parameters and tuning scheme) is
+        chosen from the size of `data` by `components.plan_for` unless given.
 
         Tuning fits every component twice (validation, then full), roughly tripling the cost. For
         frequent retrains pass the previous engine's `hybrid.weights` / `hybrid.cold_weights`
         with ``tune=False`` and retune on a slower schedule (e.g. nightly).
         """
         graph = graph_matrix(similar, data.items) if similar else None
-        parts = dict(components) if components is not None else default_components(tags, quality, links, graph)
-        hybrid = Hybrid(parts, weights, cold_weights).fit(data, tune=tune, seed=seed, progress=progress)
+        plan = plan or plan_for(data.n_users, data.n_items, data.matrix.nnz)
+        parts = dict(components) if components is not None else plan.components(tags, quality, links, graph)
+        hybrid = Hybrid(parts, weights, cold_weights).fit(data, tune=tune, seed=seed, progress=progress,
+                                                          max_validation_users=plan.max_validation_users,
+                                                          holdout=plan.holdout)
         name_array = None
         if names is not None:
             name_array = np.array([str(names.get(data.items.external(i), data.items.external(i)))

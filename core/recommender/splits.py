@@ -22,8 +22,9 @@ class Split:
 
 
 def holdout_split(data: Interactions, *, test_fraction: float = 0.2, min_items: int = 5,
-                  seed: int = 0) -> Split:
-    """Hold out round(test_fraction · n) random items of every user with >= `min_items` items.
+                  seed: int = 0, users: np.ndarray | None = None) -> Split:
+    """Hold out round(test_fraction · n) random items of every user with >= `min_items` items
+    (of `users` only, in that order, when given: large data tunes on a sample of users).
 
     Users with fewer items stay entirely in training (they still teach co-occurrence).
     """
@@ -32,7 +33,7 @@ def holdout_split(data: Interactions, *, test_fraction: float = 0.2, min_items: 
     m.sort_indices()
     keep = np.ones(len(m.data), dtype=bool)
     test: dict[int, np.ndarray] = {}
-    for user in range(m.shape[0]):
+    for user in (range(m.shape[0]) if users is None else np.asarray(users, dtype=np.int64).tolist()):
         start, end = m.indptr[user], m.indptr[user + 1]
         n = end - start
         if n < min_items:

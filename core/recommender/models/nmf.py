@@ -34,9 +34,10 @@ class NMF(Model):
     name = "NMF"
 
     def __init__(self, factors: int = 16, weighting: str = "log1p", max_iter: int = 50, l2: float = 0.0,
-                 seed: int = 0, min_users: int = 3) -> None:
+                 seed: int = 0, min_users: int = 3, max_items: int | None = None) -> None:
         self.factors = factors
         self.min_users = min_users
+        self.max_items = max_items  # large data: only the most popular items (`components.plan_for`)
         self.weighting = weighting
         self.max_iter = max_iter
         self.l2 = l2
@@ -48,12 +49,14 @@ class NMF(Model):
     def params(self) -> dict[str, Any]:
         return {"factors": self.factors, "weighting": self.weighting, "max_iter": self.max_iter,
                 "l2": self.l2, "seed": self.seed,
-                "min_users": self.min_users}
+                "min_users": self.min_users, "max_items": self.max_items}
 
     def fit(self, data: Interactions) -> Self:
         self.n_items = data.n_items
         popularity = binary_columns_popularity(data.matrix)
         self.items = np.flatnonzero(popularity >= self.min_users).astype(np.int64)
+        if self.max_items is not None and len(self.items) > self.max_items:
+            self.items = np.sort(np.argsort(-popularity, kind="stable")[: self.max_items]).astype(np.int64)
         if len(self.items) == 0:
             self.items = np.arange(data.n_items, dtype=np.int64)
         x = apply_weighting(data.matrix, self.weighting)[:, self.items].astype(np.float64)
