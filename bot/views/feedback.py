@@ -107,7 +107,7 @@ class RecommendationPages(discord.ui.View):
 
     What a live view keeps, and why it matters: discord.py holds every view with a timeout (and its
     timer task) until it times out, so at a steady /recommend rate the live views are a standing
-    share of the bot's memory (`sonance bench soak`: ~190 live views at its rate, each holding ~36 KiB
+    share of the bot's memory (`scripts/bench soak`: ~190 live views at its rate, each holding ~36 KiB
     of result and items besides the parsed message; ~100 since this change). So a single-page list,
     whose buttons are all persistent DynamicItems, gets no timeout and is not kept at all; a longer
     list keeps its result (to turn pages) and, for the timeout edit, only the follow-up webhook and

@@ -3,7 +3,7 @@
 Why it looks like this:
 
 * Reading is async (the DB driver), fitting is CPU-heavy numpy/scipy: the fit runs in a worker
-  thread (`asyncio.to_thread`) so the bot keeps answering while a model trains (house rule 4).
+  thread (`asyncio.to_thread`) so the bot keeps answering while a model trains (README, "Architecture": CPU-heavy work runs off the event loop).
   numpy/scipy release the GIL in their kernels, so a thread is enough and avoids pickling the
   interaction matrix into a process.
 * Each training writes its own folder ``<model_dir>/recommender/<kind>/<version>/`` (manifest.json +
