@@ -107,7 +107,7 @@ class ModelRegistry(Generic[K, V]):
         self._served = {**self._served, key: served}
         self._slot(key).checked_at = time.monotonic()
         self.swaps += 1
-        log.info("%s %s version %s is now serving", self.name, key, served.version)
+        log.info("%s %s model %s is now serving", self.name, key, served.version)
 
     async def ensure(self, key: K, *, stale: Callable[[V], bool] | None = None) -> Served[V]:
         """The value to serve: current, a newer stored version, or built now.
