@@ -38,6 +38,7 @@ from core.db.repositories.public_facts import PublicFactsRepository
 from core.db.repositories.recommendations import RecommendationRepository
 from core.domain import Kind, Recommendation
 from core.errors import AccountProblem, GuildOnly, InvalidInput, NotEnoughHistory, NotFound, SourceUnavailable
+from core.explain.template import join
 from core.explain.types import PlaylistBrief
 from core.matching import artist_key, track_key
 from core.playlists import building, formats
@@ -85,21 +86,14 @@ BLEND_GUILD_ONLY = "A blend mixes the taste of two members of a server, so it on
 FILES_INSTEAD = "Here are the playlist files instead: import them anywhere, or use the search links."
 
 
-def _join(names: Sequence[str]) -> str:
-    names = list(names)
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def rec_reason(rec: Recommendation) -> str:
     """A short, grounded reason for a recommended artist: the listener's artists and tags behind it."""
     items = [w.name for w in rec.evidence.items[:2]]
     tags = display_tags((w.name for w in rec.evidence.tags), 2)
     if items and tags:
-        return f"New for you: close to {_join(items)} ({', '.join(tags)})"
+        return f"New for you: close to {join(items)} ({', '.join(tags)})"
     if items:
-        return f"New for you: close to {_join(items)}"
+        return f"New for you: close to {join(items)}"
     if tags:
         return f"New for you: {', '.join(tags)}"
     return "New for you: popular with listeners like you"
