@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -190,6 +190,13 @@ class SonanceCog(commands.Cog):
     async def known(self, interaction: discord.Interaction) -> Asker | None:
         """The asker when Sonance already stores them, else None (see the module-level `known`)."""
         return await known(self.services, interaction)
+
+    @contextlib.asynccontextmanager
+    async def acknowledged(self, interaction: discord.Interaction) -> AsyncIterator[tuple[Acknowledger, Asker]]:
+        """An `Acknowledger` for a slow command and its asker, resolved under it: `who` is a database
+        write on first use, slow under load, so the 3-second acknowledgement must already cover it."""
+        async with Acknowledger(interaction) as ack:
+            yield ack, await self.who(interaction)
 
 
 class Acknowledger:

@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import Acknowledger, SonanceCog
+from bot.interactions import SonanceCog
 from bot.render.compat import compat_embed, leaderboard_embed, matches_embed
 from bot.render.compat_card import render_compat_card
 from core.compat.service import CompatService
@@ -39,8 +39,7 @@ class CompatCog(SonanceCog):
     async def compat_command(self, interaction: discord.Interaction, member: discord.User) -> None:
         if member.bot:
             raise InvalidInput("Bots don't keep a listening history, so there's nothing to compare. Pick a person!")
-        async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
-            asker = await self.who(interaction)
+        async with self.acknowledged(interaction) as (ack, asker):
             result = await self.compat.compare(asker, member.id, on_slow=ack, render_card=render_compat_card)
         embed, file = compat_embed(result)
         extra: dict[str, Any] = {"file": file} if file is not None else {}
@@ -49,8 +48,7 @@ class CompatCog(SonanceCog):
     @app_commands.command(name="leaderboard", description="The most compatible pairs of music lovers in this server")
     @app_commands.guild_only()
     async def leaderboard_command(self, interaction: discord.Interaction) -> None:
-        async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
-            asker = await self.who(interaction)
+        async with self.acknowledged(interaction) as (ack, asker):
             result = await self.compat.leaderboard(asker, on_slow=ack)
         guild_name = interaction.guild.name if interaction.guild is not None else None
         await ack.deliver(private=False, embed=leaderboard_embed(result, guild_name))
@@ -58,8 +56,7 @@ class CompatCog(SonanceCog):
     @app_commands.command(name="matches", description="Your best music matches in this server")
     @app_commands.guild_only()
     async def matches_command(self, interaction: discord.Interaction) -> None:
-        async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
-            asker = await self.who(interaction)
+        async with self.acknowledged(interaction) as (ack, asker):
             result = await self.compat.matches(asker, on_slow=ack)
         await ack.deliver(private=result.private, embed=matches_embed(result))
 

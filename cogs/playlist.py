@@ -19,7 +19,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import Acknowledger, SonanceCog, display_name, handle_error, known, within_budget
+from bot.interactions import SonanceCog, display_name, handle_error, known, within_budget
 from bot.render.playlist import files_message, playlist_embed, spotify_message
 from core.access import PLAYLIST_NOT_YOURS
 from core.errors import InvalidInput, NotYours
@@ -105,8 +105,7 @@ class PlaylistCog(SonanceCog):
                                name: app_commands.Range[str, 1, 100] | None = None) -> None:
         if member is not None and member.bot:
             raise InvalidInput("Bots don't keep a listening history, so there's nothing to blend. Pick a person!")
-        async with Acknowledger(interaction) as ack:  # covers `who`: a DB write, slow under load
-            asker = await self.who(interaction)
+        async with self.acknowledged(interaction) as (ack, asker):
             result = await self.playlists.build(
                 asker, mode.value, seed=seed,
                 member_discord_id=member.id if member is not None else None, length=length, name=name,

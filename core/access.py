@@ -11,6 +11,8 @@ and then reads in one unit of work. Nothing here imports discord.
 
 from __future__ import annotations
 
+from typing import Protocol, TypeVar
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.asker import Asker
@@ -43,6 +45,23 @@ def require_owner(owner_user_id: int | None, asker: Asker, refusal: str) -> None
     """
     if owner_user_id is None or int(owner_user_id) != asker.user_id:
         raise NotYours(refusal)
+
+
+class _Owned(Protocol):
+    @property
+    def user_id(self) -> int | None: ...
+
+
+OwnedRow = TypeVar("OwnedRow", bound=_Owned)
+
+
+def owned_row(row: OwnedRow | None, asker: Asker, missing: str, refusal: str) -> OwnedRow:
+    """The stored row a button points at, if it still exists (else `NotFound` with `missing`) and
+    belongs to the asker (else `NotYours` with `refusal`, see `require_owner`)."""
+    if row is None:
+        raise NotFound(missing)
+    require_owner(row.user_id, asker, refusal)
+    return row
 
 
 async def require_history(session: AsyncSession, asker: Asker, message: str = OWN_NO_HISTORY) -> None:
@@ -102,6 +121,7 @@ __all__ = [
     "PLAYLIST_NOT_YOURS",
     "RECOMMENDATIONS_NOT_YOURS",
     "other_member",
+    "owned_row",
     "require_history",
     "require_owner",
     "shown_member",

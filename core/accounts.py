@@ -36,7 +36,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.asker import Asker
 from core.config import Settings
@@ -53,6 +53,10 @@ from core.errors import ConfigError, InvalidInput, SonanceError, SourceUnavailab
 from core.services import Services
 from core.sources.oauth_state import OAuthStateError, OAuthStateSigner
 from core.sync.engine import USER_DERIVED_NAMESPACES, SyncReport, default_owner
+
+if TYPE_CHECKING:
+    from core.sources.lastfm import LastfmClient
+    from core.sources.spotify import SpotifyClient
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +281,18 @@ class AccountService:
     def _accounts(self, session: Any) -> AccountRepository:
         return AccountRepository(session, self.services.cipher)
 
+    def _lastfm(self) -> LastfmClient:
+        """The Last.fm client, or the `ConfigError` that names the setting the owner is missing."""
+        if self.services.lastfm is None:
+            raise ConfigError(LASTFM_NOT_CONFIGURED)
+        return self.services.lastfm
+
+    def _spotify(self) -> SpotifyClient:
+        """The Spotify client, or the `ConfigError` that says Spotify linking is off on this bot."""
+        if self.services.spotify is None:
+            raise ConfigError(SPOTIFY_NOT_CONFIGURED)
+        return self.services.spotify
+
     def lastfm_callback_url(self, state: str) -> str:
         return f"{self.settings.public_base_url.rstrip('/')}{LASTFM_CALLBACK_PATH}?state={state}"
 
@@ -387,9 +403,7 @@ class AccountService:
 
     async def link_lastfm(self, asker: Asker, username: str) -> LastfmLinkResult:
         """Validate the profile, link it unverified and start the first import."""
-        client = self.services.lastfm
-        if client is None:
-            raise ConfigError(LASTFM_NOT_CONFIGURED)
+        client = self._lastfm()
         name = username.strip().removeprefix("@")
         if not name or len(name) > 64 or any(c.isspace() for c in name):
             raise InvalidInput("That doesn't look like a Last.fm username (no spaces, at most 64 characters).")
@@ -462,9 +476,7 @@ class AccountService:
         The exchange happens now (Last.fm tokens live one hour and are single-use) so the page can
         name the Last.fm user; nothing is stored until the member confirms.
         """
-        client = self.services.lastfm
-        if client is None:
-            raise ConfigError(LASTFM_NOT_CONFIGURED)
+        client = self._lastfm()
         async with self._claimed(state, "lastfm") as (discord_id, nonce):
             if not token:
                 raise InvalidInput("Last.fm did not send an authorisation token. Please run /link lastfm again.")
@@ -484,16 +496,12 @@ class AccountService:
             raise SonanceError(SPOTIFY_FULL.format(limit=limit))
 
     def spotify_authorize_url(self, asker: Asker) -> str:
-        spotify = self.services.spotify
-        if spotify is None:
-            raise ConfigError(SPOTIFY_NOT_CONFIGURED)
+        spotify = self._spotify()
         return spotify.auth.authorize_url(self.signer().issue(asker.discord_id, "spotify"))
 
     async def begin_spotify(self, code: str, state: str) -> PendingLink:
         """The web callback: verify the state, exchange the code, learn the Spotify id, ask to confirm."""
-        spotify = self.services.spotify
-        if spotify is None:
-            raise ConfigError(SPOTIFY_NOT_CONFIGURED)
+        spotify = self._spotify()
         async with self._claimed(state, "spotify") as (discord_id, nonce):
             if not code:
                 raise InvalidInput("Spotify did not send an authorisation code. Please run /link spotify again.")

@@ -31,10 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -48,6 +45,7 @@ from core.db.repositories.scheduling import DmCandidate
 from core.db.types import utcnow
 from core.errors import InvalidInput
 from core.explain.types import WeeklyBrief
+from core.scheduler import default_owner
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -358,10 +356,6 @@ class RunReport:
         return self.sent + self.dm_closed + self.failed
 
 
-def _default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
 class WeeklyDigest:
     """Finds users whose weekly slot is open, claims each slot once, builds and delivers the DM."""
 
@@ -370,7 +364,7 @@ class WeeklyDigest:
         self.services = services
         self.content = content
         self.deliver = deliver
-        self.owner = owner or _default_owner()
+        self.owner = owner or default_owner()
         self.concurrency = concurrency
 
     async def run_due(self, now: datetime | None = None) -> RunReport:

@@ -6,6 +6,7 @@ one transaction: on PostgreSQL a failed upgrade leaves the schema as it was, nev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -54,21 +55,22 @@ async def _with_connection(engine: AsyncEngine, func) -> object:  # type: ignore
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
     """Upgrade the schema to `revision`; returns the revision the database is at afterwards."""
-
-    def run(connection: Connection) -> str | None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-        return _current(connection)
-
-    return await _with_connection(engine, run)  # type: ignore[return-value]
+    return await _migrate(engine, command.upgrade, revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str = "base") -> str | None:
+    """Downgrade the schema to `revision`; returns the revision the database is at afterwards."""
+    return await _migrate(engine, command.downgrade, revision)
+
+
+async def _migrate(engine: AsyncEngine, step: Callable[[Config, str], None], revision: str) -> str | None:
+    """Run one Alembic command (`command.upgrade`/`command.downgrade`) on a connection we open; see
+    the module docstring for why the connection is ours."""
+
     def run(connection: Connection) -> str | None:
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+        step(config, revision)
         return _current(connection)
 
     return await _with_connection(engine, run)  # type: ignore[return-value]

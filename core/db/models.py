@@ -34,7 +34,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from core.db.types import BigIntPK, UTCDateTime, utcnow
 
@@ -240,7 +240,26 @@ class AotyAlbum(Base):
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SimilarArtist(Base):
+class _SimilarityEdge:
+    """What an edge of one of Last.fm's similarity graphs holds besides its two ends: how similar
+    (Last.fm's `match`, in (0, 1]) and when it was fetched. Both graphs are the same kind of fact,
+    so one definition serves `SimilarArtist` and `SimilarTrack`."""
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[CheckConstraint]:
+        # built per table: a constraint object belongs to exactly one table
+        return (CheckConstraint("match > 0 AND match <= 1", name="match_range"),)
+
+    match: Mapped[float] = mapped_column(Float, sort_order=1)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow, sort_order=1)
+
+
+def _edge_end(table: str, *, index: bool | None = None) -> Mapped[int]:
+    """One end of a similarity edge: part of the primary key, and gone with the item it names."""
+    return mapped_column(BigInteger, ForeignKey(f"{table}.id", ondelete="CASCADE"), primary_key=True, index=index)
+
+
+class SimilarArtist(_SimilarityEdge, Base):
     """One edge of Last.fm's similar-artist graph (`artist.getSimilar`): a catalogue fact.
 
     Not personal data: Last.fm computes it from all its listeners, and nothing here says who plays
@@ -248,14 +267,9 @@ class SimilarArtist(Base):
     """
 
     __tablename__ = "similar_artists"
-    __table_args__ = (CheckConstraint("match > 0 AND match <= 1", name="match_range"),)
 
-    artist_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("artists.id", ondelete="CASCADE"),
-                                           primary_key=True)
-    similar_artist_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("artists.id", ondelete="CASCADE"),
-                                                   primary_key=True, index=True)
-    match: Mapped[float] = mapped_column(Float)
-    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    artist_id: Mapped[int] = _edge_end("artists")
+    similar_artist_id: Mapped[int] = _edge_end("artists", index=True)
 
 
 class SimilarFetch(Base):
@@ -278,19 +292,14 @@ class SimilarFetch(Base):
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
-class SimilarTrack(Base):
+class SimilarTrack(_SimilarityEdge, Base):
     """One edge of Last.fm's similar-track graph (`track.getSimilar`); a catalogue fact like
     `SimilarArtist`."""
 
     __tablename__ = "similar_tracks"
-    __table_args__ = (CheckConstraint("match > 0 AND match <= 1", name="match_range"),)
 
-    track_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tracks.id", ondelete="CASCADE"),
-                                          primary_key=True)
-    similar_track_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tracks.id", ondelete="CASCADE"),
-                                                  primary_key=True, index=True)
-    match: Mapped[float] = mapped_column(Float)
-    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    track_id: Mapped[int] = _edge_end("tracks")
+    similar_track_id: Mapped[int] = _edge_end("tracks", index=True)
 
 
 # --- listening ---------------------------------------------------------------------------------

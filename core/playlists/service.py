@@ -13,7 +13,7 @@ export buttons. Why it is shaped like this:
 * **Privacy before work.** A blend reveals both people's taste, so the partner must be a visible
   member of the asking guild; the check (`core.access.other_member`, the rule /compat uses too)
   runs before the caller acknowledges (`on_slow`), so a refusal can stay private. Only the owner
-  may read or export a stored playlist (`core.access.require_owner`).
+  may read or export a stored playlist (`core.access.owned_row`).
 * **Spotify is optional.** Export to Spotify needs a linked account, and Spotify's development-mode
   allow-list refuses most people (403): every failure there comes back as a clear message *with*
   the XSPF/M3U files, never as a dead end.
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.access import OWN_NO_HISTORY, PLAYLIST_NOT_YOURS, other_member, require_history, require_owner
+from core.access import OWN_NO_HISTORY, PLAYLIST_NOT_YOURS, other_member, owned_row, require_history
 from core.asker import Asker
 from core.db.repositories import AccountRepository, CatalogRepository, UserRepository
 from core.db.repositories.playlists import PlaylistRepository, StoredItem, TrackRow
@@ -38,6 +38,7 @@ from core.db.repositories.public_facts import PublicFactsRepository
 from core.db.repositories.recommendations import RecommendationRepository
 from core.domain import Kind, Recommendation
 from core.errors import AccountProblem, GuildOnly, InvalidInput, NotEnoughHistory, NotFound, SourceUnavailable
+from core.explain.template import join
 from core.explain.types import PlaylistBrief
 from core.matching import artist_key, track_key
 from core.playlists import building, formats
@@ -85,21 +86,14 @@ BLEND_GUILD_ONLY = "A blend mixes the taste of two members of a server, so it on
 FILES_INSTEAD = "Here are the playlist files instead: import them anywhere, or use the search links."
 
 
-def _join(names: Sequence[str]) -> str:
-    names = list(names)
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def rec_reason(rec: Recommendation) -> str:
     """A short, grounded reason for a recommended artist: the listener's artists and tags behind it."""
     items = [w.name for w in rec.evidence.items[:2]]
     tags = display_tags((w.name for w in rec.evidence.tags), 2)
     if items and tags:
-        return f"New for you: close to {_join(items)} ({', '.join(tags)})"
+        return f"New for you: close to {join(items)} ({', '.join(tags)})"
     if items:
-        return f"New for you: close to {_join(items)}"
+        return f"New for you: close to {join(items)}"
     if tags:
         return f"New for you: {', '.join(tags)}"
     return "New for you: popular with listeners like you"
@@ -424,10 +418,8 @@ class PlaylistService:
         """A stored playlist, for its owner only (the export buttons are the owner's)."""
         async with self.services.session() as session:
             repo = PlaylistRepository(session)
-            row = await repo.get(playlist_id)
-            if row is None:
-                raise NotFound("I can't find that playlist any more.")
-            require_owner(row.user_id, asker, PLAYLIST_NOT_YOURS)
+            row = owned_row(await repo.get(playlist_id), asker, "I can't find that playlist any more.",
+                            PLAYLIST_NOT_YOURS)
             items = await repo.items(playlist_id)
             linked = await self._spotify_linked(session, asker.user_id)
             tracks = _tracks_from(items)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.access import EXPLANATION_NOT_YOURS, RECOMMENDATIONS_NOT_YOURS, require_owner
+from core.access import EXPLANATION_NOT_YOURS, RECOMMENDATIONS_NOT_YOURS, owned_row
 from core.asker import Asker
 from core.db.repositories.recommendations import RecommendationRepository
 from core.domain import Kind
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput
 from core.recommender.codec import recommendation_from_json
 from core.recommender.preferences import CACHE_NAMESPACE
 from core.recommender.results import FeedbackOutcome
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from core.services import Services
 
 WHY_TTL_S = 7 * 86_400
+SHOWN_GONE = "I can't find that recommendation any more."
 
 
 class Votes:
@@ -36,10 +37,7 @@ class Votes:
             raise InvalidInput("Feedback is a thumbs up or a thumbs down.")
         async with self.services.session() as session:
             repo = RecommendationRepository(session)
-            shown = await repo.shown(shown_id)
-            if shown is None:
-                raise NotFound("I can't find that recommendation any more.")
-            require_owner(shown.user_id, asker, RECOMMENDATIONS_NOT_YOURS)
+            shown = owned_row(await repo.shown(shown_id), asker, SHOWN_GONE, RECOMMENDATIONS_NOT_YOURS)
             await repo.set_feedback(asker.user_id, shown.item_kind, shown.item_id, value)
         await self.services.cache.delete_matching(CACHE_NAMESPACE, f"u{asker.user_id}:")
         name = str((shown.evidence or {}).get("name") or "that")
@@ -48,10 +46,8 @@ class Votes:
     async def why(self, asker: Asker, shown_id: int) -> str:
         """The explanation of a shown item, from the evidence stored when it was shown (owner only)."""
         async with self.services.session() as session:
-            shown = await RecommendationRepository(session).shown(shown_id)
-        if shown is None:
-            raise NotFound("I can't find that recommendation any more.")
-        require_owner(shown.user_id, asker, EXPLANATION_NOT_YOURS)
+            row = await RecommendationRepository(session).shown(shown_id)
+        shown = owned_row(row, asker, SHOWN_GONE, EXPLANATION_NOT_YOURS)
         key = f"u{shown.user_id}:why:{shown_id}"
         cached = await self.services.cache.get(CACHE_NAMESPACE, key)
         if isinstance(cached, str):

@@ -65,6 +65,17 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+async def hold_lock(accounts: AccountRepository, account_id: int, owner: str, external_id: str) -> None:
+    """Re-take the sync lock before writing a batch, in the batch's transaction (see
+    `AccountRepository.try_lock`): `StaleImport` when the account was re-linked to another identity
+    meanwhile, `RuntimeError` when another worker took the lock. Every provider's sync writes
+    through this one check."""
+    if not await accounts.try_lock(account_id, owner, LOCK_TTL, external_id=external_id):
+        if not await accounts.links(account_id, external_id):
+            raise StaleImport(external_id)
+        raise RuntimeError("sync lock lost to another worker")
+
+
 def _raw(rows: list) -> list[RawListen]:  # type: ignore[type-arg]
     return [RawListen(artist=r.artist, track=r.track, album=r.album, played_at=r.played_at, source="lastfm",
                       artist_mbid=r.artist_mbid, track_mbid=r.track_mbid, album_mbid=r.album_mbid,
@@ -141,10 +152,7 @@ class LastfmSync:
                 """Store a batch's plays and the cursor that follows them in one transaction."""
                 async with self.services.session() as session:
                     accounts = AccountRepository.without_cipher(session)
-                    if not await accounts.try_lock(account_id, self.owner, LOCK_TTL, external_id=username):
-                        if not await accounts.links(account_id, username):
-                            raise StaleImport(username)
-                        raise RuntimeError("sync lock lost to another worker")
+                    await hold_lock(accounts, account_id, self.owner, username)
                     result = await ingest_listens(session, user_id, _raw([r for p in batch for r in p.rows]), known,
                                                   account_id=account_id)
                     await accounts.save_cursor(account_id, batch[-1].cursor.to_dict())

@@ -35,6 +35,7 @@ from core.sync.engine import (
     StaleImport,
     SyncReport,
     default_owner,
+    hold_lock,
     invalidate_user_caches,
     sync_due_accounts,
 )
@@ -115,10 +116,7 @@ class SpotifySync:
             store_listens = self.ingest_with_lastfm or not lastfm_primary
             async with self.services.session() as session:
                 accounts = AccountRepository.without_cipher(session)
-                if not await accounts.try_lock(account_id, self.owner, LOCK_TTL, external_id=identity):
-                    if not await accounts.links(account_id, identity):
-                        raise StaleImport(identity)
-                    raise RuntimeError("sync lock lost to another worker")
+                await hold_lock(accounts, account_id, self.owner, identity)
                 if store_listens and batch.plays:
                     inserted = (await ingest_listens(session, user_id, _raw(batch.plays))).inserted
                 await CatalogRepository(session).fill_track_spotify_ids(_spotify_ids(batch.plays))
