@@ -21,14 +21,7 @@ from core.explain.evidence import (
     weekly_brief,
 )
 from core.explain.feedback import parse_feedback
-from core.explain.types import (
-    Explanation,
-    FeedbackResult,
-    Pair,
-    PlaylistBrief,
-    UserRef,
-    WeeklyBrief,
-)
+from core.explain.types import Explanation, FeedbackResult, Pair, PlaylistBrief, UserRef, WeeklyBrief
 
 Shape = Callable[[dict[str, Any]], str | None]
 
