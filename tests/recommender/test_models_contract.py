@@ -101,6 +101,36 @@ def test_save_load_round_trip_gives_identical_scores(fitted: tuple[str, Model], 
     np.testing.assert_array_equal(model.score(rows), loaded.score(rows))
 
 
+_SPARSE = ("float32", "int32", "int32", "int64")  # data, indices, indptr, shape as `put_sparse` writes them
+#: The artifact's arrays (key order and dtypes) as every earlier version wrote them: models declare
+#: their state now, and an artifact already on disk must keep loading.
+ARTIFACT_ARRAYS: dict[str, list[tuple[str, str]]] = {
+    **{name: [(f"sim.{part}", dtype) for part, dtype in zip(("data", "indices", "indptr", "shape"), _SPARSE,
+                                                              strict=True)]
+       for name in ("ItemKNN", "RP3beta", "SimilarGraph", "SimilarGraph2hop")},
+    "Links": [(f"links.{part}", dtype) for part, dtype in zip(("data", "indices", "indptr", "shape"), _SPARSE,
+                                                               strict=True)],
+    "Content": [(f"vectors.{part}", dtype) for part, dtype in zip(("data", "indices", "indptr", "shape"), _SPARSE,
+                                                                   strict=True)] + [("tag_names", "<U")],
+    "EASE": [("items", "int64"), ("weights", "float32")],
+    "EASE+tags": [("items", "int64"), ("weights", "float32")],
+    "NMF": [("item_factors", "float64"), ("items", "int64")],
+    "MostPop": [("counts", "float32")],
+    "Quality": [("quality", "float32")],
+}
+
+
+def test_artifact_arrays_keep_their_keys_order_and_dtypes(fitted: tuple[str, Model], tmp_path) -> None:
+    name, model = fitted
+    path = model.save(tmp_path / "model")
+    with np.load(path / "arrays.npz", allow_pickle=False) as npz:
+        written = [(key, npz[key].dtype.str.lstrip("<|=") if npz[key].dtype.kind != "U" else "<U")
+                   for key in npz.files]
+    expected = [(key, np.dtype(dtype).str.lstrip("<|=") if dtype != "<U" else "<U")
+                for key, dtype in ARTIFACT_ARRAYS[name]]
+    assert written == expected, name
+
+
 def test_similar_items_stay_in_the_scene(fitted: tuple[str, Model], world: World) -> None:
     name, model = fitted
     data = world[0]

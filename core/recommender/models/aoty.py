@@ -13,19 +13,16 @@ an album linked from several of the user's favourites rises, and the link is sho
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from core.domain import AotyFacts
-from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions, Vocabulary
-from core.recommender.models._row import UserRow, gather
-from core.recommender.models._sparse import dense_rows
-from core.recommender.models.base import Model
-from core.recommender.models.terms import GatherTerms, ScoresOnly
-from core.recommender.weighting import apply_weighting
+from core.recommender.models.base import StateArray
+from core.recommender.models.item_item import ItemItemModel
+from core.recommender.models.prior import PriorModel
 
 
 def bayesian_average(scores: np.ndarray, counts: np.ndarray, pseudo_count: float) -> np.ndarray:
@@ -62,10 +59,11 @@ def quality_from_facts(items: Vocabulary, facts: Mapping[object, AotyFacts], *, 
     return (np.mean(parts, axis=0) / 100.0).astype(np.float32)
 
 
-class QualityPrior(Model):
+class QualityPrior(PriorModel):
     """Same score for every user: the shrunk AOTY quality of each album."""
 
     name = "Quality"
+    state: ClassVar[dict[str, StateArray]] = {"quality": StateArray(np.float32)}
 
     def __init__(self, quality: np.ndarray | None = None) -> None:
         self.quality = np.zeros(0, dtype=np.float32) if quality is None else np.asarray(quality, np.float32)
@@ -76,33 +74,21 @@ class QualityPrior(Model):
             self.quality = np.full(data.n_items, 0.5, dtype=np.float32)
         return self
 
-    def score(self, rows: sp.csr_matrix) -> np.ndarray:
-        return np.broadcast_to(self.quality, (rows.shape[0], self.n_items)).copy()
-
-    def row_terms(self, row: UserRow) -> ScoresOnly:
-        return ScoresOnly(np.broadcast_to(self.quality, (self.n_items,)))
-
     def row_independent_scores(self) -> np.ndarray:
         return self.quality
 
-    def item_similarity(self, items: np.ndarray) -> np.ndarray:
-        return np.zeros((len(items), self.n_items), dtype=np.float32)
 
-    def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
-        writer.put(f"{prefix}quality", self.quality)
-
-    def read_state(self, reader: ArtifactReader, prefix: str) -> None:
-        self.quality = reader.get(f"{prefix}quality").astype(np.float32)
-
-
-class ItemLinks(Model):
-    """Scores from an external item-item link matrix (e.g. AOTY similar albums), symmetrised."""
+class ItemLinks(ItemItemModel):
+    """Scores from an external item-item link matrix (e.g. AOTY similar albums), symmetrised: after
+    `fit` it is `sim` of an item-item model, stored under the artifact key "links" it always had."""
 
     name = "Links"
+    state: ClassVar[dict[str, StateArray]] = {"links": StateArray(np.float32, sparse=True, attribute="sim")}
 
     def __init__(self, links: sp.spmatrix | None = None, weighting: str = "log1p") -> None:
         self.links = sp.csr_matrix(links, dtype=np.float32) if links is not None else None
         self.weighting = weighting
+        self.sim = sp.csr_matrix((0, 0), dtype=np.float32)
 
     def params(self) -> dict[str, Any]:
         return {"weighting": self.weighting}
@@ -114,20 +100,5 @@ class ItemLinks(Model):
         self.links = sp.csr_matrix(self.links.maximum(self.links.T), dtype=np.float32)
         self.links.setdiag(0)
         self.links.eliminate_zeros()
+        self.sim = self.links
         return self
-
-    def score(self, rows: sp.csr_matrix) -> np.ndarray:
-        return dense_rows(apply_weighting(rows, self.weighting) @ self.links)
-
-    def item_similarity(self, items: np.ndarray) -> np.ndarray:
-        return dense_rows(self.links[np.asarray(items)])
-
-    def row_terms(self, row: UserRow) -> GatherTerms:
-        return GatherTerms(row.indices, row.weighted(self.weighting), gather(row, self.links, self.weighting),
-                           self.links.shape[1])
-
-    def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
-        writer.put_sparse(f"{prefix}links", self.links)
-
-    def read_state(self, reader: ArtifactReader, prefix: str) -> None:
-        self.links = reader.get_sparse(f"{prefix}links").astype(np.float32)

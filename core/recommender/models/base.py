@@ -10,6 +10,8 @@ models use it directly). Models work in item *indices*; vocabularies live in `In
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -22,11 +24,26 @@ from core.recommender.models._row import UserRow
 from core.recommender.models.terms import RowTerms, ScoresOnly
 
 
+@dataclass(frozen=True)
+class StateArray:
+    """How one learned array is stored in an artifact: the type it is cast to on load (so an artifact
+    written by an older version loads into the dtype today's scoring expects), whether it is a sparse
+    matrix (`ArtifactWriter.put_sparse`), and the attribute holding it when that is not the key."""
+
+    dtype: type
+    sparse: bool = False
+    attribute: str | None = None
+
+
 class Model(ABC):
     """fit -> score rows -> recommend / similar items -> save / load."""
 
     name: ClassVar[str]
     n_items: int = 0
+    #: The learned arrays, artifact key -> how it is stored, in the order they are written (the
+    #: order is part of the file's bytes). Models declare this instead of hand-writing
+    #: `write_state` / `read_state`; what is derived from the arrays is rebuilt in `_prepare`.
+    state: ClassVar[Mapping[str, StateArray]] = {}
 
     # --- training -------------------------------------------------------------------------------
     @abstractmethod
@@ -116,13 +133,24 @@ class Model(ABC):
         """Constructor arguments, stored in the manifest so `load` rebuilds the same model."""
         return {}
 
-    @abstractmethod
     def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
-        """Put the learned arrays under `prefix` (so a hybrid can hold many models in one file)."""
+        """Put the arrays declared in `state` under `prefix` (so a hybrid can hold many models in one file)."""
+        for key, spec in self.state.items():
+            value = getattr(self, spec.attribute or key)
+            if spec.sparse:
+                writer.put_sparse(f"{prefix}{key}", value)
+            else:
+                writer.put(f"{prefix}{key}", value)
 
-    @abstractmethod
     def read_state(self, reader: ArtifactReader, prefix: str) -> None:
-        """Restore what `write_state` wrote."""
+        """Restore what `write_state` wrote, then rebuild what is derived from it (`_prepare`)."""
+        for key, spec in self.state.items():
+            value = reader.get_sparse(f"{prefix}{key}") if spec.sparse else reader.get(f"{prefix}{key}")
+            setattr(self, spec.attribute or key, value.astype(spec.dtype))
+        self._prepare()
+
+    def _prepare(self) -> None:  # noqa: B027 - optional hook: most models derive nothing
+        """Rebuild derived state (caches, factorisations) from the arrays in `state`; after fit and load."""
 
     def save(self, path: Path) -> Path:
         writer = ArtifactWriter(meta={"model": self.name, "params": self.params(), "n_items": self.n_items})

@@ -7,16 +7,15 @@ the confidence-weighted sum of their items' TF-IDF vectors.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
-from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
 from core.recommender.models._row import UserRow, is_canonical, ranges
 from core.recommender.models._sparse import dense_rows
-from core.recommender.models.base import Model
+from core.recommender.models.base import Model, StateArray
 from core.recommender.models.terms import RowTerms, ScoresOnly
 from core.recommender.tags import ItemTags, tfidf_vectors
 from core.recommender.weighting import apply_weighting
@@ -24,6 +23,7 @@ from core.recommender.weighting import apply_weighting
 
 class ContentTfidf(Model):
     name = "Content"
+    state: ClassVar[dict[str, StateArray]] = {"vectors": StateArray(np.float32, sparse=True), "tag_names": StateArray(str)}
 
     def __init__(self, tags: ItemTags | None = None, weighting: str = "log1p", sublinear_tf: bool = True) -> None:
         self.tags = tags
@@ -45,7 +45,7 @@ class ContentTfidf(Model):
             self.vectors = sp.csr_matrix((data.n_items, 0), dtype=np.float32)
             return self
         self.vectors = tfidf_vectors(tags, self.sublinear_tf)
-        self._vectors_t = sp.csr_matrix(self.vectors.T)
+        self._prepare()
         return self
 
     def profile(self, rows: sp.csr_matrix) -> sp.csr_matrix:
@@ -204,14 +204,8 @@ class ContentTfidf(Model):
             out.append((self.tag_names[item_tags[keep]], weights[keep].astype(np.float32)))
         return out
 
-    def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
-        writer.put_sparse(f"{prefix}vectors", self.vectors)
-        writer.put(f"{prefix}tag_names", self.tag_names)
-
-    def read_state(self, reader: ArtifactReader, prefix: str) -> None:
-        self.vectors = reader.get_sparse(f"{prefix}vectors").astype(np.float32)
+    def _prepare(self) -> None:
         self._vectors_t = sp.csr_matrix(self.vectors.T)
-        self.tag_names = reader.get(f"{prefix}tag_names").astype(str)
 
 
 class ContentTerms(RowTerms):

@@ -12,16 +12,15 @@ the content and neighbourhood components of the hybrid.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.linalg as sl
 import scipy.sparse as sp
 
-from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
 from core.recommender.models._row import UserRow, weighted_rows
-from core.recommender.models.base import Model, binary_columns_popularity
+from core.recommender.models.base import Model, StateArray, binary_columns_popularity
 from core.recommender.models.terms import DenseTerms
 from core.recommender.tags import ItemTags, tfidf_vectors
 from core.recommender.weighting import apply_weighting
@@ -55,6 +54,7 @@ class EASE(Model):
     """Embarrassingly shallow autoencoder restricted to items with >= `min_users` users."""
 
     name = "EASE"
+    state: ClassVar[dict[str, StateArray]] = {"items": StateArray(np.int64), "weights": StateArray(np.float32)}
 
     def __init__(self, l2: float = 100.0, weighting: str = "rank", min_users: int = 3,
                  max_items: int = 12000, tags: ItemTags | None = None, tag_weight: float = 30.0,
@@ -122,11 +122,3 @@ class EASE(Model):
         values = row.weighted(self.weighting)[modelled]
         return DenseTerms(self.items[positions], self.items, weighted_rows(values, self.weights, positions),
                           self.n_items)
-
-    def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
-        writer.put(f"{prefix}items", self.items)
-        writer.put(f"{prefix}weights", self.weights)
-
-    def read_state(self, reader: ArtifactReader, prefix: str) -> None:
-        self.items = reader.get(f"{prefix}items").astype(np.int64)
-        self.weights = reader.get(f"{prefix}weights").astype(np.float32)

@@ -6,13 +6,14 @@ weighted similarity to it: the terms of that same product (`GatherTerms`). Subcl
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
-from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.models._row import UserRow, gather
 from core.recommender.models._sparse import dense_rows
-from core.recommender.models.base import Model
+from core.recommender.models.base import Model, StateArray
 from core.recommender.models.terms import GatherTerms
 from core.recommender.weighting import apply_weighting
 
@@ -22,6 +23,7 @@ class ItemItemModel(Model):
 
     sim: sp.csr_matrix
     weighting: str
+    state: ClassVar[dict[str, StateArray]] = {"sim": StateArray(np.float32, sparse=True)}
 
     def score(self, rows: sp.csr_matrix) -> np.ndarray:
         return dense_rows(apply_weighting(rows, self.weighting) @ self.sim)
@@ -32,9 +34,3 @@ class ItemItemModel(Model):
     def row_terms(self, row: UserRow) -> GatherTerms:
         return GatherTerms(row.indices, row.weighted(self.weighting), gather(row, self.sim, self.weighting),
                            self.sim.shape[1])
-
-    def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
-        writer.put_sparse(f"{prefix}sim", self.sim)
-
-    def read_state(self, reader: ArtifactReader, prefix: str) -> None:
-        self.sim = reader.get_sparse(f"{prefix}sim").astype(np.float32)

@@ -13,7 +13,7 @@ factorisation).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.linalg as sl
@@ -22,16 +22,16 @@ from scipy.optimize import nnls
 from sklearn.decomposition import NMF as SklearnNMF
 from sklearn.exceptions import ConvergenceWarning
 
-from core.recommender.artifacts import ArtifactReader, ArtifactWriter
 from core.recommender.interactions import Interactions
 from core.recommender.models._row import UserRow, sequential_rows_sum
-from core.recommender.models.base import Model, binary_columns_popularity
+from core.recommender.models.base import Model, StateArray, binary_columns_popularity
 from core.recommender.models.terms import ScoresOnly
 from core.recommender.weighting import apply_weighting
 
 
 class NMF(Model):
     name = "NMF"
+    state: ClassVar[dict[str, StateArray]] = {"item_factors": StateArray(np.float64), "items": StateArray(np.int64)}
 
     def __init__(self, factors: int = 16, weighting: str = "log1p", max_iter: int = 50, l2: float = 0.0,
                  seed: int = 0, min_users: int = 3, max_items: int | None = None) -> None:
@@ -125,11 +125,3 @@ class NMF(Model):
         out[:, self.items] = np.where(modelled[:, None], sims, 0.0)
         return out
 
-    def write_state(self, writer: ArtifactWriter, prefix: str) -> None:
-        writer.put(f"{prefix}item_factors", self.item_factors)
-        writer.put(f"{prefix}items", self.items)
-
-    def read_state(self, reader: ArtifactReader, prefix: str) -> None:
-        self.item_factors = reader.get(f"{prefix}item_factors").astype(np.float64)
-        self.items = reader.get(f"{prefix}items").astype(np.int64)
-        self._prepare()
