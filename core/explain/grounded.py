@@ -31,7 +31,6 @@ from core.explain.feedback import preferences_from_json
 from core.explain.grounding import validate_answer
 from core.explain.template import TemplateExplainer
 from core.explain.types import (
-    Explainer,
     ExplainFailed,
     Explanation,
     FeedbackResult,
@@ -44,6 +43,7 @@ from core.explain.types import (
 
 if TYPE_CHECKING:
     from core.cache import Cache
+    from core.explain.openai_explainer import OpenAIExplainer
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class GroundedExplainer:
 
     def __init__(
         self,
-        llm: Explainer | None,
+        llm: OpenAIExplainer | None,
         template: TemplateExplainer,
         cache: Cache | None,
         budget: CallBudget | None,
@@ -88,7 +88,7 @@ class GroundedExplainer:
         failure_cooldown_s: float = 30.0,
         default_retry_after_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
-        connect: Callable[[], Explainer] | None = None,
+        connect: Callable[[], OpenAIExplainer] | None = None,
     ) -> None:
         self._llm = llm
         self._connect = connect
@@ -241,10 +241,11 @@ class GroundedExplainer:
         if reason != "no-llm" and not (self.failing and reason in (self.failing, "cooling-down")):
             log.info("explain.fallback kind=%s reason=%s user=%s", kind, reason, hash_user(user_id, self._salt))
 
-    async def _text(self, brief: Brief, ask: Callable[[], Awaitable[Explanation]], user_id: UserRef,
-                    *, pair: Pair | None = None, key: object = None) -> Explanation:
+    async def _text(self, brief: Brief, user_id: UserRef, *, pair: Pair | None = None,
+                    key: object = None) -> Explanation:
         async def produce() -> dict[str, Any]:
-            e = await ask()
+            # The model is handed the brief built here: it is the same evidence, built once.
+            e = await self._llm.explain(brief, user_id=user_id)  # type: ignore[union-attr]
             return {"name": e.name, "description": e.text} if brief.kind == "playlist" else {"text": e.text}
 
         result, source, reason = await self._via_model(brief, produce, lambda d: validate_answer(brief, d), user_id)
@@ -257,9 +258,7 @@ class GroundedExplainer:
 
     async def recommendation(self, rec: Recommendation, *, user_id: UserRef = None) -> Explanation:
         """Why this item for this user (one or two sentences)."""
-        llm = self._llm
-        return await self._text(recommendation_brief(rec), lambda: llm.recommendation(rec, user_id=user_id),  # type: ignore[union-attr]
-                                user_id, key=TemplateExplainer.rec_key(rec))
+        return await self._text(recommendation_brief(rec), user_id, key=TemplateExplainer.rec_key(rec))
 
     async def recommendations(self, recs: Sequence[Recommendation], *, user_id: UserRef = None) -> list[Explanation]:
         """A list, asked concurrently; template fallbacks vary their sentence shapes across the list."""
@@ -271,11 +270,11 @@ class GroundedExplainer:
         attempts = await asyncio.gather(*(
             self._via_model(
                 brief,
-                (lambda r=rec: _text_payload(llm.recommendation(r, user_id=user_id))),  # type: ignore[union-attr]
+                (lambda b=brief: _text_payload(llm.explain(b, user_id=user_id))),
                 (lambda d, b=brief: validate_answer(b, d)),
                 user_id,
             )
-            for rec, brief in ((r, recommendation_brief(r)) for r in recs)
+            for brief in map(recommendation_brief, recs)
         ))
         reasons = [reason for _, _, reason in attempts]
         out = self._template.render_list(recs, reasons)
@@ -288,22 +287,15 @@ class GroundedExplainer:
 
     async def compatibility(self, compat: Compatibility, pair: Pair = Pair(), *, user_id: UserRef = None) -> Explanation:
         """What two people share and where they differ. `pair` holds display names only."""
-        llm = self._llm
-        return await self._text(compatibility_brief(compat, pair),
-                                lambda: llm.compatibility(compat, pair, user_id=user_id),  # type: ignore[union-attr]
-                                user_id, pair=pair)
+        return await self._text(compatibility_brief(compat, pair), user_id, pair=pair)
 
     async def playlist(self, brief: PlaylistBrief, *, user_id: UserRef = None) -> Explanation:
         """A playlist's `name` and one-line description (`text`)."""
-        llm = self._llm
-        return await self._text(playlist_brief(brief), lambda: llm.playlist(brief, user_id=user_id),  # type: ignore[union-attr]
-                                user_id)
+        return await self._text(playlist_brief(brief), user_id)
 
     async def weekly_opener(self, brief: WeeklyBrief, *, user_id: UserRef = None) -> Explanation:
         """The first line of the weekly recommendations DM."""
-        llm = self._llm
-        return await self._text(weekly_brief(brief), lambda: llm.weekly_opener(brief, user_id=user_id),  # type: ignore[union-attr]
-                                user_id)
+        return await self._text(weekly_brief(brief), user_id)
 
     async def preferences(self, text: str, *, known_tags: Sequence[str] = (), user_id: UserRef = None) -> FeedbackResult:
         """Free-text feedback -> `Preferences` (model when configured and valid, keyword parser otherwise)."""
@@ -311,8 +303,8 @@ class GroundedExplainer:
         llm = self._llm
 
         async def produce() -> dict[str, Any]:
-            parsed = await llm.preferences(text, known_tags=known_tags, user_id=user_id)  # type: ignore[union-attr]
-            data = asdict(parsed.preferences)
+            answer = await llm.complete(brief, user_id=user_id)  # type: ignore[union-attr]
+            data = asdict(preferences_from_json(answer, text, known_tags))
             data["era"] = list(data["era"]) if data["era"] else None
             data["boost_tags"], data["avoid_tags"] = list(data["boost_tags"]), list(data["avoid_tags"])
             return data
