@@ -20,15 +20,8 @@ import openai
 from openai import AsyncOpenAI
 
 from core.domain import Compatibility, Recommendation
+from core.explain import evidence
 from core.explain.budget import hash_user
-from core.explain.evidence import (
-    Brief,
-    compatibility_brief,
-    feedback_brief,
-    playlist_brief,
-    recommendation_brief,
-    weekly_brief,
-)
 from core.explain.feedback import preferences_from_json
 from core.explain.grounding import validate_answer
 from core.explain.types import (
@@ -82,7 +75,7 @@ TASKS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_messages(brief: Brief) -> list[dict[str, str]]:
+def build_messages(brief: evidence.Brief) -> list[dict[str, str]]:
     """System rules + the evidence, and nothing else (tests assert this)."""
     task, shape = TASKS[brief.kind]
     user = json.dumps({"task": brief.kind, "evidence": brief.facts}, ensure_ascii=False, sort_keys=True)
@@ -114,7 +107,7 @@ class OpenAIExplainer:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def complete(self, brief: Brief, *, user_id: UserRef = None) -> Any:
+    async def complete(self, brief: evidence.Brief, *, user_id: UserRef = None) -> Any:
         """One call; returns the parsed JSON object or raises `ExplainFailed`."""
         started = time.monotonic()
         try:
@@ -157,28 +150,28 @@ class OpenAIExplainer:
         except ValueError:
             raise ExplainFailed("invalid: not JSON") from None
 
-    async def explain(self, brief: Brief, *, user_id: UserRef = None) -> Explanation:
+    async def explain(self, brief: evidence.Brief, *, user_id: UserRef = None) -> Explanation:
         return validate_answer(brief, await self.complete(brief, user_id=user_id))
 
     # -- Explainer protocol ---------------------------------------------------------------------
 
     async def recommendation(self, rec: Recommendation, *, user_id: UserRef = None) -> Explanation:
-        return await self.explain(recommendation_brief(rec), user_id=user_id)
+        return await self.explain(evidence.recommendation_brief(rec), user_id=user_id)
 
     async def recommendations(self, recs: Sequence[Recommendation], *, user_id: UserRef = None) -> list[Explanation]:
         return list(await asyncio.gather(*(self.recommendation(r, user_id=user_id) for r in recs)))
 
     async def compatibility(self, compat: Compatibility, pair: Pair = Pair(), *, user_id: UserRef = None) -> Explanation:
-        return await self.explain(compatibility_brief(compat, pair), user_id=user_id)
+        return await self.explain(evidence.compatibility_brief(compat, pair), user_id=user_id)
 
     async def playlist(self, brief: PlaylistBrief, *, user_id: UserRef = None) -> Explanation:
-        return await self.explain(playlist_brief(brief), user_id=user_id)
+        return await self.explain(evidence.playlist_brief(brief), user_id=user_id)
 
     async def weekly_opener(self, brief: WeeklyBrief, *, user_id: UserRef = None) -> Explanation:
-        return await self.explain(weekly_brief(brief), user_id=user_id)
+        return await self.explain(evidence.weekly_brief(brief), user_id=user_id)
 
     async def preferences(self, text: str, *, known_tags: Sequence[str] = (), user_id: UserRef = None) -> FeedbackResult:
-        data = await self.complete(feedback_brief(text, known_tags), user_id=user_id)
+        data = await self.complete(evidence.feedback_brief(text, known_tags), user_id=user_id)
         return FeedbackResult(preferences_from_json(data, text, known_tags), "llm")
 
 
