@@ -15,9 +15,11 @@ from typing import Any
 
 import discord
 
-from bot.interactions import display_name, handle_error
+from bot.interactions import handle_error, known
 from bot.render.recommend import page_count, page_items, recommendations_embed
+from core.access import EXPLANATION_NOT_YOURS, RECOMMENDATIONS_NOT_YOURS
 from core.asker import Asker
+from core.errors import NotYours
 from core.recommender.service import RecommendationList, RecommendService
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,14 @@ def _service(interaction: discord.Interaction) -> RecommendService:
     return RecommendService.of(interaction.client.services)  # type: ignore[attr-defined]
 
 
-async def _asker(interaction: discord.Interaction) -> Asker:
-    """Buttons have no cog: the clicker resolved as `SonanceCog.who` does (the service then checks
-    that the shown row is theirs)."""
-    services = interaction.client.services  # type: ignore[attr-defined]
-    return await services.askers.resolve(interaction.user.id, display_name(interaction.user),
-                                         interaction.guild_id)
+async def _asker(interaction: discord.Interaction, refusal: str) -> Asker:
+    """The clicker, if Sonance stores them (`bot.interactions.known`: anyone in the channel may press
+    these buttons, and pressing must not create a row); the service then checks that the shown row is
+    theirs. Someone Sonance has never seen cannot own it: `NotYours` with the row's wording."""
+    asker = await known(interaction.client.services, interaction)  # type: ignore[attr-defined]
+    if asker is None:
+        raise NotYours(refusal)
+    return asker
 
 
 class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=FEEDBACK_TEMPLATE):
@@ -63,7 +67,8 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=FE
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
-            outcome = await _service(interaction).feedback(await _asker(interaction), self.shown_id, VOTES[self.vote])
+            asker = await _asker(interaction, RECOMMENDATIONS_NOT_YOURS)
+            outcome = await _service(interaction).feedback(asker, self.shown_id, VOTES[self.vote])
             name = discord.utils.escape_markdown(outcome.name)
             if outcome.value > 0:
                 text = f"👍 Noted: you like **{name}**. I'll lean towards things like it."
@@ -91,7 +96,8 @@ class WhyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=WHY_TEM
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
-            text = await _service(interaction).why(await _asker(interaction), self.shown_id)
+            asker = await _asker(interaction, EXPLANATION_NOT_YOURS)
+            text = await _service(interaction).why(asker, self.shown_id)
             await interaction.followup.send(text[:2000], ephemeral=True)
         except Exception as exc:
             await handle_error(interaction, exc)

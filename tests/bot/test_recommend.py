@@ -12,12 +12,14 @@ import re
 import pytest
 
 from bot.views.feedback import RecommendationPages
+from core.db.repositories import UserRepository
 from core.db.repositories.recommendations import RecommendationRepository
 from core.recommender.service import RecommendService
 from core.services import Services
 from tests.bot.driving import click, run
 from tests.bot.world import MEMBERS
 from tests.fakes.discord_limits import validate_message_payload
+from tests.fakes.discord_payloads import FakeUser
 from tests.fakes.discord_server import FakeDiscord, SentMessage
 from tests.recommender_service.askers import asker_for
 
@@ -192,3 +194,18 @@ async def test_tune_stores_preferences(sonance: FakeDiscord, world_services: Ser
         settings = await UserRepository(session).settings(world_services.extras["world_ids"]["carol"])
     assert "metal" in settings.preferences["avoid_tags"] and "shoegaze" in settings.preferences["boost_tags"]
     assert settings.preferences["era"] == [1990, 1999]
+
+
+async def test_a_stranger_pressing_the_buttons_is_refused_and_stored_nowhere(
+        sonance: FakeDiscord, world_services: Services) -> None:
+    """Anyone in the channel may press 👍/👎 or "Why?": someone Sonance has never seen is refused with
+    the buttons' wording, and the press creates no row about them."""
+    _, final = await run(sonance, "recommend", "alice", {"count": 3})
+    stranger = FakeUser(id=1_300_000_000_000_000_199, username="stranger", global_name="Stranger")
+    for custom_id, words in ((f"sonance:fb:{shown_ids(final)[0]}:up", "someone else's recommendations"),
+                             (f"sonance:why:{shown_ids(final)[0]}", "someone else's listening")):
+        record = await sonance.dispatch(sonance.button(custom_id, message=final, user=stranger))
+        reply = await record.wait_final(timeout=30.0)
+        assert reply.ephemeral and words in (reply.content or ""), reply.content
+    async with world_services.session() as session:
+        assert await UserRepository(session).by_discord_id(stranger.id) is None
