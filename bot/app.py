@@ -26,9 +26,7 @@ from bot.client import create_bot
 from bot.discord_endpoints import apply_discord_endpoints
 from bot.dm_delivery import DiscordDmDelivery
 from bot.web import PROBES_KEY, HealthProbe, build_web_app, start_web
-from core.asker import Asker
 from core.config import Settings
-from core.db.repositories import UserRepository
 from core.errors import NotLinked, SonanceError
 from core.scheduler import JobSet, SonanceScheduler
 from core.services import Services, build_services
@@ -36,15 +34,6 @@ from core.sync.base_corpus import start_base_import
 from core.weekly import ContentPort, DigestContent, ServerMatesContent, WeeklyDigest
 
 log = logging.getLogger(__name__)
-
-
-async def _asker_of(services: Services, user_id: int) -> Asker:
-    """The weekly port names a user row; the recommender takes the asker (a DM has no guild)."""
-    async with services.session() as session:
-        user = await UserRepository(session).get(user_id)
-    if user is None or user.discord_id is None:
-        raise NotLinked()
-    return Asker(user_id, int(user.discord_id))
 
 
 def weekly_content(services: Services) -> ContentPort:
@@ -55,7 +44,10 @@ def weekly_content(services: Services) -> ContentPort:
 
     async def content(user_id: int) -> DigestContent:
         try:
-            picks = await services.recommend.weekly_content(await _asker_of(services, user_id))
+            asker = await services.askers.of_user(user_id)
+            if asker is None:
+                raise NotLinked()
+            picks = await services.recommend.weekly_content(asker)
         except SonanceError as exc:
             log.info("weekly DM: recommender unavailable for this user (%s); using server-mates picks",
                      exc.user_message, extra={"user_id": user_id, "job": "weekly_dms"})

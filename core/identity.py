@@ -52,3 +52,13 @@ class AskerDirectory:
         async with self.services.session() as session:
             user = await UserRepository(session).by_discord_id(discord_id)
         return None if user is None else Asker(int(user.id), discord_id, guild_id)
+
+    async def of_user(self, user_id: int) -> Asker | None:
+        """The `Asker` of a stored member, for work that starts from a user row rather than an
+        interaction (the weekly DM): None for a dataset listener or a row that is gone. No guild: a
+        DM has none."""
+        async with self.services.session() as session:
+            user = await UserRepository(session).get(user_id)
+        if user is None or user.discord_id is None:
+            return None
+        return Asker(user_id, int(user.discord_id))
