@@ -29,6 +29,8 @@ def bench_sync(
     results = run_cli(lambda: bench.run(scrobbles, url))
     for r in results:
         console.print(f"{r.database:>10}: {r.listens:,} listens in {r.seconds:.1f} s = {r.per_second:,.0f} listens/s")
+    parse_per_s = bench.parse_rate()
+    console.print(f"     parse: {parse_per_s:,.0f} scrobbles/s (JSON decode + page parse, no I/O)")
     limited = run_cli(lambda: bench.run_limited(limited_scrobbles)) if limited_scrobbles else None
     if limited is not None:
         console.print(f"under the Last.fm limit ({limited.requests_per_s:g} requests/s x {limited.page_size} a page): "
@@ -38,6 +40,7 @@ def bench_sync(
     if as_json:
         out: dict[str, object] = {r.database: {"listens": r.listens, "seconds": round(r.seconds, 2),
                                                "listens_per_s": round(r.per_second)} for r in results}
+        out["parse"] = {"scrobbles_per_s": round(parse_per_s)}
         if limited is not None:
             out["lastfm_limited"] = limited.to_json_dict()
         print(json.dumps(out))

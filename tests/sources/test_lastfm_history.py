@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+from itertools import pairwise
 
 import aiohttp
 import pytest
@@ -97,32 +97,29 @@ async def test_failure_mid_history_propagates(lastfm: LastfmClient, lastfm_fake:
     assert seen >= 2
 
 
-def test_parser_throughput() -> None:
-    """Parsing must not be the bottleneck of a 1,000,000-scrobble import (target >= 20,000/s overall)."""
+def test_a_full_page_parses_every_row_in_order() -> None:
+    """A 200-row page (the size a 1,000,000-scrobble import reads 5,000 times) parses to 200 plays in
+    page order. Its speed is a figure of `scripts/bench sync` (key `parse`), not a timed test."""
     rows = [{"artist": {"mbid": "", "#text": f"Artist {i}"}, "streamable": "0", "image": [], "mbid": "",
              "album": {"mbid": "", "#text": "Album"}, "name": f"Track {i}", "url": "https://www.last.fm/x",
              "date": {"uts": str(1_600_000_000 + i), "#text": "x"}} for i in range(200)]
     body = json.dumps({"recenttracks": {"track": rows, "@attr": {
         "user": "u", "page": "1", "perPage": "200", "totalPages": "1", "total": "200"}}})
-    start = time.perf_counter()
-    n = 0
-    for _ in range(100):
-        n += len(parse_recent_tracks(json.loads(body)).rows)
-    rate = n / (time.perf_counter() - start)
-    assert rate > 30_000, f"{rate:.0f} rows/s"  # ~60,000-150,000/s measured (decode + parse)
+    parsed = parse_recent_tracks(json.loads(body)).rows
+    assert [(p.artist, p.track) for p in parsed] == [(f"Artist {i}", f"Track {i}") for i in range(200)]
 
 
-async def test_end_to_end_throughput_against_fake(lastfm_fake: LastfmFake, http: aiohttp.ClientSession) -> None:
-    """Fake + client share one process and CPU here; still well above the 20,000 listens/s target
-    in practice (~30,000/s measured). The assertion is loose to stay stable on a busy CI core."""
+async def test_forty_thousand_listens_stream_newest_first_without_gaps(lastfm_fake: LastfmFake,
+                                                                         http: aiohttp.ClientSession) -> None:
+    """200 pages of a 1,000,000-scrobble history arrive complete, newest first, each listen once
+    (the speed of a real sync is a figure of `scripts/bench sync`, not a timed test)."""
     lastfm_fake.add_user("big", synthetic=1_000_000, start_uts=START, step_s=STEP)
     client = LastfmClient(make_settings(**lastfm_fake.settings_overrides()), http,
                           RateLimiter(10_000, burst=100), retry=FAST_RETRY)
-    start = time.perf_counter()
-    n = 0
+    stamps: list[int] = []
     async for page in client.history(HistoryCursor.full("big", now=NOW, order="newest_first")):
-        n += len(page.rows)
-        if n >= 40_000:
+        stamps.extend(row.played_uts for row in page.rows)
+        if len(stamps) >= 40_000:
             break
-    rate = n / (time.perf_counter() - start)
-    assert rate > 8_000, f"{rate:.0f} listens/s"
+    assert len(stamps) == 40_000 == len(set(stamps))
+    assert all(a > b for a, b in pairwise(stamps))
