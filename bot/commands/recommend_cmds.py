@@ -131,14 +131,15 @@ def eval_tune(
     """Re-derive the shipped hyper-parameters on VALIDATION data carved from each split's training rows.
 
     The TEST part of every split is discarded before anything is fitted; the JSON lists every grid
-    point's validation NDCG per seed and the best point per component.
+    point's validation NDCG per seed and the best point per component; with --community-size (no
+    --base) also "blend": the small plan's pooled blend weights (`components.POOLED_WEIGHTS`).
     """
 
     def body() -> None:
         from core.datasets import find_hetrec_dir
         from core.recommender.community import community_task
         from core.recommender.hetrec import task_from_dir
-        from core.recommender.tuning import default_grid, tune_grid, validation_task
+        from core.recommender.tuning import default_grid, tune_blend, tune_grid, validation_task
 
         say = _say(False)
         folder = find_hetrec_dir(data_dir)
@@ -155,10 +156,17 @@ def eval_tune(
                     task = community_task(folder, size=community_size, community_seed=c, split_seed=seed, base=base)
                     yield seed, validation_task(task, seed, tagged, names, max_users)
 
-        result = tune_grid(tasks(), default_grid(), k=k, progress=say)
+        chosen = list(tasks()) if community_size is not None else tasks()
+        result = tune_grid(chosen, default_grid(), k=k, progress=say)
+        if community_size is not None and not base:
+            # A fresh community's blend weights are searched once over all these communities pooled.
+            result["blend"] = tune_blend(chosen, k=k, progress=say)
         if not as_json:
             for name, row in result["best"].items():
                 err_console.print(f"[bold]{name}[/]: {row['params']} validation ndcg@{k} {row['validation_ndcg']}")
+            for key, row in result.get("blend", {}).items():
+                if isinstance(row, dict):
+                    err_console.print(f"[bold]blend {key}[/]: {row}")
         console.print(json.dumps(result), highlight=False, soft_wrap=True)
 
     run_cli(body)

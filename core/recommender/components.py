@@ -7,6 +7,7 @@ without touching blending code. Component names are stable: they appear in evide
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,11 @@ from core.recommender.tags import ItemTags
 GRAPH_PARAMS: dict[str, object] = {"weighting": "rank", "two_hop": 0.0, "symmetric": True}
 
 
+#: At most this many listeners the data is "small" (a fresh community server): `plan_for` returns
+#: `SMALL_PLAN`, whose blend weights are not searched on the server's own validation rows (30
+#: members x ~8 rows is noise: on the tuning communities the per-server search scored 0.1987
+#: against the graph alone's 0.2042) but were searched once, pooled over many communities.
+SMALL_USERS = 100
 #: Above this many (user, item) pairs the data is "large" and `plan_for` scales the configuration.
 #: HetRec has 92k pairs, a server of 50,000 listeners with 20 artists each 1M; the synthetic
 #: production sizes of `sonance bench train` have 2M (100k x 300k) and 20M (1M x 1M).
@@ -48,6 +54,9 @@ class TrainingPlan:
     """How to train at a given size: the components' hyper-parameters and how weights are tuned.
 
     `max_validation_users`: users whose held-out rows the blend weights are searched on.
+    `holdout` "pooled" (small data): when the graph component is present, the blend weights are
+    `POOLED_WEIGHTS` / `POOLED_COLD_WEIGHTS` instead of a search on the server's own few rows
+    (otherwise as "all").
     `holdout`: "all" carves validation rows from every user with enough history (then every
     component is refitted on all the data: it is fitted twice); "sampled" carves them only from
     the validation users and fits every component once, on the data minus those few rows, which
@@ -97,11 +106,38 @@ DEFAULT_PLAN = TrainingPlan(
 )
 
 
+#: Small data (a fresh community server, <= `SMALL_USERS` listeners): NMF with 32 factors (it won the
+#: community grid of ``sonance eval tune --community-size 30``: 0.0900 against 16 factors' 0.0747)
+#: and pooled blend weights.
+SMALL_PLAN = TrainingPlan("small", ease=DEFAULT_PLAN.ease, rp3=DEFAULT_PLAN.rp3, knn=DEFAULT_PLAN.knn,
+                          nmf={**DEFAULT_PLAN.nmf, "factors": 32}, holdout="pooled")
+
+#: Blend weights of `SMALL_PLAN` with the graph, re-derived by ``sonance eval tune --community-size 30``
+#: ("blend"): coordinate ascent with the graph fixed at 1, on the validation rows of community seeds
+#: 100-107 x split seeds 0-2 pooled (720 users). Mean validation NDCG@10: warm 0.2095 (graph alone
+#: 0.2043; the per-server search 0.1987; two-fold cross-validation over the communities 0.2058),
+#: cold start (3 items) 0.0906 (graph alone 0.0706).
+POOLED_WEIGHTS: dict[str, float] = {"ease": 0.03, "rp3": 0.7, "knn": 0.0, "nmf": 0.0, "content": 1.0, "pop": 0.0,
+                                    "graph": 1.0}
+POOLED_COLD_WEIGHTS: dict[str, float] = {"ease": 0.0, "rp3": 0.0, "knn": 0.0, "nmf": 0.0, "content": 1.5,
+                                         "pop": 0.7, "graph": 1.0}
+
+
+def pooled_weights(names: Iterable[str]) -> tuple[dict[str, float], dict[str, float]] | None:
+    """`POOLED_WEIGHTS` and `POOLED_COLD_WEIGHTS` for a hybrid with these components, or None when
+    they do not apply (no graph component: the pooled search always had one)."""
+    names = list(names)
+    if "graph" not in names:
+        return None
+    return ({n: POOLED_WEIGHTS.get(n, 0.0) for n in names}, {n: POOLED_COLD_WEIGHTS.get(n, 0.0) for n in names})
+
+
 def plan_for(n_users: int, n_items: int, nnz: int) -> TrainingPlan:
     """The training configuration for data of this size; `sonance train` and `sonance bench train`
     both call it, so the benchmark measures what production builds.
 
-    Up to `LARGE_PAIRS` pairs (HetRec and any community server): `DEFAULT_PLAN`, exactly. Above:
+    Up to `SMALL_USERS` listeners (a fresh community server): `SMALL_PLAN`. Up to `LARGE_PAIRS`
+    pairs (HetRec, a server with a base corpus): `DEFAULT_PLAN`, exactly. Above:
     * EASE keeps its 12,000-item cap (its dense inverse is 12,000² floats whatever the size) but
       solves in float32: half the memory and time of float64, and λ=100 keeps the Gram matrix
       well conditioned;
@@ -116,6 +152,8 @@ def plan_for(n_users: int, n_items: int, nnz: int) -> TrainingPlan:
       115 s of the 205 s this configuration replaced. At 100k x 300k that took training from 205 s to the figure
       `sonance bench train` reports (see core/recommender/README.md).
     """
+    if n_users <= SMALL_USERS:
+        return SMALL_PLAN
     if nnz <= LARGE_PAIRS:
         return DEFAULT_PLAN
     k = int(max(50, min(200, NEIGHBOUR_CELLS // max(1, n_items))))

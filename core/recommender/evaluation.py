@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from core.recommender.components import default_components
+from core.recommender.components import GRAPH_PARAMS, TrainingPlan, plan_for
 from core.recommender.hybrid import Hybrid
 from core.recommender.interactions import Interactions
 from core.recommender.metrics import summarise
@@ -75,19 +75,24 @@ def evaluate_scorer(score: Scorer, task: EvalTask, k: int, rows: sp.csr_matrix |
 def run_evaluation(task: EvalTask, *, k: int = 10, seed: int = 0, cold_start: int | None = 3,
                    tune: bool = True, progress: Callable[[str], None] | None = None) -> dict[str, dict[str, float]]:
     """Hybrid vs MostPop, ItemKNN and plain NMF (and the similar-artist graph alone, when the task
-    has one); optional cold-start NDCG."""
+    has one); optional cold-start NDCG. The hybrid is configured as `sonance train` would configure
+    it for data of this size (`components.plan_for`): a 30-member community gets the small plan."""
     say = progress or (lambda _m: None)
     results: dict[str, dict[str, float]] = {}
     trained: dict[str, Scorer] = {}
-    hybrid = Hybrid(default_components(task.tags, graph=task.graph))
+    plan = plan_for(task.train.n_users, task.train.n_items, task.train.matrix.nnz)
+    hybrid = Hybrid(plan.components(task.tags, graph=task.graph))
     candidates: list[tuple[str, Callable[[], Scorer]]] = [
-        ("hybrid", lambda: _fit_hybrid(hybrid, task, seed, tune, say)),
+        ("hybrid", lambda: _fit_hybrid(hybrid, plan, task, seed, tune, say)),
         ("MostPop", lambda: MostPop().fit(task.train).score),
         ("ItemKNN", lambda: ItemKNN().fit(task.train).score),
         ("NMF", lambda: NMF().fit(task.train).score),
     ]
     if task.graph is not None:
-        candidates.append(("SimilarGraph", lambda: SimilarGraph(task.graph).fit(task.train).score))
+        # The peer ranks by the graph alone, as the hybrid's graph component does (its validated
+        # parameters: history rank weights over G + Gᵀ), so "hybrid above the peer" compares like with like.
+        candidates.append(("SimilarGraph",
+                           lambda: SimilarGraph(task.graph, **GRAPH_PARAMS).fit(task.train).score))  # type: ignore[arg-type]
     for name, fit in candidates:
         say(f"training {name}")
         started = time.perf_counter()
@@ -97,6 +102,8 @@ def run_evaluation(task: EvalTask, *, k: int = 10, seed: int = 0, cold_start: in
         metrics = evaluate_scorer(scorer, task, k)
         metrics["train_seconds"] = round(seconds, 3)
         metrics["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        if name == "hybrid":
+            metrics["plan"] = plan.name  # type: ignore[assignment]
         if name == "hybrid" and hybrid.tuning is not None:
             metrics["tuning_seconds"] = round(hybrid.tuning.seconds, 3)
             metrics["validation_ndcg"] = round(hybrid.tuning.validation_ndcg, 4)
@@ -114,9 +121,11 @@ def run_evaluation(task: EvalTask, *, k: int = 10, seed: int = 0, cold_start: in
     return results
 
 
-def _fit_hybrid(hybrid: Hybrid, task: EvalTask, seed: int, tune: bool, say: Callable[[str], None]) -> Scorer:
+def _fit_hybrid(hybrid: Hybrid, plan: TrainingPlan, task: EvalTask, seed: int, tune: bool,
+                say: Callable[[str], None]) -> Scorer:
     # Weights are tuned on validation rows of the evaluated users only: in the community protocol
     # with --base, the graph was built from the base users' complete rows (validation included).
     users = np.array(sorted(task.test), dtype=np.int64)
-    hybrid.fit(task.train, tune=tune, seed=seed, progress=say, validation_users=users)
+    hybrid.fit(task.train, tune=tune, seed=seed, progress=say, validation_users=users,
+               max_validation_users=plan.max_validation_users, holdout=plan.holdout)
     return hybrid.score

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.recommender.artifacts import ArtifactReader, ArtifactWriter
+from core.recommender.components import pooled_weights
 from core.recommender.interactions import Interactions
 from core.recommender.models import MODEL_TYPES, Model
 from core.recommender.splits import cut_histories, holdout_split
@@ -53,6 +54,7 @@ class TuningReport:
     validation_cold_ndcg: float = 0.0
     validation_users: int = 0
     seconds: float = 0.0
+    scheme: str = "searched"  # "pooled": weights chosen offline over many small communities
 
 
 class Hybrid:
@@ -82,10 +84,17 @@ class Hybrid:
         base corpus) has seen their validation rows, and would win every weight there.
         `holdout` (see `components.TrainingPlan`): "all" carves validation rows from every user
         and refits on `data` after tuning; "sampled" carves them from the sampled validation users
-        only and keeps the components fitted for tuning (one fit instead of two, for large data).
+        only and keeps the components fitted for tuning (one fit instead of two, for large data);
+        "pooled" (small data with the graph) takes the weights `components.pooled_weights` gives
+        instead of searching the server's own few validation rows, and otherwise acts as "all".
         """
         say = progress or (lambda message: log.info(message))
-        if tune:
+        pooled = pooled_weights(self.components) if tune and holdout == "pooled" else None
+        if pooled is not None:
+            self.weights, self.cold_weights = pooled
+            self.tuning = TuningReport(dict(self.weights), dict(self.cold_weights), scheme="pooled")
+            say(f"small data: pooled blend weights {self.weights}; cold {self.cold_weights}")
+        elif tune:
             started = time.perf_counter()
             self.tuning = self._tune(data, seed=seed, max_users=max_validation_users, say=say,
                                      allowed=validation_users, sampled=holdout == "sampled")
@@ -262,7 +271,24 @@ class CandidatePool:
         return float(((gains * discounts).sum(axis=1) / self.ideal).mean())
 
 
-def coordinate_ascent(pool: CandidatePool, *, anchor: str, rounds: int = 3,
+@dataclass
+class PoolSet:
+    """Several users' pools searched as one (e.g. the validation users of many small communities):
+    NDCG is the mean over all their users, so one weight set is chosen for all of them."""
+
+    pools: list[CandidatePool]
+
+    @property
+    def values(self) -> dict[str, np.ndarray]:
+        return self.pools[0].values
+
+    def ndcg(self, weights: Mapping[str, float], k: int = 10) -> float:
+        sizes = np.array([len(pool.ideal) for pool in self.pools], dtype=np.float64)
+        scores = np.array([pool.ndcg(weights, k) for pool in self.pools])
+        return float((scores * sizes).sum() / sizes.sum())
+
+
+def coordinate_ascent(pool: CandidatePool | PoolSet, *, anchor: str, rounds: int = 3,
                       grid: tuple[float, ...] = WEIGHT_GRID) -> tuple[dict[str, float], float]:
     """Greedy per-component weight search with the anchor fixed at 1 (the scale is arbitrary)."""
     parts = pool.values

@@ -6,6 +6,8 @@ evaluated users (`VALIDATION_SEED_OFFSET + seed`), tag rows of both held-out set
 every grid point is fitted on the rest and scored on validation NDCG@k. Nothing here ever reads a
 test item, so the figures it prints are the ones the docstrings in `components.py` and
 `models/ease.py` may quote. Split seeds 0-2 are the selection seeds; the quality tests use seed 7.
+For the small-community protocol `tune_blend` also searches the small plan's blend weights once over
+all the tuning communities' validation users pooled (`components.POOLED_WEIGHTS`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from core.recommender.components import SMALL_PLAN, TrainingPlan
 from core.recommender.evaluation import EvalTask, evaluate_scorer
 from core.recommender.hetrec import held_out_pairs, hetrec_tags
+from core.recommender.hybrid import COLD_KEEP, CandidatePool, PoolSet, coordinate_ascent
 from core.recommender.models import EASE, NMF, ItemKNN, Model, RP3beta, SimilarGraph
-from core.recommender.splits import holdout_split
+from core.recommender.splits import cut_histories, holdout_split
 from core.recommender.tags import ItemTags
 
 VALIDATION_SEED_OFFSET = 10_007  # the same carve-out the hybrid uses for its blend weights
@@ -103,3 +107,38 @@ def tune_grid(tasks: Iterable[tuple[int, EvalTask]], grid: list[GridPoint], *, k
         if current is None or row["validation_ndcg"] > current["validation_ndcg"] + MIN_GAIN:
             best[row["component"]] = row
     return {"seeds": seeds, "grid": table, "best": best}
+
+
+def tune_blend(tasks: Iterable[tuple[int, EvalTask]], plan: TrainingPlan = SMALL_PLAN, *, anchor: str = "graph",
+               k: int = 10, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """One blend weight set (and a cold-start one) for many small validation tasks pooled: the weights
+    `components.POOLED_WEIGHTS` quotes. A single community's own 30 validation users are too few to
+    search seven weights on; the pooled users of many communities are not.
+
+    Each task's components (`plan`'s, with its graph) are fitted on its training rows and its
+    validation users pooled; the search is `coordinate_ascent` with `anchor` fixed at 1. Tasks
+    without a graph are skipped (the pooled weights only apply with one).
+    """
+    say = progress or (lambda _m: None)
+    warm: list[CandidatePool] = []
+    cold: list[CandidatePool] = []
+    for seed, task in tasks:
+        if task.graph is None:
+            continue
+        components = plan.components(task.tags, graph=task.graph)
+        for model in components.values():
+            model.fit(task.train)
+        users = np.array(sorted(task.test), dtype=np.int64)
+        relevant = [task.test[int(u)] for u in users]
+        rows = task.train.matrix[users]
+        warm.append(CandidatePool.from_models(components, rows, relevant, k=k))
+        cold.append(CandidatePool.from_models(components, cut_histories(rows, COLD_KEEP, seed=seed), relevant, k=k))
+        say(f"blend: pooled {len(users)} validation users of split seed {seed} ({len(warm)} tasks)")
+    if not warm:
+        return {}
+    out: dict[str, Any] = {"tasks": len(warm), "users": int(sum(len(p.ideal) for p in warm))}
+    for key, pools in (("warm", PoolSet(warm)), ("cold", PoolSet(cold))):
+        weights, score = coordinate_ascent(pools, anchor=anchor)
+        out[key] = {"weights": weights, "validation_ndcg": round(score, 4),
+                    f"{anchor}_alone": round(pools.ndcg({anchor: 1.0}, k), 4)}
+    return out
