@@ -23,7 +23,7 @@ from core.recommender.components import SMALL_PLAN, TrainingPlan
 from core.recommender.evaluation import EvalTask, evaluate_scorer
 from core.recommender.hetrec import held_out_pairs, hetrec_tags
 from core.recommender.hybrid import COLD_KEEP, CandidatePool, PoolSet, coordinate_ascent
-from core.recommender.models import EASE, NMF, ItemKNN, Model, RP3beta, SimilarGraph
+from core.recommender.models import EASE, IALS, NMF, ItemKNN, Model, RP3beta, SimilarGraph
 from core.recommender.splits import cut_histories, holdout_split
 from core.recommender.tags import ItemTags
 
@@ -59,6 +59,9 @@ def default_grid() -> list[GridPoint]:
         points.append(GridPoint("nmf", {"factors": factors},
                                 lambda tags, graph, f=factors: NMF(factors=f, weighting="log1p", max_iter=50,
                                                                    min_users=3)))
+    for factors, reg, alpha in ((64, 20.0, 5.0), (32, 20.0, 5.0), (64, 10.0, 5.0), (64, 20.0, 10.0)):
+        points.append(GridPoint("als", {"factors": factors, "reg": reg, "alpha": alpha},
+                                lambda tags, graph, f=factors, r=reg, a=alpha: IALS(factors=f, reg=r, alpha=a)))
     for weighting, two_hop, symmetric in (("rank", 0.0, True), ("rank", 0.0, False), ("log1p", 0.0, True),
                                           ("binary", 0.0, True), ("rank", 0.3, True)):
         points.append(GridPoint("graph", {"weighting": weighting, "two_hop": two_hop, "symmetric": symmetric},

@@ -26,7 +26,7 @@ def test_hybrid_reaches_target_ndcg_on_one_seed() -> None:
     results = run_evaluation(task_from_dir(folder, seed=QUALITY_TEST_SEED), k=10, seed=QUALITY_TEST_SEED,
                              cold_start=None)
     hybrid = results["hybrid"]["ndcg@10"]
-    assert hybrid >= 0.245, results  # leak-free seeds 0-2 measure 0.249-0.252
+    assert hybrid >= 0.250, results  # leak-free seeds 0-2 measure 0.255-0.261 (0.249-0.252 before "als")
     for baseline in ("MostPop", "ItemKNN", "NMF"):
         assert hybrid > results[baseline]["ndcg@10"], (baseline, results)
     assert results["hybrid"]["train_seconds"] <= 60  # 30 s target; slack for a loaded CI machine

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from core.recommender.interactions import Interactions
 from core.recommender.models import (
     EASE,
+    IALS,
     NMF,
     ContentTfidf,
     ItemKNN,
@@ -43,15 +44,16 @@ FACTORIES: dict[str, Callable[[World], Model]] = {
     "EASE": lambda w: EASE(),
     "EASE+tags": lambda w: EASE(tags=w[1]),
     "NMF": lambda w: NMF(factors=4, max_iter=200),
+    "IALS": lambda w: IALS(factors=4),
     "Content": lambda w: ContentTfidf(w[1]),
     "Links": lambda w: ItemLinks(w[2]),
     "Quality": lambda w: QualityPrior(_quality(w)),
     "SimilarGraph": lambda w: SimilarGraph(w[2]),  # the scene links as Last.fm's similar-artist graph
     "SimilarGraph2hop": lambda w: SimilarGraph(w[2], weighting="log1p", two_hop=0.3, symmetric=True),
 }
-#: Models whose scores name no driving history items (priors; NMF mixes every item into each factor).
-NO_TERMS = {"MostPop", "Quality", "NMF"}
-PERSONALISED = {"ItemKNN", "RP3beta", "EASE", "EASE+tags", "NMF", "Content", "Links", "SimilarGraph",
+#: Models whose scores name no driving history items (priors; NMF and IALS mix every item into each factor).
+NO_TERMS = {"MostPop", "Quality", "NMF", "IALS"}
+PERSONALISED = {"ItemKNN", "RP3beta", "EASE", "EASE+tags", "NMF", "IALS", "Content", "Links", "SimilarGraph",
                 "SimilarGraph2hop"}
 
 
@@ -115,6 +117,7 @@ ARTIFACT_ARRAYS: dict[str, list[tuple[str, str]]] = {
     "EASE": [("items", "int64"), ("weights", "float32")],
     "EASE+tags": [("items", "int64"), ("weights", "float32")],
     "NMF": [("item_factors", "float64"), ("items", "int64")],
+    "IALS": [("item_factors", "float64"), ("items", "int64")],
     "MostPop": [("counts", "float32")],
     "Quality": [("quality", "float32")],
 }

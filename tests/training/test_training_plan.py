@@ -6,7 +6,7 @@ import numpy as np
 
 from core.recommender.components import DEFAULT_PLAN, LARGE_PAIRS, plan_for
 from core.recommender.engine import RecommenderEngine
-from core.recommender.models import EASE, NMF
+from core.recommender.models import EASE, IALS, NMF
 from tests.recommender.conftest import build_world
 
 
@@ -17,7 +17,7 @@ def test_hetrec_sized_data_gets_todays_configuration() -> None:
     plan = DEFAULT_PLAN
     assert (plan.max_validation_users, plan.holdout) == (1200, "all")
     components = plan.components()
-    assert list(components) == ["ease", "rp3", "knn", "nmf", "content", "pop"]
+    assert list(components) == ["ease", "rp3", "knn", "nmf", "als", "content", "pop"]
     ease, nmf = components["ease"], components["nmf"]
     assert isinstance(ease, EASE) and isinstance(nmf, NMF)
     assert ease.params() == {"l2": 100.0, "weighting": "rank", "min_users": 3, "max_items": 12000,
@@ -26,6 +26,9 @@ def test_hetrec_sized_data_gets_todays_configuration() -> None:
     assert components["knn"].params() == {"k": 200, "shrink": 10.0, "weighting": "rank"}
     assert nmf.params() == {"factors": 16, "weighting": "log1p", "max_iter": 50, "l2": 0.0, "seed": 0,
                             "min_users": 3, "max_items": None}
+    assert isinstance(components["als"], IALS)
+    assert components["als"].params() == {"factors": 64, "reg": 20.0, "alpha": 5.0, "iterations": 8,
+                                          "weighting": "rank", "min_users": 3, "seed": 0}
 
 
 def test_large_data_scales_the_configuration_with_its_size() -> None:
@@ -34,6 +37,7 @@ def test_large_data_scales_the_configuration_with_its_size() -> None:
     for plan in (mid, big):
         assert plan.name == "large" and plan.holdout == "sampled"
         assert plan.ease["precision"] == "float32" and plan.nmf["max_items"] == 100_000
+        assert plan.als is None and "als" not in plan.components()  # per-row Python solves: too slow there
     assert (mid.rp3["k"], mid.knn["k"]) == (200, 200)  # 300k items x 200 neighbours: 60M cells
     assert (big.rp3["k"], big.knn["k"]) == (100, 100)  # 1M items: k halved, 100M cells
     assert big.max_validation_users == 300 < mid.max_validation_users <= 1200
