@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.asker import Asker
+from core.asker import Asker, Caller
 from core.db.repositories import AccountRepository, UserRepository
 from core.db.repositories.recommendations import ItemInfo, RecommendationRepository
 from core.db.types import utcnow
@@ -105,16 +105,22 @@ class PersonalLists:
         self.services = services
         self.models = models
 
-    async def recommend(self, asker: Asker, *, kind: Kind | str = Kind.ARTIST, count: int = 10,
+    async def recommend(self, asker: Asker | Caller, *, kind: Kind | str = Kind.ARTIST, count: int = 10,
                         discovery: float | str | None = None, tag: str | None = None,
                         context: str = "command", record: bool = True) -> RecommendationList:
-        """The whole request: current history + feedback + window + preferences -> engine -> record."""
+        """The whole request: current history + feedback + window + preferences -> engine -> record.
+
+        A `Caller` is resolved to its `Asker` in the first session (one session fewer per request)."""
         kind = Kind(kind)
         if not 1 <= count <= MAX_COUNT:
             raise InvalidInput(f"Pick between 1 and {MAX_COUNT} recommendations.")
-        user_id = asker.user_id
         since = utcnow() - timedelta(days=self.services.settings.repeat_window_days)
-        async with self.services.session() as session:
+        # Reads only (a first-use asker row is committed by resolve_in): no commit round trip; the
+        # session is rolled back when it closes.
+        async with self.services.sessions() as session:
+            if isinstance(asker, Caller):
+                asker = await self.services.askers.resolve_in(session, asker)
+            user_id = asker.user_id
             repo = RecommendationRepository(session)
             plays = await repo.item_plays(str(kind), user_id)
             if not plays and not await AccountRepository.without_cipher(session).has_any(user_id) \
