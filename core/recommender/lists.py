@@ -126,8 +126,7 @@ class PersonalLists:
             if not plays and not await AccountRepository.without_cipher(session).has_any(user_id) \
                     and not await repo.item_plays("artist", user_id):
                 raise NotLinked()
-            votes = await repo.feedback(user_id, str(kind))
-            recent = await repo.recently_shown(user_id, str(kind), since)
+            votes, recent = await repo.steering(user_id, str(kind), since)
             discovery_setting, stored_preferences = await UserRepository(session).taste_settings(user_id)
             stored_discovery = float(discovery_setting if discovery_setting is not None else DEFAULT_DISCOVERY)
             prefs = preferences_from_stored(stored_preferences)

@@ -209,3 +209,15 @@ async def test_a_stranger_pressing_the_buttons_is_refused_and_stored_nowhere(
         assert reply.ephemeral and words in (reply.content or ""), reply.content
     async with world_services.session() as session:
         assert await UserRepository(session).by_discord_id(stranger.id) is None
+
+
+async def test_recommend_allows_three_lists_per_30_seconds_per_member(sonance: FakeDiscord) -> None:
+    """The cooldown (bot.interactions.per_user): the fourth /recommend within 30 s is refused with
+    the retry time, privately; another member is not affected."""
+    for _ in range(3):
+        _, answer = await run(sonance, "recommend", "alice", {"count": 3})
+        assert answer.embeds
+    _, limited = await run(sonance, "recommend", "alice", {"count": 3})
+    assert limited.ephemeral and re.match(r"^Easy there! Try again in \d+ s\.$", limited.content or "")
+    _, other = await run(sonance, "recommend", "bob", {"count": 3})
+    assert other.embeds
