@@ -205,3 +205,39 @@ async def test_a_caller_is_resolved_once_in_the_lists_own_session(world: Service
     async with world.session() as session:
         stranger = (await session.execute(select(User.id).where(User.discord_id == 4_242_424_242))).scalar_one()
         assert await session.get(GuildMembership, (GUILD_ID, stranger)) is not None
+
+
+async def test_display_facts_are_reused_until_the_catalogue_changes(world: Services) -> None:
+    """Names, links and covers come from `DisplayCache` between lists; a catalogue write by this
+    process shows on the very next list, and an expired cache reads the catalogue again."""
+    from sqlalchemy import event, update
+
+    from core.db.models import Artist
+
+    service = RecommendService.of(world)
+    alice = await asker_for(world, ALICE)
+    world.settings.repeat_window_days = 0  # the same picks again
+    first = await service.recommend(alice, count=3)
+    catalogue_reads: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM artists" in statement:
+            catalogue_reads.append(statement)
+
+    event.listen(world.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        second = await service.recommend(alice, count=3)
+        assert [s.rec.item_id for s in second.items] == [s.rec.item_id for s in first.items]
+        assert [s.rec.url for s in second.items] == [s.rec.url for s in first.items]
+        assert catalogue_reads == []
+        target = first.items[0].rec.item_id
+        async with world.session() as session:
+            await session.execute(update(Artist).where(Artist.id == target).values(image_url="https://img.example/new.png"))
+        third = await service.recommend(alice, count=3)
+        assert {s.rec.item_id: s.rec.image_url for s in third.items}[target] == "https://img.example/new.png"
+        assert len(catalogue_reads) == 1
+        service.lists.display.ttl_s = 0.0  # another process's write is seen once the cache expires
+        await service.recommend(alice, count=3)
+        assert len(catalogue_reads) == 2
+    finally:
+        event.remove(world.engine.sync_engine, "before_cursor_execute", note)
