@@ -23,16 +23,15 @@ if TYPE_CHECKING:
 
     from core.services import Services
 
-#: Memberships this process has already written (bounded; oldest forgotten first).
+#: Bound of the per-member tables the adapter keeps in memory (cooldown buckets; oldest forgotten first).
 SEEN_MEMBERSHIPS_MAX = 100_000
 
 
 class AskerDirectory:
-    """One per process (`services.askers`): it remembers which memberships it already wrote."""
+    """One per process (`services.askers`)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._seen: dict[tuple[int, int], None] = {}  # (guild id, user row id), insertion-ordered
 
     async def resolve(self, discord_id: int, display_name: str | None, guild_id: int | None) -> Asker:
         """The member's `Asker`, creating their row on first use and recording the membership."""
@@ -45,27 +44,22 @@ class AskerDirectory:
         committed here at once, so the member exists whatever the rest of the request does, exactly
         as with `resolve`'s own session."""
         users = UserRepository(session)
-        found = await users.discord_identity(caller.discord_id)
-        wrote = found is None
+        found = await users.discord_identity(caller.discord_id, caller.guild_id)
+        wrote = member = False
         if found is None:
             user_id = await users.create_discord(caller.discord_id, caller.display_name)
+            wrote = True
         else:
-            user_id, stored_name = found
+            user_id, stored_name, member = found
             if caller.display_name and stored_name != caller.display_name:
                 await users.rename(user_id, caller.display_name)
                 wrote = True
-        key = (caller.guild_id or 0, user_id)
-        if caller.guild_id is not None and key not in self._seen:
-            # A write on every command is costly under load; once per process is enough. Keyed by
-            # the row id, so a user who ran /forget (new row next time) is recorded again.
+        if caller.guild_id is not None and not member:
+            # Written only when the lookup found none (the same statement tells): no write per command.
             await users.ensure_membership(caller.guild_id, user_id)
             wrote = True
         if wrote:
             await session.commit()
-        if caller.guild_id is not None and key not in self._seen:  # remembered once it is committed
-            if len(self._seen) >= SEEN_MEMBERSHIPS_MAX:
-                self._seen.pop(next(iter(self._seen)))
-            self._seen[key] = None
         return Asker(user_id, caller.discord_id, caller.guild_id)
 
     async def known(self, discord_id: int, guild_id: int | None) -> Asker | None:

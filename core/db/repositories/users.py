@@ -17,7 +17,11 @@ BASE_ORIGIN = "hetrec"
 _USERS = User.__table__.c  # Core columns for the per-interaction lookup (discord_identity says why)
 _SETTINGS = UserSettings.__table__.c
 # Built once (recommendations.py says why): the asker lookup and the taste read of every /recommend.
-_IDENTITY = select(_USERS.id, _USERS.display_name).where(_USERS.discord_id == bindparam("discord_id"))
+_MEMBERS = GuildMembership.__table__.c
+_IDENTITY = select(
+    _USERS.id, _USERS.display_name,
+    select(_MEMBERS.user_id).where(_MEMBERS.guild_id == bindparam("guild_id"), _MEMBERS.user_id == _USERS.id).exists(),
+).where(_USERS.discord_id == bindparam("discord_id"))
 _TASTE = select(_SETTINGS.discovery, _SETTINGS.preferences).where(_SETTINGS.user_id == bindparam("user_id"))
 
 SETTINGS_FIELDS = frozenset({
@@ -40,14 +44,17 @@ class UserRepository:
             user.display_name = display_name
         return user
 
-    async def discord_identity(self, discord_id: int) -> tuple[int, str | None] | None:
-        """(row id, display name) of a Discord user, or None: the asker lookup of every interaction.
+    async def discord_identity(self, discord_id: int, guild_id: int | None = None
+                               ) -> tuple[int, str | None, bool] | None:
+        """(row id, display name, whether a membership of `guild_id` is stored) of a Discord user,
+        or None: the asker lookup of every interaction, in one statement.
 
         Why not `by_discord_id`: that loads an ORM `User` into the session (identity map, change
-        tracking) for two columns; a Core select of them is cheaper on every command.
+        tracking) for two columns; a Core select of them is cheaper on every command. The membership
+        flag lets the caller skip the membership write when it is already stored.
         """
-        row = (await self.session.execute(_IDENTITY, {"discord_id": discord_id})).first()
-        return None if row is None else (int(row[0]), row[1])
+        row = (await self.session.execute(_IDENTITY, {"discord_id": discord_id, "guild_id": guild_id})).first()
+        return None if row is None else (int(row[0]), row[1], bool(row[2]))
 
     async def create_discord(self, discord_id: int, display_name: str | None) -> int:
         """The row id of a Discord user, inserting the row if none exists (safe against a concurrent
