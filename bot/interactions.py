@@ -19,7 +19,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from core.asker import Asker
+from core.asker import Asker, Caller
 from core.errors import SonanceError
 from core.identity import SEEN_MEMBERSHIPS_MAX
 from core.services import Services
@@ -67,18 +67,32 @@ def once_per(per_s: float) -> Callable[[T], T]:
     `SonanceError` (a refusal: unknown user, private profile…) gives the use back in `handle_error`;
     a success or a crash keeps it spent.
     """
+    return per_user(1, per_s, refund_refusals=True)
+
+
+def per_user(rate: int, per_s: float, *, refund_refusals: bool = False) -> Callable[[T], T]:
+    """A per-user cooldown: `rate` uses per `per_s` seconds (`CommandOnCooldown` beyond that).
+
+    Why not `app_commands.checks.cooldown` on busy commands: on every use it scans all its buckets
+    for expired ones (a list over every member who used the command in the last `per_s` seconds),
+    ~1 % of the bot's CPU per /recommend under load. Here a bucket is found by key and an expired
+    one simply starts afresh (`Cooldown` refills by itself); the table is bounded like the
+    membership cache (oldest user forgotten first). With `refund_refusals` a `SonanceError` gives
+    the use back (`once_per`).
+    """
     buckets: dict[int, app_commands.Cooldown] = {}
 
     async def predicate(interaction: discord.Interaction) -> bool:
         bucket = buckets.get(interaction.user.id)
         if bucket is None:
-            bucket = buckets[interaction.user.id] = app_commands.Cooldown(1, per_s)
+            bucket = buckets[interaction.user.id] = app_commands.Cooldown(rate, per_s)
             if len(buckets) > SEEN_MEMBERSHIPS_MAX:  # bounded: forget the oldest user
                 buckets.pop(next(iter(buckets)))
         retry_after = bucket.update_rate_limit()
         if retry_after:
             raise app_commands.CommandOnCooldown(bucket, retry_after)
-        interaction.extras[COOLDOWN_REFUND] = bucket.reset
+        if refund_refusals:
+            interaction.extras[COOLDOWN_REFUND] = bucket.reset
         return True
 
     return app_commands.check(predicate)
@@ -163,6 +177,16 @@ async def who(services: Services, interaction: discord.Interaction) -> Asker:
                                               interaction.guild_id)
         interaction.extras[ASKER_KEY] = asker
     return asker
+
+
+def caller(interaction: discord.Interaction) -> Asker | Caller:
+    """Who is asking, for a service that resolves the member in its own first database session
+    (`AskerDirectory.resolve_in`): the `Asker` if this interaction resolved it already, else the
+    `Caller`. Same rules as `who` (row created on first use, membership recorded), one session fewer."""
+    asker = interaction.extras.get(ASKER_KEY)
+    if isinstance(asker, Asker):
+        return asker
+    return Caller(interaction.user.id, display_name(interaction.user), interaction.guild_id)
 
 
 async def known(services: Services, interaction: discord.Interaction) -> Asker | None:

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import SonanceCog, display_name, send, within_budget
+from bot.interactions import SonanceCog, caller, display_name, per_user, send, within_budget
 from bot.render.recommend import preferences_summary, similar_embed
 from bot.views.feedback import PERSISTENT_ITEMS, FeedbackButton, RecommendationPages, WhyButton
 from core.domain import Kind
@@ -24,10 +24,6 @@ RECOMMEND_RATE, RECOMMEND_PER_S = 3, 30.0
 KINDS = {"artists": Kind.ARTIST, "albums": Kind.ALBUM, "tracks": Kind.TRACK}
 KIND_CHOICES = [app_commands.Choice(name=name, value=name) for name in KINDS]
 DISCOVERY_CHOICES = [app_commands.Choice(name=name, value=name) for name in ("familiar", "balanced", "deep cuts")]
-
-
-def _per_user(interaction: discord.Interaction) -> int:
-    return interaction.user.id
 
 
 def _choices(names: list[str]) -> list[app_commands.Choice[str]]:
@@ -46,7 +42,7 @@ class RecommendCog(SonanceCog):
                            discovery="Familiar favourites-adjacent picks, or deep cuts",
                            tag="Only picks with this tag or genre")
     @app_commands.choices(kind=KIND_CHOICES, discovery=DISCOVERY_CHOICES)
-    @app_commands.checks.cooldown(RECOMMEND_RATE, RECOMMEND_PER_S, key=_per_user)
+    @per_user(RECOMMEND_RATE, RECOMMEND_PER_S)
     async def recommend_command(self, interaction: discord.Interaction,
                                 kind: app_commands.Choice[str] | None = None,
                                 count: app_commands.Range[int, 1, 25] = 10,
@@ -54,9 +50,8 @@ class RecommendCog(SonanceCog):
                                 tag: app_commands.Range[str, 1, 100] | None = None) -> None:
         chosen = KINDS[kind.value] if kind is not None else Kind.ARTIST
         await interaction.response.defer(thinking=True)
-        asker = await self.who(interaction)
-        result = await self.recs.recommend(
-            asker, kind=chosen, count=count, discovery=discovery.value if discovery is not None else None,
+        result = await self.recs.recommend(  # resolves the asker in its first session (`caller`)
+            caller(interaction), kind=chosen, count=count, discovery=discovery.value if discovery is not None else None,
             tag=tag, context="command")
         await RecommendationPages(result, interaction.user.id, display_name(interaction.user), self.bot).send(interaction)
 

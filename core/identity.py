@@ -15,37 +15,52 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.asker import Asker
+from core.asker import Asker, Caller
 from core.db.repositories import UserRepository
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from core.services import Services
 
-#: Memberships this process has already written (bounded; oldest forgotten first).
+#: Bound of the per-member tables the adapter keeps in memory (cooldown buckets; oldest forgotten first).
 SEEN_MEMBERSHIPS_MAX = 100_000
 
 
 class AskerDirectory:
-    """One per process (`services.askers`): it remembers which memberships it already wrote."""
+    """One per process (`services.askers`)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._seen: dict[tuple[int, int], None] = {}  # (guild id, user row id), insertion-ordered
 
     async def resolve(self, discord_id: int, display_name: str | None, guild_id: int | None) -> Asker:
         """The member's `Asker`, creating their row on first use and recording the membership."""
         async with self.services.session() as session:
-            users = UserRepository(session)
-            user = await users.get_or_create_discord(discord_id, display_name)
-            key = (guild_id or 0, user.id)
-            if guild_id is not None and key not in self._seen:
-                # A write on every command is costly under load; once per process is enough. Keyed by
-                # the row id, so a user who ran /forget (new row next time) is recorded again.
-                await users.ensure_membership(guild_id, user.id)
-                if len(self._seen) >= SEEN_MEMBERSHIPS_MAX:
-                    self._seen.pop(next(iter(self._seen)))
-                self._seen[key] = None
-            return Asker(int(user.id), discord_id, guild_id)
+            return await self.resolve_in(session, Caller(discord_id, display_name, guild_id))
+
+    async def resolve_in(self, session: AsyncSession, caller: Caller) -> Asker:
+        """`resolve` inside a session the caller opened for its own work (one session per request
+        instead of two). What it writes (a first-use row, a new display name, a membership) is
+        committed here at once, so the member exists whatever the rest of the request does, exactly
+        as with `resolve`'s own session."""
+        users = UserRepository(session)
+        found = await users.discord_identity(caller.discord_id, caller.guild_id)
+        wrote = member = False
+        if found is None:
+            user_id = await users.create_discord(caller.discord_id, caller.display_name)
+            wrote = True
+        else:
+            user_id, stored_name, member = found
+            if caller.display_name and stored_name != caller.display_name:
+                await users.rename(user_id, caller.display_name)
+                wrote = True
+        if caller.guild_id is not None and not member:
+            # Written only when the lookup found none (the same statement tells): no write per command.
+            await users.ensure_membership(caller.guild_id, user_id)
+            wrote = True
+        if wrote:
+            await session.commit()
+        return Asker(user_id, caller.discord_id, caller.guild_id)
 
     async def known(self, discord_id: int, guild_id: int | None) -> Asker | None:
         """The member's `Asker` when Sonance already stores them; None otherwise. Writes nothing."""

@@ -21,6 +21,34 @@ from core.private_files import private_sqlite
 
 SQLITE_POOL_SIZE = 3
 
+#: Tables holding the catalogue's display facts (names, links, cover art, listener counts).
+CATALOGUE_TABLES = frozenset({"artists", "albums", "tracks"})
+
+
+class _CatalogueWrites:
+    """How many statements wrote a catalogue table through any engine of this process.
+
+    Why: caches of display facts (`core.recommender.lists.DisplayCache`) compare this number to
+    the one they were filled under and start afresh when it moved, so a cover or a listener count
+    stored by this process (enrichment runs in the bot's scheduler) shows on the next request. A
+    write by another process is not seen here: those caches also expire by age.
+    """
+
+    count = 0
+
+
+def catalogue_writes() -> int:
+    """The process's count of statements that wrote `CATALOGUE_TABLES` (see `_CatalogueWrites`)."""
+    return _CatalogueWrites.count
+
+
+def _note_catalogue_write(_conn: Any, clauseelement: Any, *_args: Any) -> None:
+    """`after_execute` hook: count INSERT/UPDATE/DELETE statements on a catalogue table."""
+    if getattr(clauseelement, "is_dml", False):
+        table = getattr(clauseelement, "table", None)
+        if getattr(table, "name", None) in CATALOGUE_TABLES:
+            _CatalogueWrites.count += 1
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -44,6 +72,7 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
         # where waiting is fair and costs nothing: p95 1.2 s, max 1.6 s on the same run.
         kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=0)
     engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "after_execute", _note_catalogue_write)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if url.database and url.database != ":memory:":

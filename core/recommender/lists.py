@@ -13,13 +13,15 @@ towards, read fresh from the database, turned into one `RecommendRequest`, score
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.asker import Asker
+from core.asker import Asker, Caller
+from core.db.engine import catalogue_writes
 from core.db.repositories import AccountRepository, UserRepository
 from core.db.repositories.recommendations import ItemInfo, RecommendationRepository
 from core.db.types import utcnow
@@ -74,9 +76,58 @@ def list_note(kind: Kind, n_plays: int, known: int, got: int, wanted: int, tag: 
     return None
 
 
-async def decorate(repo: RecommendationRepository, kind: Kind, recs: list[Recommendation]) -> list[Recommendation]:
-    """Attach links, cover art and (albums) AOTY facts from the catalogue."""
-    infos: dict[int, ItemInfo] = await repo.item_info(str(kind), [r.item_id for r in recs])
+#: How long display facts are reused at most (another process's catalogue writes show after this).
+DISPLAY_TTL_S = 300.0
+DISPLAY_MAX_ITEMS = 50_000
+
+
+class DisplayCache:
+    """Display facts of recommended items (`ItemInfo`: name, artist, links, cover, listeners)
+    between requests, so most lists need no catalogue query.
+
+    Why it is safe: these facts change only through catalogue writes (imports, enrichment). The
+    cache is emptied when a statement of this process wrote a catalogue table
+    (`core.db.engine.catalogue_writes`), when the served model version changes, and at the latest
+    `DISPLAY_TTL_S` after it was last emptied (writes by other processes). Nothing personal is in
+    it, so /forget has nothing to remove here.
+    """
+
+    def __init__(self, ttl_s: float = DISPLAY_TTL_S, max_items: int = DISPLAY_MAX_ITEMS) -> None:
+        self.ttl_s = ttl_s
+        self.max_items = max_items
+        self._infos: dict[tuple[str, int], ItemInfo] = {}
+        self._stamp: tuple[str, int] | None = None  # (model version, catalogue writes) when emptied
+        self._emptied_at = -float("inf")
+
+    def _fresh(self, version: str) -> None:
+        stamp = (version, catalogue_writes())
+        now = time.monotonic()
+        if stamp != self._stamp or now >= self._emptied_at + self.ttl_s or len(self._infos) > self.max_items:
+            self._infos.clear()
+            self._stamp, self._emptied_at = stamp, now
+
+    async def item_info(self, repo: RecommendationRepository, kind: Kind, ids: list[int],
+                        version: str) -> dict[int, ItemInfo]:
+        """`repo.item_info` for `ids`, asking the database only for what is not cached."""
+        self._fresh(version)
+        found = {i: info for i in ids if (info := self._infos.get((kind, i))) is not None}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            generation = catalogue_writes()
+            fetched = await repo.item_info(str(kind), missing)
+            found.update(fetched)
+            if catalogue_writes() == generation:  # nothing wrote the catalogue meanwhile
+                self._infos.update({(kind, i): info for i, info in fetched.items()})
+        return found
+
+
+async def decorate(repo: RecommendationRepository, kind: Kind, recs: list[Recommendation], *,
+                   display: DisplayCache | None = None, version: str = "") -> list[Recommendation]:
+    """Attach links, cover art and (albums) AOTY facts from the catalogue (through `display` when
+    given: `version` is the served model's)."""
+    ids = [r.item_id for r in recs]
+    infos: dict[int, ItemInfo] = (await repo.item_info(str(kind), ids) if display is None
+                                  else await display.item_info(repo, kind, ids, version))
     aoty = await repo.aoty_for_albums([r.item_id for r in recs]) if kind == Kind.ALBUM else {}
     out = []
     for rec in recs:
@@ -104,24 +155,30 @@ class PersonalLists:
     def __init__(self, services: Services, models: ServedModels) -> None:
         self.services = services
         self.models = models
+        self.display = DisplayCache()
 
-    async def recommend(self, asker: Asker, *, kind: Kind | str = Kind.ARTIST, count: int = 10,
+    async def recommend(self, asker: Asker | Caller, *, kind: Kind | str = Kind.ARTIST, count: int = 10,
                         discovery: float | str | None = None, tag: str | None = None,
                         context: str = "command", record: bool = True) -> RecommendationList:
-        """The whole request: current history + feedback + window + preferences -> engine -> record."""
+        """The whole request: current history + feedback + window + preferences -> engine -> record.
+
+        A `Caller` is resolved to its `Asker` in the first session (one session fewer per request)."""
         kind = Kind(kind)
         if not 1 <= count <= MAX_COUNT:
             raise InvalidInput(f"Pick between 1 and {MAX_COUNT} recommendations.")
-        user_id = asker.user_id
         since = utcnow() - timedelta(days=self.services.settings.repeat_window_days)
-        async with self.services.session() as session:
+        # Reads only (a first-use asker row is committed by resolve_in): no commit round trip; the
+        # session is rolled back when it closes.
+        async with self.services.sessions() as session:
+            if isinstance(asker, Caller):
+                asker = await self.services.askers.resolve_in(session, asker)
+            user_id = asker.user_id
             repo = RecommendationRepository(session)
             plays = await repo.item_plays(str(kind), user_id)
             if not plays and not await AccountRepository.without_cipher(session).has_any(user_id) \
                     and not await repo.item_plays("artist", user_id):
                 raise NotLinked()
-            votes = await repo.feedback(user_id, str(kind))
-            recent = await repo.recently_shown(user_id, str(kind), since)
+            votes, recent = await repo.steering(user_id, str(kind), since)
             discovery_setting, stored_preferences = await UserRepository(session).taste_settings(user_id)
             stored_discovery = float(discovery_setting if discovery_setting is not None else DEFAULT_DISCOVERY)
             prefs = preferences_from_stored(stored_preferences)
@@ -147,7 +204,7 @@ class PersonalLists:
         shown_ids: list[int] = [0] * len(recs)
         async with self.services.session() as session:  # one unit of work: decorate, then record
             repo = RecommendationRepository(session)
-            recs = await decorate(repo, kind, recs)
+            recs = await decorate(repo, kind, recs, display=self.display, version=loaded.version)
             if record:
                 shown_ids = await repo.record_shown(
                     user_id, str(kind), [{"item_id": r.item_id, "score": float(r.score),

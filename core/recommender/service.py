@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.asker import Asker
+from core.asker import Asker, Caller
 from core.domain import Kind
 from core.errors import NotYours
 from core.explain.types import Preferences
@@ -101,11 +101,12 @@ class RecommendService:
         return await self.models.score(loaded, history, request)
 
     # --- requests --------------------------------------------------------------------------------
-    async def recommend(self, asker: Asker, kind: Kind | str = Kind.ARTIST, count: int = 10,
+    async def recommend(self, asker: Asker | Caller, kind: Kind | str = Kind.ARTIST, count: int = 10,
                         discovery: float | str | None = None, tag: str | None = None,
                         context: str = "command", record: bool = True) -> RecommendationList:
         """A fresh list for the asker, each item recorded as shown (ids for the buttons) unless
-        `record` is off (previews such as the demo)."""
+        `record` is off (previews such as the demo). A `Caller` is resolved in the list's own first
+        database session (`AskerDirectory.resolve_in`), saving the adapter a session of its own."""
         return await self.lists.recommend(asker, kind=kind, count=count, discovery=discovery, tag=tag,
                                           context=context, record=record)
 

@@ -209,3 +209,36 @@ async def test_a_stranger_pressing_the_buttons_is_refused_and_stored_nowhere(
         assert reply.ephemeral and words in (reply.content or ""), reply.content
     async with world_services.session() as session:
         assert await UserRepository(session).by_discord_id(stranger.id) is None
+
+
+async def test_recommend_allows_three_lists_per_30_seconds_per_member(sonance: FakeDiscord) -> None:
+    """The cooldown (bot.interactions.per_user): the fourth /recommend within 30 s is refused with
+    the retry time, privately; another member is not affected."""
+    for _ in range(3):
+        _, answer = await run(sonance, "recommend", "alice", {"count": 3})
+        assert answer.embeds
+    _, limited = await run(sonance, "recommend", "alice", {"count": 3})
+    assert limited.ephemeral and re.match(r"^Easy there! Try again in \d+ s\.$", limited.content or "")
+    _, other = await run(sonance, "recommend", "bob", {"count": 3})
+    assert other.embeds
+
+
+async def test_a_stored_member_costs_no_write_before_the_list(sonance: FakeDiscord, world_services: Services) -> None:
+    """The asker lookup tells whether the membership is stored (tests/bot/world.py stores alice's):
+    then /recommend writes nothing but the shown rows, even on the process's first command."""
+    from sqlalchemy import event
+
+    await run(sonance, "recommend", "bob", {"count": 3})  # the world's model is trained on first use
+    writes: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement.split("(")[0].strip())
+
+    event.listen(world_services.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        _, answer = await run(sonance, "recommend", "alice", {"count": 3})
+    finally:
+        event.remove(world_services.engine.sync_engine, "before_cursor_execute", note)
+    assert answer.embeds
+    assert writes == ["INSERT INTO recommendations_shown"]

@@ -499,6 +499,9 @@ class FakeDiscord:
         self.unmatched_requests: list[RequestRecord] = []
         self.internal_errors: list[tuple[RequestRecord, BaseException]] = []
         self.interactions: dict[int, InteractionRecord] = {}
+        #: The same records by interaction token: every webhook request (follow-up, edit) names its
+        #: interaction by token, and a scan of all interactions made each one O(n) in a long bench.
+        self._interactions_by_token: dict[str, InteractionRecord] = {}
         self.dms: list[SentMessage] = []
         self.dm_failures: list[RequestRecord] = []
         self.channel_messages: list[SentMessage] = []
@@ -1256,7 +1259,7 @@ class FakeDiscord:
     def _webhook_interaction(self, app_id: str, token: str) -> InteractionRecord:
         if int(app_id) != self.application_id:
             raise _HTTPError(404, 10015, "Unknown Webhook")
-        interaction = next((i for i in self.interactions.values() if i.token == token), None)
+        interaction = self._interactions_by_token.get(token)
         if interaction is None:
             raise _HTTPError(404, 10015, "Unknown Webhook")
         now = asyncio.get_running_loop().time()
@@ -1723,6 +1726,7 @@ class FakeDiscord:
         if record is None:
             record = InteractionRecord(payload)
             self.interactions[interaction_id] = record
+            self._interactions_by_token.setdefault(record.token, record)
         session = self._session_for_guild(int(payload["guild_id"]) if payload.get("guild_id") else None)
         if record.dispatched_at is None:
             record.dispatched_at = asyncio.get_running_loop().time()

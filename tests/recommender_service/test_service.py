@@ -162,3 +162,82 @@ async def test_the_nightly_retrain_covers_every_kind_with_data(world: Services) 
 async def test_a_kind_without_data_is_skipped_by_the_nightly_retrain(services: Services) -> None:
     results = await RecommendService.of(services).retrain_all(tune=False)  # an empty database
     assert all("skipped" in r for r in results.values()) and set(results) == {"artist", "album", "track"}
+
+
+async def test_the_steering_read_separates_votes_from_recently_shown(world: Services) -> None:
+    """One statement reads both: votes keep their sign, shown rows count only inside the window and
+    only for this member and granularity."""
+    service = RecommendService.of(world)
+    alice = await asker_for(world, ALICE)
+    shown = (await service.recommend(alice, count=4)).items
+    await service.feedback(alice, shown[0].shown_id, +1)
+    await service.feedback(alice, shown[1].shown_id, -1)
+    await service.recommend(await asker_for(world, MEMBERS["bob"].fake.id), count=3)  # someone else's rows
+    since = utcnow() - timedelta(days=1)
+    async with world.session() as session:
+        repo = RecommendationRepository(session)
+        votes, recent = await repo.steering(alice.user_id, "artist", since)
+        assert votes == {shown[0].rec.item_id: 1, shown[1].rec.item_id: -1}
+        assert recent == {s.rec.item_id for s in shown}
+        assert await repo.steering(alice.user_id, "album", since) == ({}, set())
+        assert await repo.steering(alice.user_id, "artist", utcnow() + timedelta(seconds=5)) == (votes, set())
+
+
+async def test_a_caller_is_resolved_once_in_the_lists_own_session(world: Services) -> None:
+    """A `Caller` gets the same row, name and membership as `AskerDirectory.resolve` would give."""
+    from core.asker import Caller
+    from core.db.models import GuildMembership, User
+    from tests.bot.world import GUILD_ID
+
+    service = RecommendService.of(world)
+    alice = await asker_for(world, ALICE)
+    result = await service.recommend(Caller(ALICE, "Alice Renamed", GUILD_ID), count=3)
+    assert len(result.items) == 3
+    async with world.session() as session:
+        user = await session.get(User, alice.user_id)
+        assert user is not None and user.display_name == "Alice Renamed"
+        assert await session.get(GuildMembership, (GUILD_ID, alice.user_id)) is not None
+        rows = (await session.execute(select(RecommendationShown.user_id, RecommendationShown.guild_id)
+                                      .where(RecommendationShown.id.in_([s.shown_id for s in result.items])))).all()
+    assert set(rows) == {(alice.user_id, GUILD_ID)}
+    with pytest.raises(NotLinked):  # a stranger gets a row (first use), then the usual refusal
+        await service.recommend(Caller(4_242_424_242, "Newcomer", GUILD_ID))
+    async with world.session() as session:
+        stranger = (await session.execute(select(User.id).where(User.discord_id == 4_242_424_242))).scalar_one()
+        assert await session.get(GuildMembership, (GUILD_ID, stranger)) is not None
+
+
+async def test_display_facts_are_reused_until_the_catalogue_changes(world: Services) -> None:
+    """Names, links and covers come from `DisplayCache` between lists; a catalogue write by this
+    process shows on the very next list, and an expired cache reads the catalogue again."""
+    from sqlalchemy import event, update
+
+    from core.db.models import Artist
+
+    service = RecommendService.of(world)
+    alice = await asker_for(world, ALICE)
+    world.settings.repeat_window_days = 0  # the same picks again
+    first = await service.recommend(alice, count=3)
+    catalogue_reads: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM artists" in statement:
+            catalogue_reads.append(statement)
+
+    event.listen(world.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        second = await service.recommend(alice, count=3)
+        assert [s.rec.item_id for s in second.items] == [s.rec.item_id for s in first.items]
+        assert [s.rec.url for s in second.items] == [s.rec.url for s in first.items]
+        assert catalogue_reads == []
+        target = first.items[0].rec.item_id
+        async with world.session() as session:
+            await session.execute(update(Artist).where(Artist.id == target).values(image_url="https://img.example/new.png"))
+        third = await service.recommend(alice, count=3)
+        assert {s.rec.item_id: s.rec.image_url for s in third.items}[target] == "https://img.example/new.png"
+        assert len(catalogue_reads) == 1
+        service.lists.display.ttl_s = 0.0  # another process's write is seen once the cache expires
+        await service.recommend(alice, count=3)
+        assert len(catalogue_reads) == 2
+    finally:
+        event.remove(world.engine.sync_engine, "before_cursor_execute", note)

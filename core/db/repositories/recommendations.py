@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import (
@@ -75,6 +75,26 @@ _ARTISTS = Artist.__table__.c
 _FEEDBACK = Feedback.__table__.c
 _SHOWN = RecommendationShown.__table__.c
 
+# The statements of every /recommend, built once with bound parameters. Why: building a select
+# (coercing each clause) and deriving its cache key cost ~0.1 ms of CPU per statement, every time;
+# a statement object built once keeps its cache key (SQLAlchemy memoizes it), so each execution
+# only binds values (measured: ~35 % less CPU per statement on SQLite).
+_ARTIST_PLAYS = select(_PLAYS.user_id, _PLAYS.artist_id, _PLAYS.plays, _PLAYS.last_played_at,
+                       _PLAYS.artist_id).where(_PLAYS.plays > 0)
+_ARTIST_PLAYS_OF = _ARTIST_PLAYS.where(_PLAYS.user_id == bindparam("user_id"))
+_ARTIST_INFO = select(_ARTISTS.id, _ARTISTS.name, _ARTISTS.lastfm_url, _ARTISTS.image_url,
+                      _ARTISTS.lastfm_listeners).where(_ARTISTS.id.in_(bindparam("ids", expanding=True)))
+_FEEDBACK_OF = select(_FEEDBACK.item_id, _FEEDBACK.value).where(
+    _FEEDBACK.user_id == bindparam("user_id"), _FEEDBACK.item_kind == bindparam("item_kind"))
+#: A member's votes (value ±1) and, as value 0, what they were shown since a time: one statement
+#: for both steering reads of a request instead of two.
+_STEERING = union_all(
+    _FEEDBACK_OF,
+    select(_SHOWN.item_id, literal(0)).where(
+        _SHOWN.user_id == bindparam("user_id"), _SHOWN.item_kind == bindparam("item_kind"),
+        _SHOWN.shown_at >= bindparam("since")).distinct())
+_RECORD_SHOWN = insert(RecommendationShown.__table__).returning(_SHOWN.id, _SHOWN.rank)
+
 
 def _aware(value: datetime | None) -> datetime | None:
     """Aggregates (MAX) bypass the column type on SQLite and come back naive: re-attach UTC."""
@@ -90,8 +110,7 @@ class RecommendationRepository:
     # --- plays at every granularity -----------------------------------------------------------
     def _plays_stmt(self, kind: str) -> Any:
         if kind == "artist":
-            return select(_PLAYS.user_id, _PLAYS.artist_id, _PLAYS.plays, _PLAYS.last_played_at,
-                          _PLAYS.artist_id).where(_PLAYS.plays > 0)
+            return _ARTIST_PLAYS
         column = Track.album_id if kind == "album" else Track.id
         stmt = (select(Listen.user_id, column, func.count(Listen.id), func.max(Listen.played_at), Track.artist_id)
                 .join(Track, Track.id == Listen.track_id)
@@ -103,10 +122,13 @@ class RecommendationRepository:
     async def item_plays(self, kind: str, user_id: int | None = None) -> list[ItemPlayRow]:
         """(user, item, plays, last played, artist) for artists (stored counts) or albums/tracks
         (aggregated from individual listens); all users when `user_id` is None (training input)."""
-        stmt = self._plays_stmt(kind)
-        if user_id is not None:
-            stmt = stmt.where((_PLAYS.user_id if kind == "artist" else Listen.user_id) == user_id)
-        rows = (await self.session.execute(stmt)).all()
+        if kind == "artist" and user_id is not None:
+            rows = (await self.session.execute(_ARTIST_PLAYS_OF, {"user_id": user_id})).all()
+        else:
+            stmt = self._plays_stmt(kind)
+            if user_id is not None:
+                stmt = stmt.where(Listen.user_id == user_id)
+            rows = (await self.session.execute(stmt)).all()
         return [ItemPlayRow(int(u), int(i), int(p), _aware(t), int(a)) for u, i, p, t, a in rows]
 
     async def has_item_plays(self, kind: str) -> bool:
@@ -119,10 +141,8 @@ class RecommendationRepository:
         out: dict[int, ItemInfo] = {}
         for batch in chunks(wanted, BATCH):
             if kind == "artist":
-                stmt = (select(_ARTISTS.id, _ARTISTS.name, _ARTISTS.lastfm_url, _ARTISTS.image_url,
-                               _ARTISTS.lastfm_listeners).where(_ARTISTS.id.in_(batch)))
-                out.update({i: ItemInfo(i, n, None, u, img, lis)
-                            for i, n, u, img, lis in (await self.session.execute(stmt)).all()})
+                rows = (await self.session.execute(_ARTIST_INFO, {"ids": list(batch)})).all()
+                out.update({i: ItemInfo(i, n, None, u, img, lis) for i, n, u, img, lis in rows})
             elif kind == "album":
                 stmt = (select(Album.id, Album.title, Artist.name, Album.lastfm_url, Album.image_url,
                                Artist.lastfm_listeners)
@@ -174,9 +194,8 @@ class RecommendationRepository:
 
     async def feedback(self, user_id: int, item_kind: str) -> dict[int, int]:
         """Item id -> vote for one user and granularity."""
-        stmt = select(_FEEDBACK.item_id, _FEEDBACK.value).where(_FEEDBACK.user_id == user_id,
-                                                                _FEEDBACK.item_kind == item_kind)
-        return {int(i): int(v) for i, v in (await self.session.execute(stmt)).all()}
+        rows = await self.session.execute(_FEEDBACK_OF, {"user_id": user_id, "item_kind": item_kind})
+        return {int(i): int(v) for i, v in rows.all()}
 
     # --- shown ------------------------------------------------------------------------------------
     async def record_shown(self, user_id: int, item_kind: str, rows: Sequence[dict[str, Any]], *, context: str,
@@ -189,18 +208,24 @@ class RecommendationRepository:
         # Why not `returning(..., sort_by_parameter_order=True)` on the ORM entity: on SQLite that
         # falls back to one INSERT per row, each costing four aiosqlite thread round trips: 1.7 ms of
         # CPU for ten rows on every /recommend, against 0.7 ms for the single statement (measured).
-        table = RecommendationShown.__table__
-        stmt = insert(table).returning(table.c.id, table.c.rank)
         params = [{"user_id": user_id, "item_kind": item_kind, "item_id": row["item_id"], "context": context,
                    "guild_id": guild_id, "rank": rank, "score": row.get("score"), "evidence": row.get("evidence"),
                    "model_version": model_version, "shown_at": now} for rank, row in enumerate(rows)]
-        by_rank = {int(rank): int(i) for i, rank in (await self.session.execute(stmt, params)).all()}
+        by_rank = {int(rank): int(i) for i, rank in (await self.session.execute(_RECORD_SHOWN, params)).all()}
         return [by_rank[rank] for rank in range(len(rows))]
 
-    async def recently_shown(self, user_id: int, item_kind: str, since: datetime) -> set[int]:
-        stmt = (select(_SHOWN.item_id).where(
-            _SHOWN.user_id == user_id, _SHOWN.item_kind == item_kind, _SHOWN.shown_at >= since).distinct())
-        return {int(i) for i in (await self.session.execute(stmt)).scalars()}
+    async def steering(self, user_id: int, item_kind: str, since: datetime) -> tuple[dict[int, int], set[int]]:
+        """(item id -> vote, items shown since `since`) for one user and granularity: what a new
+        list steers by, read in one statement (`_STEERING`)."""
+        votes: dict[int, int] = {}
+        shown: set[int] = set()
+        rows = await self.session.execute(_STEERING, {"user_id": user_id, "item_kind": item_kind, "since": since})
+        for item_id, value in rows.all():
+            if value:
+                votes[int(item_id)] = int(value)
+            else:
+                shown.add(int(item_id))
+        return votes, shown
 
     async def shown(self, shown_id: int) -> ShownRow | None:
         row = await self.session.get(RecommendationShown, shown_id)

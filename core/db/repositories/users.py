@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import ArtistPlays, GuildMembership, User, UserSettings
@@ -13,6 +13,16 @@ from core.db.repositories._dialect import upsert_insert
 #: `users.origin` of the base corpus (HetRec listeners imported to give a fresh server a model): they
 #: feed the models and are never members, never shown, never counted.
 BASE_ORIGIN = "hetrec"
+
+_USERS = User.__table__.c  # Core columns for the per-interaction lookup (discord_identity says why)
+_SETTINGS = UserSettings.__table__.c
+# Built once (recommendations.py says why): the asker lookup and the taste read of every /recommend.
+_MEMBERS = GuildMembership.__table__.c
+_IDENTITY = select(
+    _USERS.id, _USERS.display_name,
+    select(_MEMBERS.user_id).where(_MEMBERS.guild_id == bindparam("guild_id"), _MEMBERS.user_id == _USERS.id).exists(),
+).where(_USERS.discord_id == bindparam("discord_id"))
+_TASTE = select(_SETTINGS.discovery, _SETTINGS.preferences).where(_SETTINGS.user_id == bindparam("user_id"))
 
 SETTINGS_FIELDS = frozenset({
     "dm_enabled", "dm_weekday", "dm_minute", "timezone", "quiet_start_minute", "quiet_end_minute",
@@ -27,16 +37,45 @@ class UserRepository:
     async def get_or_create_discord(self, discord_id: int, display_name: str | None = None) -> User:
         user = await self.by_discord_id(discord_id)
         if user is None:
-            await self.session.execute(
-                upsert_insert(self.session, User)
-                .values(discord_id=discord_id, display_name=display_name, origin="discord")
-                .on_conflict_do_nothing(index_elements=["discord_id"])
-            )
+            await self._insert_discord(discord_id, display_name)
             user = await self.by_discord_id(discord_id)
             assert user is not None
         elif display_name and user.display_name != display_name:
             user.display_name = display_name
         return user
+
+    async def discord_identity(self, discord_id: int, guild_id: int | None = None
+                               ) -> tuple[int, str | None, bool] | None:
+        """(row id, display name, whether a membership of `guild_id` is stored) of a Discord user,
+        or None: the asker lookup of every interaction, in one statement.
+
+        Why not `by_discord_id`: that loads an ORM `User` into the session (identity map, change
+        tracking) for two columns; a Core select of them is cheaper on every command. The membership
+        flag lets the caller skip the membership write when it is already stored.
+        """
+        row = (await self.session.execute(_IDENTITY, {"discord_id": discord_id, "guild_id": guild_id})).first()
+        return None if row is None else (int(row[0]), row[1], bool(row[2]))
+
+    async def create_discord(self, discord_id: int, display_name: str | None) -> int:
+        """The row id of a Discord user, inserting the row if none exists (safe against a concurrent
+        first use: ON CONFLICT DO NOTHING, then read back)."""
+        await self._insert_discord(discord_id, display_name)
+        found = await self.discord_identity(discord_id)
+        assert found is not None
+        return found[0]
+
+    async def _insert_discord(self, discord_id: int, display_name: str | None) -> None:
+        # ON CONFLICT DO NOTHING: two first requests of one member at once must not collide
+        await self.session.execute(
+            upsert_insert(self.session, User)
+            .values(discord_id=discord_id, display_name=display_name, origin="discord")
+            .on_conflict_do_nothing(index_elements=["discord_id"])
+        )
+
+    async def rename(self, user_id: int, display_name: str) -> None:
+        """Store the member's current Discord display name."""
+        await self.session.execute(update(User.__table__).where(_USERS.id == user_id)
+                                   .values(display_name=display_name))
 
     async def by_discord_id(self, discord_id: int) -> User | None:
         return (await self.session.execute(select(User).where(User.discord_id == discord_id))).scalar_one_or_none()
@@ -158,9 +197,7 @@ class UserRepository:
         Why a separate read: `settings` inserts a row for a first-time user, which made every
         first /recommend a write transaction (SQLite serialises those); reading needs no row.
         """
-        columns = UserSettings.__table__.c  # Core columns: on every /recommend (recommendations.py says why)
-        row = (await self.session.execute(select(columns.discovery, columns.preferences)
-                                          .where(columns.user_id == user_id))).first()
+        row = (await self.session.execute(_TASTE, {"user_id": user_id})).first()
         return (None, None) if row is None else (row[0], row[1])
 
     async def settings(self, user_id: int) -> UserSettings:
