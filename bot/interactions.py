@@ -21,7 +21,6 @@ from discord.ext import commands
 
 from core.asker import Asker, Caller
 from core.errors import SonanceError
-from core.identity import SEEN_MEMBERSHIPS_MAX
 from core.services import Services
 
 log = logging.getLogger("sonance.bot")
@@ -57,6 +56,8 @@ async def send(interaction: discord.Interaction, content: str | None = None, *, 
 
 #: `interaction.extras` key of the cooldown use to give back when the command is refused.
 COOLDOWN_REFUND = "sonance_cooldown_refund"
+#: Members one cooldown table remembers at most (a bound on memory; the oldest is forgotten first).
+COOLDOWN_MEMBERS_MAX = 100_000
 
 
 def once_per(per_s: float) -> Callable[[T], T]:
@@ -77,7 +78,7 @@ def per_user(rate: int, per_s: float, *, refund_refusals: bool = False) -> Calla
     for expired ones (a list over every member who used the command in the last `per_s` seconds),
     ~1 % of the bot's CPU per /recommend under load. Here a bucket is found by key and an expired
     one simply starts afresh (`Cooldown` refills by itself); the table is bounded like the
-    membership cache (oldest user forgotten first). With `refund_refusals` a `SonanceError` gives
+    `COOLDOWN_MEMBERS_MAX` (oldest user forgotten first). With `refund_refusals` a `SonanceError` gives
     the use back (`once_per`).
     """
     buckets: dict[int, app_commands.Cooldown] = {}
@@ -86,7 +87,7 @@ def per_user(rate: int, per_s: float, *, refund_refusals: bool = False) -> Calla
         bucket = buckets.get(interaction.user.id)
         if bucket is None:
             bucket = buckets[interaction.user.id] = app_commands.Cooldown(rate, per_s)
-            if len(buckets) > SEEN_MEMBERSHIPS_MAX:  # bounded: forget the oldest user
+            if len(buckets) > COOLDOWN_MEMBERS_MAX:  # bounded: forget the oldest user
                 buckets.pop(next(iter(buckets)))
         retry_after = bucket.update_rate_limit()
         if retry_after:

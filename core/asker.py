@@ -1,8 +1,9 @@
 """Who is asking: the one identity every service takes.
 
 The Discord adapter resolves the member once per interaction (`SonanceCog.who`) and hands the
-result down, or hands a `Caller` to a service that resolves it once in its own first session. Services never look the asker up again and never mix a Discord snowflake with a row id
-in their signatures: `user_id` is our `users.id`, `discord_id` is the Discord snowflake (for
+result down, or hands a `Caller` to a service that resolves it once in its own first session.
+Services never look the asker up again and never mix a Discord snowflake with a row id in their
+signatures: `user_id` is our `users.id`, `discord_id` is the Discord snowflake (for
 mentions and DMs), `guild_id` is the server the command came from (None in DMs).
 """
 

@@ -23,10 +23,6 @@ if TYPE_CHECKING:
 
     from core.services import Services
 
-#: Bound of the per-member tables the adapter keeps in memory (cooldown buckets; oldest forgotten first).
-SEEN_MEMBERSHIPS_MAX = 100_000
-
-
 class AskerDirectory:
     """One per process (`services.askers`)."""
 

@@ -4,7 +4,7 @@ Every (user, item) cell is a preference p = 1 if the user plays the item, else 0
 confidence 1 + α·w (w = the user's weighted strength, per-user rank by default). Unlike NMF, the
 zeros are fitted too (with confidence 1), so the factors learn what a listener does *not* play:
 on HetRec it scores validation NDCG@10 0.178 alone (NMF 0.130), and it adds what EASE and the
-neighbourhood models miss (hybrid 0.1901 -> 0.1948, split seeds 0-2, validation carved from train).
+neighbourhood models miss (hybrid 0.1901 -> 0.1942, split seeds 0-2, validation carved from train).
 
 Both alternating steps, and the fold-in of any user row at serving time, solve for each row
 ``(YᵀY + Yᵢᵀ diag(α·wᵢ) Yᵢ + λI) x = Yᵢᵀ (1 + α·wᵢ)`` where Yᵢ are the factors of the row's items:
