@@ -273,6 +273,7 @@ async def test_postgres_restart_mid_sync_transaction_resumes_without_loss(privat
 # ------------------------------------------------------------------------------ Last.fm storms
 
 STORM_RATE = 25.0  # LASTFM_REQUESTS_PER_SECOND for the storm
+ARRIVAL_JITTER_S = 0.1  # how late a request may reach the fake after the limiter let it go
 STORM_RETRY = RetryPolicy(attempts=5, base_delay_s=0.02, max_delay_s=0.1, max_retry_after_s=5.0)
 
 
@@ -330,9 +331,12 @@ async def test_lastfm_5xx_and_429_storm_across_concurrent_syncs(services: Servic
         # the shared limiter kept everyone together within LASTFM_REQUESTS_PER_SECOND (burst 1)
         times = sorted(t for t, _, _ in lastfm.log)
         assert len(times) >= 30 and not [f for f in lastfm.failures if f.user is None], "the storm hit"
-        # (arrival times at the server: a request delayed by a busy event loop can bunch with the next
-        # ones, hence a little slack on the 1 s windows; the whole run's average has none)
-        assert (len(times) - 1) / (times[-1] - times[0]) <= STORM_RATE * 1.02
+        # (arrival times at the server, not grant times: the first request also opens the connection
+        # and a busy event loop delays some requests so they bunch with the next ones. So the run's
+        # span gets ARRIVAL_JITTER_S of slack at its ends, and the 1 s windows a little slack; a limit
+        # per process instead of shared would still show as twice the rate.)
+        span = times[-1] - times[0]
+        assert len(times) - 1 <= STORM_RATE * (span + ARRIVAL_JITTER_S), (len(times), span)
         for i, t in enumerate(times):
             in_window = sum(1 for u in times[i:] if u - t < 1.0)
             assert in_window <= STORM_RATE + 5, f"{in_window} requests within 1 s of request {i}"
