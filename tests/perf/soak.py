@@ -575,9 +575,7 @@ def prune_fake(fake: Any, now: float) -> None:
 async def _sync_round(services: Services, lastfm_fake: Any, names: Sequence[tuple[str, int]], n_new: int,
                       artists: Sequence[str], rng: random.Random, stats: dict[str, Any]) -> None:
     """New scrobbles appear in the fake, then each account is synced (as the scheduler would)."""
-    from core.sync.engine import LastfmSync
-
-    sync = services.component("lastfm_sync", lambda s: LastfmSync(s, s.lastfm))  # type: ignore[arg-type]
+    sync = services.lastfm_sync
     now = int(time.time())
     for name, _ in names:
         user = lastfm_fake.users[name.lower()]
