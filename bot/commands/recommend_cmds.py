@@ -125,6 +125,8 @@ def eval_tune(
                                              help="Community seed(s) used for selection."),
     base: bool = typer.Option(False, "--base", help="Community protocol with the base corpus."),
     max_users: int = typer.Option(600, "--max-users", min=10, help="Validation users scored per seed."),
+    grid: bool = typer.Option(True, "--grid/--no-grid", help="Search the hyper-parameter grid (--no-grid: "
+                              "only the community blend or graph weight)."),
     k: int = typer.Option(10, "--k", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on the last line."),
 ) -> None:
@@ -132,14 +134,21 @@ def eval_tune(
 
     The TEST part of every split is discarded before anything is fitted; the JSON lists every grid
     point's validation NDCG per seed and the best point per component; with --community-size (no
-    --base) also "blend": the small plan's pooled blend weights (`components.POOLED_WEIGHTS`).
+    --base) also "blend": the small plan's pooled blend weights (`components.POOLED_WEIGHTS`); with
+    --community-size and --base, "graph_weight" (`components.SEARCHED_GRAPH_WEIGHTS`).
     """
 
     def body() -> None:
         from core.datasets import find_hetrec_dir
         from core.recommender.community import community_task
         from core.recommender.hetrec import task_from_dir
-        from core.recommender.tuning import default_grid, tune_blend, tune_grid, validation_task
+        from core.recommender.tuning import (
+            default_grid,
+            tune_blend,
+            tune_graph_weight,
+            tune_grid,
+            validation_task,
+        )
 
         say = _say(False)
         folder = find_hetrec_dir(data_dir)
@@ -157,16 +166,21 @@ def eval_tune(
                     yield seed, validation_task(task, seed, tagged, names, max_users)
 
         chosen = list(tasks()) if community_size is not None else tasks()
-        result = tune_grid(chosen, default_grid(), k=k, progress=say)
+        if not grid and community_size is None:
+            raise InvalidInput("--no-grid leaves nothing to tune without --community-size.")
+        result = tune_grid(chosen, default_grid(), k=k, progress=say) if grid else {}
         if community_size is not None and not base:
             # A fresh community's blend weights are searched once over all these communities pooled.
             result["blend"] = tune_blend(chosen, k=k, progress=say)
+        if community_size is not None and base:
+            result["graph_weight"] = tune_graph_weight(chosen, k=k, progress=say)
         if not as_json:
-            for name, row in result["best"].items():
+            for name, row in result.get("best", {}).items():
                 err_console.print(f"[bold]{name}[/]: {row['params']} validation ndcg@{k} {row['validation_ndcg']}")
-            for key, row in result.get("blend", {}).items():
-                if isinstance(row, dict):
-                    err_console.print(f"[bold]blend {key}[/]: {row}")
+            for section in ("blend", "graph_weight"):
+                for key, row in result.get(section, {}).items():
+                    if isinstance(row, dict):
+                        err_console.print(f"[bold]{section} {key}[/]: {row}")
         console.print(json.dumps(result), highlight=False, soft_wrap=True)
 
     run_cli(body)

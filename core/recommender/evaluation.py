@@ -123,9 +123,9 @@ def run_evaluation(task: EvalTask, *, k: int = 10, seed: int = 0, cold_start: in
 
 def _fit_hybrid(hybrid: Hybrid, plan: TrainingPlan, task: EvalTask, seed: int, tune: bool,
                 say: Callable[[str], None]) -> Scorer:
-    # Weights are tuned on validation rows of the evaluated users only: in the community protocol
-    # with --base, the graph was built from the base users' complete rows (validation included).
-    users = np.array(sorted(task.test), dtype=np.int64)
-    hybrid.fit(task.train, tune=tune, seed=seed, progress=say, validation_users=users,
-               max_validation_users=plan.max_validation_users, holdout=plan.holdout)
+    # As `sonance train` fits it: weights searched on every listener's validation rows, base corpus
+    # included (the graph, built from the base users' complete rows, is not searched: see
+    # `components.SEARCHED_GRAPH_WEIGHTS`).
+    hybrid.fit(task.train, tune=tune, seed=seed, progress=say, max_validation_users=plan.max_validation_users,
+               holdout=plan.holdout)
     return hybrid.score

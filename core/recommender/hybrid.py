@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.recommender.artifacts import ArtifactReader, ArtifactWriter
-from core.recommender.components import pooled_weights
+from core.recommender.components import fixed_weights, pooled_weights
 from core.recommender.interactions import Interactions
 from core.recommender.models import MODEL_TYPES, Model
 from core.recommender.splits import cut_histories, holdout_split
@@ -75,13 +75,10 @@ class Hybrid:
 
     # --- training -------------------------------------------------------------------------------
     def fit(self, data: Interactions, *, tune: bool = True, seed: int = 0, max_validation_users: int = 1200,
-            progress: Callable[[str], None] | None = None, validation_users: np.ndarray | None = None,
-            holdout: str = "all") -> Self:
+            progress: Callable[[str], None] | None = None, holdout: str = "all") -> Self:
         """Tune weights on a validation split of `data` (if `tune`), then fit everything on `data`.
 
-        `validation_users` (user indices) limits whose carved-out rows the weights are tuned on: an
-        external input fitted on some users' complete rows (a similar-artist graph built from the
-        base corpus) has seen their validation rows, and would win every weight there.
+        The graph component's weight is never searched (`components.SEARCHED_GRAPH_WEIGHTS`).
         `holdout` (see `components.TrainingPlan`): "all" carves validation rows from every user
         and refits on `data` after tuning; "sampled" carves them from the sampled validation users
         only and keeps the components fitted for tuning (one fit instead of two, for large data);
@@ -97,7 +94,7 @@ class Hybrid:
         elif tune:
             started = time.perf_counter()
             self.tuning = self._tune(data, seed=seed, max_users=max_validation_users, say=say,
-                                     allowed=validation_users, sampled=holdout == "sampled")
+                                     sampled=holdout == "sampled")
             self.tuning.seconds = time.perf_counter() - started
             self.weights = dict(self.tuning.weights)
             self.cold_weights = dict(self.tuning.cold_weights)
@@ -109,36 +106,39 @@ class Hybrid:
         return self
 
     def _tune(self, data: Interactions, *, seed: int, max_users: int, say: Callable[[str], None],
-              allowed: np.ndarray | None = None, sampled: bool = False) -> TuningReport:
+              sampled: bool = False) -> TuningReport:
         rng = np.random.default_rng(seed)
         if sampled:
             eligible = np.flatnonzero(np.diff(data.matrix.indptr) >= HOLDOUT_MIN_ITEMS)
-            if allowed is not None:
-                eligible = eligible[np.isin(eligible, allowed)]
             if len(eligible) > max_users:
                 eligible = np.sort(rng.choice(eligible, max_users, replace=False))
             validation = holdout_split(data, seed=seed + 10_007, min_items=HOLDOUT_MIN_ITEMS, users=eligible)
         else:
             validation = holdout_split(data, seed=seed + 10_007, min_items=HOLDOUT_MIN_ITEMS)
         users = np.array(sorted(validation.test), dtype=np.int64)
-        if allowed is not None:
-            users = users[np.isin(users, allowed)]
-        if len(users) == 0:
-            return TuningReport(dict(self.weights), dict(self.cold_weights))
+        fixed, cold_fixed = fixed_weights(self.components)
+        searched = {name: model for name, model in self.components.items() if name not in fixed}
+        if len(users) == 0 or not searched:
+            return TuningReport({**self.weights, **fixed}, {**self.cold_weights, **cold_fixed})
         if len(users) > max_users:
             users = np.sort(rng.choice(users, max_users, replace=False))
         relevant = [validation.test[int(u)] for u in users]
         rows = validation.train.matrix[users]
         cold_rows = cut_histories(rows, COLD_KEEP, seed=seed)
-        for name, model in self.components.items():
+        for name, model in searched.items():
             say(f"tuning: fitting {name} on the validation split")
             model.fit(validation.train)
+        # The graph (if any) is not searched: Last.fm's graph has seen these very rows
+        # (`components.SEARCHED_GRAPH_WEIGHTS`), so it joins at its fixed weight afterwards.
         say("tuning: searching blend weights")
-        pool = CandidatePool.from_models(self.components, rows, relevant)
-        weights, score = coordinate_ascent(pool, anchor=self.anchor)
-        cold_pool = CandidatePool.from_models(self.components, cold_rows, relevant)
-        cold_weights, cold_score = coordinate_ascent(cold_pool, anchor=self.anchor)
-        say(f"tuned weights {weights} (validation NDCG@10 {score:.4f}); cold {cold_weights} ({cold_score:.4f})")
+        anchor = self.anchor if self.anchor in searched else next(iter(searched))
+        pool = CandidatePool.from_models(searched, rows, relevant)
+        weights, score = coordinate_ascent(pool, anchor=anchor)
+        cold_pool = CandidatePool.from_models(searched, cold_rows, relevant)
+        cold_weights, cold_score = coordinate_ascent(cold_pool, anchor=anchor)
+        weights, cold_weights = {**weights, **fixed}, {**cold_weights, **cold_fixed}
+        say(f"tuned weights {weights} (validation NDCG@10 {score:.4f} before the fixed ones); "
+            f"cold {cold_weights} ({cold_score:.4f})")
         return TuningReport(weights, cold_weights, score, cold_score, len(users))
 
     # --- scoring --------------------------------------------------------------------------------

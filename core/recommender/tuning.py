@@ -7,7 +7,9 @@ every grid point is fitted on the rest and scored on validation NDCG@k. Nothing 
 test item, so the figures it prints are the ones the docstrings in `components.py` and
 `models/ease.py` may quote. Split seeds 0-2 are the selection seeds; the quality tests use seed 7.
 For the small-community protocol `tune_blend` also searches the small plan's blend weights once over
-all the tuning communities' validation users pooled (`components.POOLED_WEIGHTS`).
+all the tuning communities' validation users pooled (`components.POOLED_WEIGHTS`); with the base
+corpus, `tune_graph_weight` chooses the graph's weight beside searched ones
+(`components.SEARCHED_GRAPH_WEIGHTS`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from core.recommender.components import SMALL_PLAN, TrainingPlan
+from core.recommender.components import SMALL_PLAN, TrainingPlan, plan_for
 from core.recommender.evaluation import EvalTask, evaluate_scorer
 from core.recommender.hetrec import held_out_pairs, hetrec_tags
-from core.recommender.hybrid import COLD_KEEP, CandidatePool, PoolSet, coordinate_ascent
+from core.recommender.hybrid import COLD_KEEP, WEIGHT_GRID, CandidatePool, Hybrid, PoolSet, coordinate_ascent
 from core.recommender.models import EASE, IALS, NMF, ItemKNN, Model, RP3beta, SimilarGraph
 from core.recommender.splits import cut_histories, holdout_split
 from core.recommender.tags import ItemTags
@@ -144,4 +146,48 @@ def tune_blend(tasks: Iterable[tuple[int, EvalTask]], plan: TrainingPlan = SMALL
         weights, score = coordinate_ascent(pools, anchor=anchor)
         out[key] = {"weights": weights, "validation_ndcg": round(score, 4),
                     f"{anchor}_alone": round(pools.ndcg({anchor: 1.0}, k), 4)}
+    return out
+
+
+def tune_graph_weight(tasks: Iterable[tuple[int, EvalTask]], plan: TrainingPlan | None = None, *, k: int = 10,
+                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The graph's weight beside blend weights searched on the deployment's own rows (with a base
+    corpus): `components.SEARCHED_GRAPH_WEIGHTS`.
+
+    Each task's hybrid is fitted as `sonance train` fits it (`plan`, by default `plan_for` its size;
+    the other weights searched on every listener's carved-out rows, the graph left out of that
+    search; a plan with pooled weights searches nothing, so its tasks are skipped), then the
+    graph's weight is chosen over `WEIGHT_GRID` on the evaluated users' validation rows of all tasks
+    pooled, the other weights held at what each task's search found. The graph must come from
+    outside those users (the community protocol's outsiders), or it would win every weight.
+    """
+    say = progress or (lambda _m: None)
+    pools: dict[str, list[CandidatePool]] = {"warm": [], "cold": []}
+    for seed, task in tasks:
+        if task.graph is None:
+            continue
+        chosen = plan or plan_for(task.train.n_users, task.train.n_items, task.train.matrix.nnz)
+        if chosen.holdout == "pooled":
+            continue
+        hybrid = Hybrid(chosen.components(task.tags, graph=task.graph))
+        hybrid.fit(task.train, seed=seed, progress=lambda _m: None, max_validation_users=chosen.max_validation_users,
+                   holdout=chosen.holdout)
+        users = np.array(sorted(task.test), dtype=np.int64)
+        relevant = [task.test[int(u)] for u in users]
+        rows = task.train.matrix[users]
+        for key, known, weights in (("warm", rows, hybrid.weights),
+                                    ("cold", cut_histories(rows, COLD_KEEP, seed=seed), hybrid.cold_weights)):
+            pool = CandidatePool.from_models(hybrid.components, known, relevant, k=k)
+            rest = sum((np.float32(w) * pool.values[n] for n, w in weights.items() if w and n != "graph"),
+                       np.zeros_like(pool.hits))
+            pools[key].append(CandidatePool({"rest": rest, "graph": pool.values["graph"]}, pool.hits, pool.valid,
+                                            pool.ideal))
+        say(f"graph weight: fitted the {chosen.name} plan of split seed {seed} ({len(pools['warm'])} tasks)")
+    if not pools["warm"]:
+        return {}
+    out: dict[str, Any] = {"tasks": len(pools["warm"]), "users": int(sum(len(p.ideal) for p in pools["warm"]))}
+    for key, chosen in pools.items():
+        table = {w: round(PoolSet(chosen).ndcg({"rest": 1.0, "graph": w}, k), 4) for w in WEIGHT_GRID}
+        best = max(WEIGHT_GRID, key=lambda w: table[w])  # the first of equal figures: the smaller weight
+        out[key] = {"weight": best, "validation_ndcg": table[best], "by_weight": table}
     return out

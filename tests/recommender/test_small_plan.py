@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,9 @@ from core.recommender.components import (
     plan_for,
 )
 from core.recommender.evaluation import evaluate_scorer, run_evaluation
-from core.recommender.hybrid import CandidatePool, Hybrid, PoolSet, coordinate_ascent
+from core.recommender.hybrid import WEIGHT_GRID, CandidatePool, Hybrid, PoolSet, coordinate_ascent
 from core.recommender.models import SimilarGraph
-from core.recommender.tuning import tune_blend, validation_task
+from core.recommender.tuning import tune_blend, tune_graph_weight, validation_task
 from tests.recommender.conftest import build_world
 from tests.recommender.hetrec_world import write_hetrec
 
@@ -99,3 +100,38 @@ def test_the_community_evaluation_uses_the_small_plan_and_the_graph_peer_uses_th
     assert results["hybrid"]["plan"] == "small" and results["hybrid"]["weights"] == POOLED_WEIGHTS
     peer = SimilarGraph(task.graph, **GRAPH_PARAMS).fit(task.train)  # type: ignore[arg-type]
     assert results["SimilarGraph"]["ndcg@10"] == pytest.approx(evaluate_scorer(peer.score, task, 10)["ndcg@10"])
+
+
+def test_tune_graph_weight_chooses_over_the_grid_beside_searched_weights(folder: Path) -> None:
+    """With the base corpus the other weights are searched as `sonance train` searches them and the
+    graph's weight is chosen on the members' pooled validation rows (`SEARCHED_GRAPH_WEIGHTS`)."""
+    tagged, names = folder / "user_taggedartists.dat", folder / "tags.dat"
+    tasks = [(s, validation_task(community_task(folder, size=10, community_seed=c, split_seed=s, base=True),
+                                 s, tagged, names)) for c in (1, 2) for s in (0,)]
+    result = tune_graph_weight(tasks, DEFAULT_PLAN)
+    assert result["tasks"] == 2 and result["users"] == sum(len(t.test) for _s, t in tasks)
+    for key in ("warm", "cold"):
+        table = result[key]["by_weight"]
+        assert list(table) == list(WEIGHT_GRID)
+        assert result[key]["validation_ndcg"] == max(table.values()) == table[result[key]["weight"]]
+    # 80 listeners: plan_for gives the small plan, whose pooled weights search nothing, so nothing to choose
+    assert tune_graph_weight(tasks) == {}
+
+
+def test_eval_tune_no_grid_gives_only_the_community_weights(folder: Path) -> None:
+    from typer.testing import CliRunner
+
+    import bot.commands.recommend_cmds  # noqa: F401 - registers the commands
+    from bot.cli_app import app
+
+    common = ["eval", "tune", "--data-dir", str(folder), "--community-size", "10", "--community-seed", "1",
+              "--split-seed", "0", "--no-grid", "--json"]
+    fresh = CliRunner().invoke(app, common)
+    assert fresh.exit_code == 0, fresh.output
+    report = json.loads(fresh.stdout.strip().splitlines()[-1])
+    assert set(report) == {"blend"} and report["blend"]["warm"]["weights"]["graph"] == 1.0
+    based = CliRunner().invoke(app, [*common, "--base"])
+    assert based.exit_code == 0, based.output
+    assert set(json.loads(based.stdout.strip().splitlines()[-1])) == {"graph_weight"}
+    refused = CliRunner().invoke(app, ["eval", "tune", "--data-dir", str(folder), "--no-grid"])
+    assert refused.exit_code == 1 and "--no-grid" in refused.output
