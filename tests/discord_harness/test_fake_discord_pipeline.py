@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -412,3 +413,20 @@ async def test_a_repeated_answer_or_an_error_after_the_answer_is_a_problem(fake:
                 assert resp.status == 204
     problems = record.answer_problems()
     assert any("sent twice" in p for p in problems) and any("error message after" in p for p in problems)
+
+
+async def test_a_forgotten_interaction_leaves_no_record_and_its_token_is_unknown(fake: FakeDiscord) -> None:
+    """Long runs prune answered interactions (the soak): every index lets go of the record, so the
+    fake stops growing, and a late follow-up is refused as Discord refuses an expired token."""
+    bot = _make_bot(fake)
+    async with running_bot(bot, fake):
+        record = await fake.dispatch(fake.slash("slow"))
+        await record.wait_final()
+    assert fake.forget_interaction(record.id) is record
+    assert record.id not in fake.interactions and fake.forget_interaction(record.id) is None
+    url = f"{fake.api_base}/webhooks/{fake.application_id}/{record.token}"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={"content": "late"}) as resp:
+            assert resp.status == 404
+            assert (await resp.json())["code"] == 10015
+    assert not [r for r in gc.get_referrers(record) if isinstance(r, dict) and record in r.values()]

@@ -1256,6 +1256,14 @@ class FakeDiscord:
             result["resource"] = {"type": callback.type, "message": self._public(message)}
         return _json(result)
 
+    def forget_interaction(self, interaction_id: int) -> InteractionRecord | None:
+        """Drop one interaction's records (both indexes), as a long run prunes answered ones; its
+        token then answers 404 10015, as an expired one does on Discord."""
+        record = self.interactions.pop(interaction_id, None)
+        if record is not None and self._interactions_by_token.get(record.token) is record:
+            del self._interactions_by_token[record.token]
+        return record
+
     def _webhook_interaction(self, app_id: str, token: str) -> InteractionRecord:
         if int(app_id) != self.application_id:
             raise _HTTPError(404, 10015, "Unknown Webhook")

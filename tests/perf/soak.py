@@ -562,13 +562,13 @@ def prune_fake(fake: Any, now: float) -> None:
     for iid, rec in list(fake.interactions.items()):
         done_at = max((e.at for e in rec.events), default=None)
         if done_at is not None and now - done_at > PRUNE_AFTER_S:
-            del fake.interactions[iid]
+            fake.forget_interaction(iid)
             ids = [rec.original_message["id"]] if rec.original_message else []
             ids += [m.message["id"] for m in rec.followups if m.message]
             for mid in ids:
                 fake.messages.pop(int(mid), None)
         elif done_at is None and rec.dispatched_at is not None and now - rec.dispatched_at > 120.0:
-            del fake.interactions[iid]
+            fake.forget_interaction(iid)
     del fake.requests[:]
 
 
