@@ -140,13 +140,15 @@ def pooled_weights(names: Iterable[str]) -> tuple[dict[str, float], dict[str, fl
 #: The graph's blend weight (warm, cold start) wherever the other weights are *searched* on the
 #: deployment's own validation rows (`DEFAULT_PLAN` with a base corpus, the large plan). Last.fm's
 #: graph is computed from everyone's scrobbles, those rows included, so a search there overrates it:
-#: with the base corpus it picked 12 (the top of the grid) and validation NDCG@10 fell from 0.2159
-#: (weights searched on the server's 30 members only) to 0.2065. So the graph is left out of the
-#: search, which then uses every listener's rows (0.2267 with the graph added at 0.5), and its
-#: weight is this constant, re-derived by ``sonance eval tune --community-size 30 --base``
-#: ("graph_weight"): base communities 100-107 x split seeds 0-2, the graph built from outsiders
-#: only, the hybrid's other weights searched as `sonance train` would search them.
-SEARCHED_GRAPH_WEIGHTS: dict[str, float] = {"warm": 0.5, "cold": 0.5}
+#: with the base corpus it picked 12 (the top of the grid) and validation NDCG@10 fell to 0.2065,
+#: against 0.2159 for weights searched on the server's 30 members only. So the graph is left out of
+#: the search, which then uses every listener's rows, and its weight is this constant, re-derived by
+#: ``sonance eval tune --community-size 30 --base --no-grid`` ("graph_weight"): base communities
+#: 100-107 x split seeds 0-2 (720 members), the graph built from outsiders only, the other weights
+#: searched as `sonance train` searches them; the largest weight within 0.001 of the best
+#: (`tuning.tune_graph_weight` says why). Warm: 0.2250 at 0.2 (best 0.2259 at 0, 0.2233 at 1,
+#: 0.2124 at 12); cold start: 0.0977 at 4 (0.0963 at 0).
+SEARCHED_GRAPH_WEIGHTS: dict[str, float] = {"warm": 0.2, "cold": 4.0}
 
 
 def fixed_weights(names: Iterable[str]) -> tuple[dict[str, float], dict[str, float]]:
