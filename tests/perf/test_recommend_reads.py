@@ -6,33 +6,25 @@ Trips are counted at aiosqlite's queue (wrapped to count and pass through); SQLi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
-import aiosqlite
 import pytest
 
-from core.config import Settings
 from core.db.models import UserSettings
 from core.db.repositories import UserRepository
 from core.db.repositories.recommendations import RecommendationRepository
 from core.db.types import utcnow
 from core.domain import Kind
 from core.recommender.service import RecommendService
-from core.services import Services, build_services
-from tests.bot.world import MEMBERS, seed_world
+from core.services import Services
+from tests.bot.world import MEMBERS
+from tests.perf.trips import count_trips
 from tests.recommender_service.askers import asker_for
+from tests.recommender_service.conftest import world
+
+__all__ = ["world"]  # the seeded world fixture of the service tests
 
 ALICE = MEMBERS["alice"].fake.id
-
-
-@pytest.fixture
-async def world(settings: Settings) -> AsyncIterator[Services]:
-    services = await build_services(settings, upgrade_schema=False)
-    services.extras["world_ids"] = await seed_world(services)
-    yield services
-    await services.close()
 
 
 async def test_steering_and_taste_come_from_one_statement(world: Services) -> None:
@@ -64,14 +56,7 @@ async def test_a_list_takes_one_trip_per_statement(world: Services, monkeypatch:
     service = RecommendService.of(world)
     alice = await asker_for(world, ALICE)
     await service.recommend(alice, count=5)  # trains and loads the model, warms the display cache
-    sent: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    sent = count_trips(monkeypatch)
     await service.recommend(alice, count=5, discovery=0.0)
     # plays, steering with /tune settings, [names not cached yet], the shown rows; one commit
     # (the bot's first session also resolves the asker: one statement more)

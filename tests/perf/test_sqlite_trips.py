@@ -1,23 +1,22 @@
 """`core.db.sqlite_driver`: one trip to aiosqlite's thread per statement, none for a rollback or
 commit SQLite would ignore, and the same answers as SQLAlchemy's own aiosqlite adapter.
 
-The trips are counted at aiosqlite's queue (`aiosqlite.Connection._execute`, wrapped to count and
-pass through): that is the cost the driver exists to cut (`scripts/bench bot` CPU per /recommend).
+The trips are counted at aiosqlite's queue (`tests.perf.trips`): that is the cost the driver exists
+to cut (`scripts/bench bot` CPU per /recommend).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db.engine import create_engine, session_factory
 from core.db.sqlite_driver import OneTripConnection
+from tests.perf.trips import count_trips
 
 
 @pytest.fixture
@@ -30,17 +29,9 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the functions sent to aiosqlite's connection threads, in order."""
-    sent: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    yield sent
+    return count_trips(monkeypatch)
 
 
 async def test_the_engine_uses_the_one_trip_connection(engine: AsyncEngine) -> None:
