@@ -53,7 +53,7 @@ class RecommendCog(SonanceCog):
         result = await self.recs.recommend(  # resolves the asker in its first session (`caller`)
             caller(interaction), kind=chosen, count=count, discovery=discovery.value if discovery is not None else None,
             tag=tag, context="command")
-        await RecommendationPages(result, interaction.user.id, display_name(interaction.user), self.bot).send(interaction)
+        await RecommendationPages(result, interaction.user.id, display_name(interaction.user)).send(interaction)
 
     @recommend_command.autocomplete("tag")
     async def tag_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -105,29 +105,55 @@ class WhyButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=WHY_TEM
 
 PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (FeedbackButton, WhyButton)
 
+#: The component payload of each kind of persistent button, as discord.py renders it; a page copies
+#: these with its own labels and custom ids (see `RecommendationPages`).
+_PAYLOADS = {
+    "up": FeedbackButton(0, "up", label="0").item.to_component_dict(),
+    "down": FeedbackButton(0, "down", label="0").item.to_component_dict(),
+    "why": WhyButton(0, label="Why 0?").item.to_component_dict(),
+}
+
+
+def _persistent_rows(shown_ids: list[int], first: int) -> list[dict[str, Any]]:
+    """The action rows of a page's 👍, 👎 and Why? buttons (numbered from `first`)."""
+    rows = []
+    for kind in ("up", "down", "why"):
+        template = _PAYLOADS[kind]
+        rows.append({"type": 1, "components": [
+            {**template,
+             "label": f"Why {first + offset}?" if kind == "why" else str(first + offset),
+             "custom_id": f"sonance:why:{shown_id}" if kind == "why" else f"sonance:fb:{shown_id}:{kind}"}
+            for offset, shown_id in enumerate(shown_ids)]})
+    return rows
+
 
 class RecommendationPages(discord.ui.View):
     """5 items per page: a row of 👍, a row of 👎, a row of Why?, then Prev/Next for the asker only.
 
     On timeout Prev/Next are disabled; the persistent buttons stay live.
 
+    The persistent buttons are not items of this view, only rows of its payload (`to_components`,
+    copied from discord.py's own rendering of each kind): a click reaches `FeedbackButton` or
+    `WhyButton` through their templates, registered once at setup, never through a view. Building
+    them as 15 DynamicItems per list cost ~0.1 ms of CPU per /recommend only to serialise them, and
+    a view holding DynamicItems unregisters their templates when it stops (which had to be undone).
+
     What a live view keeps, and why it matters: discord.py holds every view with a timeout (and its
     timer task) until it times out, so at a steady /recommend rate the live views are a standing
     share of the bot's memory (`scripts/bench soak`: ~190 live views at its rate, each holding ~36 KiB
     of result and items besides the parsed message; ~100 since this change). So a single-page list,
-    whose buttons are all persistent DynamicItems, gets no timeout and is not kept at all; a longer
+    whose buttons are all persistent, gets no timeout and no items and is not kept at all; a longer
     list keeps its result (to turn pages) and, for the timeout edit, only the follow-up webhook and
     the message id, not the sent message parsed into a full `discord.Message`.
     """
 
-    def __init__(self, result: RecommendationList, owner_id: int, asker: str, client: discord.Client,
-                 *, timeout: float = PAGE_TIMEOUT_S) -> None:
+    def __init__(self, result: RecommendationList, owner_id: int, asker: str, *,
+                 timeout: float = PAGE_TIMEOUT_S) -> None:
         pages = page_count(result)
         super().__init__(timeout=timeout if pages > 1 else None)
         self.result = result
         self.owner_id = owner_id
         self.asker = asker
-        self.client = client
         self.page = 0
         self.pages = pages
         self._followup: discord.Webhook | None = None  # where the timeout edit goes (multi-page only)
@@ -157,20 +183,15 @@ class RecommendationPages(discord.ui.View):
         self._followup, self._message_id = interaction.followup, message.id
 
     def _build(self) -> None:
-        self.clear_items()
-        first = self.page * 5 + 1
-        shown = page_items(self.result, self.page)
-        for offset, item in enumerate(shown):
-            self.add_item(FeedbackButton(item.shown_id, "up", label=str(first + offset), row=0))
-        for offset, item in enumerate(shown):
-            self.add_item(FeedbackButton(item.shown_id, "down", label=str(first + offset), row=1))
-        for offset, item in enumerate(shown):
-            self.add_item(WhyButton(item.shown_id, label=f"Why {first + offset}?", row=2))
-        if self.pages > 1:
-            self.prev_button.disabled = self.page == 0
-            self.next_button.disabled = self.page >= self.pages - 1
+        if self.pages > 1 and not self.children:
             self.add_item(self.prev_button)
             self.add_item(self.next_button)
+        self.prev_button.disabled = self.page == 0
+        self.next_button.disabled = self.page >= self.pages - 1
+
+    def to_components(self) -> list[dict[str, Any]]:
+        shown = [item.shown_id for item in page_items(self.result, self.page)]
+        return _persistent_rows(shown, self.page * 5 + 1) + super().to_components()
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id == self.owner_id:
@@ -190,17 +211,7 @@ class RecommendationPages(discord.ui.View):
     async def _next(self, interaction: discord.Interaction) -> None:
         await self._turn(interaction, +1)
 
-    def _keep_persistent(self) -> None:
-        """discord.py unregisters a view's DynamicItem templates when the view stops or times out
-        (ViewStore.remove_view pops them): register them again so old messages keep working."""
-        self.client.add_dynamic_items(*PERSISTENT_ITEMS)
-
-    def stop(self) -> None:
-        super().stop()
-        self._keep_persistent()
-
     async def on_timeout(self) -> None:
-        self._keep_persistent()
         self.prev_button.disabled = self.next_button.disabled = True
         if self._followup is None or self._message_id is None:
             return

@@ -22,7 +22,7 @@ import numpy as np
 
 from core.asker import Asker, Caller
 from core.db.engine import catalogue_writes
-from core.db.repositories import AccountRepository, UserRepository
+from core.db.repositories import AccountRepository
 from core.db.repositories.recommendations import ItemInfo, RecommendationRepository
 from core.db.types import utcnow
 from core.domain import AotyFacts, Kind, Recommendation
@@ -178,10 +178,10 @@ class PersonalLists:
             if not plays and not await AccountRepository.without_cipher(session).has_any(user_id) \
                     and not await repo.item_plays("artist", user_id):
                 raise NotLinked()
-            votes, recent = await repo.steering(user_id, str(kind), since)
-            discovery_setting, stored_preferences = await UserRepository(session).taste_settings(user_id)
-            stored_discovery = float(discovery_setting if discovery_setting is not None else DEFAULT_DISCOVERY)
-            prefs = preferences_from_stored(stored_preferences)
+            steering = await repo.steering_and_taste(user_id, str(kind), since)
+            votes, recent = steering.votes, steering.shown
+            stored_discovery = float(steering.discovery if steering.discovery is not None else DEFAULT_DISCOVERY)
+            prefs = preferences_from_stored(steering.preferences)
         loaded = await self.models.ensure(kind)
         engine = loaded.engine
         history = UserHistory.from_rows([p.item_id for p in plays], [p.plays for p in plays],

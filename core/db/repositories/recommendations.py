@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal, select, union_all
+from sqlalchemy import bindparam, cast, func, insert, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import (
@@ -25,6 +25,7 @@ from core.db.models import (
     RecommendationShown,
     Tag,
     Track,
+    UserSettings,
 )
 from core.db.repositories._dialect import chunks, upsert_insert
 from core.db.types import utcnow
@@ -55,6 +56,17 @@ class ItemInfo:
     listeners: int | None = None  # the (item's) artist's global listeners on Last.fm, when known
 
 
+@dataclass
+class Steering:
+    """A member's votes (item id -> ±1), items shown inside the repeat window, and /tune settings
+    (None when never set)."""
+
+    votes: dict[int, int]
+    shown: set[int]
+    discovery: float | None = None
+    preferences: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True)
 class ShownRow:
     id: int
@@ -74,6 +86,7 @@ _PLAYS = ArtistPlays.__table__.c
 _ARTISTS = Artist.__table__.c
 _FEEDBACK = Feedback.__table__.c
 _SHOWN = RecommendationShown.__table__.c
+_SETTINGS = UserSettings.__table__.c
 
 # The statements of every /recommend, built once with bound parameters. Why: building a select
 # (coercing each clause) and deriving its cache key cost ~0.1 ms of CPU per statement, every time;
@@ -86,13 +99,21 @@ _ARTIST_INFO = select(_ARTISTS.id, _ARTISTS.name, _ARTISTS.lastfm_url, _ARTISTS.
                       _ARTISTS.lastfm_listeners).where(_ARTISTS.id.in_(bindparam("ids", expanding=True)))
 _FEEDBACK_OF = select(_FEEDBACK.item_id, _FEEDBACK.value).where(
     _FEEDBACK.user_id == bindparam("user_id"), _FEEDBACK.item_kind == bindparam("item_kind"))
-#: A member's votes (value ±1) and, as value 0, what they were shown since a time: one statement
-#: for both steering reads of a request instead of two.
+#: Everything a new list steers by, in one statement instead of three: the member's /tune settings
+#: (the row with no item: discovery, preferences; none when never set, and nothing is created), their
+#: votes (value ±1) and, as value 0, what they were shown since a time. The settings come first so
+#: that their column types (JSON preferences) are the result's. PostgreSQL wants the NULLs typed, and
+#: shown items grouped rather than DISTINCT (json has no equality operator).
+_NO_ITEM, _NO_VOTE = cast(null(), _FEEDBACK.item_id.type), cast(null(), _FEEDBACK.value.type)
+_NO_DISCOVERY, _NO_PREFERENCES = cast(null(), _SETTINGS.discovery.type), cast(null(), _SETTINGS.preferences.type)
 _STEERING = union_all(
-    _FEEDBACK_OF,
-    select(_SHOWN.item_id, literal(0)).where(
+    select(_NO_ITEM, _NO_VOTE, _SETTINGS.discovery, _SETTINGS.preferences).where(
+        _SETTINGS.user_id == bindparam("user_id")),
+    select(_FEEDBACK.item_id, _FEEDBACK.value, _NO_DISCOVERY, _NO_PREFERENCES).where(
+        _FEEDBACK.user_id == bindparam("user_id"), _FEEDBACK.item_kind == bindparam("item_kind")),
+    select(_SHOWN.item_id, literal(0), _NO_DISCOVERY, _NO_PREFERENCES).where(
         _SHOWN.user_id == bindparam("user_id"), _SHOWN.item_kind == bindparam("item_kind"),
-        _SHOWN.shown_at >= bindparam("since")).distinct())
+        _SHOWN.shown_at >= bindparam("since")).group_by(_SHOWN.item_id))
 _RECORD_SHOWN = insert(RecommendationShown.__table__).returning(_SHOWN.id, _SHOWN.rank)
 
 
@@ -215,17 +236,23 @@ class RecommendationRepository:
         return [by_rank[rank] for rank in range(len(rows))]
 
     async def steering(self, user_id: int, item_kind: str, since: datetime) -> tuple[dict[int, int], set[int]]:
-        """(item id -> vote, items shown since `since`) for one user and granularity: what a new
-        list steers by, read in one statement (`_STEERING`)."""
-        votes: dict[int, int] = {}
-        shown: set[int] = set()
+        """(item id -> vote, items shown since `since`) for one user and granularity."""
+        found = await self.steering_and_taste(user_id, item_kind, since)
+        return found.votes, found.shown
+
+    async def steering_and_taste(self, user_id: int, item_kind: str, since: datetime) -> Steering:
+        """What a new list steers by (votes, recently shown, the /tune settings) for one user and
+        granularity, read in one statement (`_STEERING`) without creating a settings row."""
+        found = Steering({}, set())
         rows = await self.session.execute(_STEERING, {"user_id": user_id, "item_kind": item_kind, "since": since})
-        for item_id, value in rows.all():
-            if value:
-                votes[int(item_id)] = int(value)
+        for item_id, value, discovery, preferences in rows.all():
+            if item_id is None:
+                found.discovery, found.preferences = discovery, preferences
+            elif value:
+                found.votes[int(item_id)] = int(value)
             else:
-                shown.add(int(item_id))
-        return votes, shown
+                found.shown.add(int(item_id))
+        return found
 
     async def shown(self, shown_id: int) -> ShownRow | None:
         row = await self.session.get(RecommendationShown, shown_id)

@@ -15,14 +15,12 @@ from core.db.repositories._dialect import upsert_insert
 BASE_ORIGIN = "hetrec"
 
 _USERS = User.__table__.c  # Core columns for the per-interaction lookup (discord_identity says why)
-_SETTINGS = UserSettings.__table__.c
-# Built once (recommendations.py says why): the asker lookup and the taste read of every /recommend.
+# Built once (recommendations.py says why): the asker lookup of every interaction.
 _MEMBERS = GuildMembership.__table__.c
 _IDENTITY = select(
     _USERS.id, _USERS.display_name,
     select(_MEMBERS.user_id).where(_MEMBERS.guild_id == bindparam("guild_id"), _MEMBERS.user_id == _USERS.id).exists(),
 ).where(_USERS.discord_id == bindparam("discord_id"))
-_TASTE = select(_SETTINGS.discovery, _SETTINGS.preferences).where(_SETTINGS.user_id == bindparam("user_id"))
 
 SETTINGS_FIELDS = frozenset({
     "dm_enabled", "dm_weekday", "dm_minute", "timezone", "quiet_start_minute", "quiet_end_minute",
@@ -190,15 +188,6 @@ class UserRepository:
         return await self.session.get(GuildMembership, (guild_id, user_id)) is not None
 
     # --- settings ---------------------------------------------------------------------------------
-
-    async def taste_settings(self, user_id: int) -> tuple[float | None, dict[str, Any] | None]:
-        """(discovery, preferences) for recommending, without creating the settings row.
-
-        Why a separate read: `settings` inserts a row for a first-time user, which made every
-        first /recommend a write transaction (SQLite serialises those); reading needs no row.
-        """
-        row = (await self.session.execute(_TASTE, {"user_id": user_id})).first()
-        return (None, None) if row is None else (row[0], row[1])
 
     async def settings(self, user_id: int) -> UserSettings:
         current = await self.session.get(UserSettings, user_id)
