@@ -18,11 +18,8 @@ from core.domain import Kind
 from core.recommender.service import RecommendService
 from core.services import Services
 from tests.bot.world import MEMBERS
-from tests.perf.trips import count_trips
+from tests.foundation.db_trips import count_trips
 from tests.recommender_service.askers import asker_for
-from tests.recommender_service.conftest import world
-
-__all__ = ["world"]  # the seeded world fixture of the service tests
 
 ALICE = MEMBERS["alice"].fake.id
 

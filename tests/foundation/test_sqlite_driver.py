@@ -1,7 +1,7 @@
 """`core.db.sqlite_driver`: one trip to aiosqlite's thread per statement, none for a rollback or
 commit SQLite would ignore, and the same answers as SQLAlchemy's own aiosqlite adapter.
 
-The trips are counted at aiosqlite's queue (`tests.perf.trips`): that is the cost the driver exists
+The trips are counted at aiosqlite's queue (`tests.foundation.db_trips`): that is the cost the driver exists
 to cut (`scripts/bench bot` CPU per /recommend).
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db.engine import create_engine, session_factory
 from core.db.sqlite_driver import OneTripConnection
-from tests.perf.trips import count_trips
+from tests.foundation.db_trips import count_trips
 
 
 @pytest.fixture
