@@ -151,7 +151,7 @@ class RecommenderEngine:
         total = total.astype(np.float32)
         spread = float(total.std()) or 1.0
         if len(liked):
-            total += LIKE_PULL * spread * self._neighbourhood(liked)
+            total += LIKE_PULL * spread * self._liked_pull(liked)
         if len(disliked):
             total -= DISLIKE_PUSH * spread * self._neighbourhood(disliked)
         if request.discovery > 0:
@@ -213,6 +213,15 @@ class RecommenderEngine:
                 total += sims / peak
         peak = float(total.max(initial=0))
         return total / peak if peak > 0 else total
+
+    def _liked_pull(self, liked: np.ndarray) -> np.ndarray:
+        """What a thumbs-up pulls up (0..1): the liked items' neighbourhood, with each liked item as
+        its own closest neighbour. The models' self-similarity is zero (or missing), so without
+        that its neighbours rose past it and the 👍'd item itself could stay where it was, or fall,
+        in the very next list."""
+        pull = self._neighbourhood(liked)
+        pull[liked] = 1.0
+        return pull
 
     def _allowed(self, row: sp.csr_matrix, request: RecommendRequest, liked: np.ndarray,
                  disliked: np.ndarray) -> np.ndarray:

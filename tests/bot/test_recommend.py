@@ -115,8 +115,8 @@ async def test_thumbs_up_changes_the_next_results(sonance: FakeDiscord, world_se
     ids = shown_ids(before)
     await click(sonance, f"sonance:fb:{ids[-1]}:up", "alice", before)
     _, after = await run(sonance, "recommend", "alice", {"count": 5, "discovery": "familiar"})
-    assert listed(after) != listed(before)
-    assert listed(before)[-1] in listed(after)[:-1]  # the liked item moved up
+    assert listed(after) != listed(before), listed(before)
+    assert listed(before)[-1] in listed(after)[:-1], (listed(before), listed(after))  # the liked item moved up
 
 
 async def test_buttons_from_a_previous_process_still_work(sonance: FakeDiscord, world_services: Services) -> None:

@@ -55,7 +55,7 @@ def reference_recommend(engine: RecommenderEngine, history: UserHistory | sp.csr
     total = total.astype(np.float32)
     spread = float(total.std()) or 1.0
     if len(liked):
-        total += LIKE_PULL * spread * engine._neighbourhood(liked)
+        total += LIKE_PULL * spread * engine._liked_pull(liked)
     if len(disliked):
         total -= DISLIKE_PUSH * spread * engine._neighbourhood(disliked)
     if request.discovery > 0:
