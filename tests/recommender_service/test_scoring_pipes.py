@@ -1,5 +1,5 @@
-"""`core.workers.ProcessWorkers`, the worker processes behind scoring and compatibility cards:
-answers, errors, cancellation, a worker's death, shutdown. (Each pool spawns interpreters that import numpy: the tests share pools where they can.)
+"""`PipeWorkers`, the scoring workers' transport: answers, errors, cancellation, a worker's death,
+shutdown. (Each pool spawns interpreters that import numpy: the tests share pools where they can.)
 
 The scoring itself through these workers is `tests/recommender_service/test_scoring_workers.py`.
 """
@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from core.workers import BrokenProcessPool, ProcessWorkers
+from core.recommender.scoring_worker import BrokenProcessPool, PipeWorkers
 
 
 async def test_answers_errors_and_cancelled_calls() -> None:
-    pool = ProcessWorkers(1)
+    pool = PipeWorkers(1)
     try:
         assert not pool.started
         pids = await asyncio.gather(*(pool.submit(os.getpid) for _ in range(3)))
@@ -35,7 +35,7 @@ async def test_answers_errors_and_cancelled_calls() -> None:
 
 
 async def test_named_workers_a_death_breaks_the_pool_and_aclose_stops_it() -> None:
-    pool = ProcessWorkers(2)
+    pool = PipeWorkers(2)
     try:
         first, second = await asyncio.gather(pool.submit(os.getpid, worker=0), pool.submit(os.getpid, worker=1))
         assert first != second
