@@ -178,7 +178,7 @@ class PersonalLists:
             if not plays and not await AccountRepository.without_cipher(session).has_any(user_id) \
                     and not await repo.item_plays("artist", user_id):
                 raise NotLinked()
-            steering = await repo.steering_and_taste(user_id, str(kind), since)
+            steering = await repo.steering(user_id, str(kind), since)
             votes, recent = steering.votes, steering.shown
             stored_discovery = float(steering.discovery if steering.discovery is not None else DEFAULT_DISCOVERY)
             prefs = preferences_from_stored(steering.preferences)

@@ -24,12 +24,12 @@ from tests.recommender_service.askers import asker_for
 ALICE = MEMBERS["alice"].fake.id
 
 
-async def test_steering_and_taste_come_from_one_statement(world: Services) -> None:
+async def test_votes_shown_and_tune_settings_come_from_one_statement(world: Services) -> None:
     service = RecommendService.of(world)
     alice = await asker_for(world, ALICE)
     since = utcnow() - timedelta(days=1)
     async with world.session() as session:
-        untouched = await RecommendationRepository(session).steering_and_taste(alice.user_id, "artist", since)
+        untouched = await RecommendationRepository(session).steering(alice.user_id, "artist", since)
     assert (untouched.votes, untouched.shown, untouched.discovery, untouched.preferences) == ({}, set(), None, None)
     async with world.session() as session:  # reading created no settings row
         assert await session.get(UserSettings, alice.user_id) is None
@@ -40,7 +40,7 @@ async def test_steering_and_taste_come_from_one_statement(world: Services) -> No
         await UserRepository(session).update_settings(
             alice.user_id, discovery=0.7, preferences={"boost_tags": ["shoegaze"], "avoid_tags": []})
     async with world.session() as session:
-        found = await RecommendationRepository(session).steering_and_taste(alice.user_id, "artist", since)
+        found = await RecommendationRepository(session).steering(alice.user_id, "artist", since)
     assert found.votes == {shown[0].rec.item_id: -1}
     assert found.shown == {s.rec.item_id for s in shown}
     assert found.discovery == pytest.approx(0.7)

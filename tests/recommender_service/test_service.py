@@ -176,11 +176,14 @@ async def test_the_steering_read_separates_votes_from_recently_shown(world: Serv
     since = utcnow() - timedelta(days=1)
     async with world.session() as session:
         repo = RecommendationRepository(session)
-        votes, recent = await repo.steering(alice.user_id, "artist", since)
+        found = await repo.steering(alice.user_id, "artist", since)
+        votes, recent = found.votes, found.shown
         assert votes == {shown[0].rec.item_id: 1, shown[1].rec.item_id: -1}
         assert recent == {s.rec.item_id for s in shown}
-        assert await repo.steering(alice.user_id, "album", since) == ({}, set())
-        assert await repo.steering(alice.user_id, "artist", utcnow() + timedelta(seconds=5)) == (votes, set())
+        album = await repo.steering(alice.user_id, "album", since)
+        assert (album.votes, album.shown) == ({}, set())
+        later = await repo.steering(alice.user_id, "artist", utcnow() + timedelta(seconds=5))
+        assert (later.votes, later.shown) == (votes, set())
 
 
 async def test_a_caller_is_resolved_once_in_the_lists_own_session(world: Services) -> None:

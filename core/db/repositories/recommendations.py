@@ -235,12 +235,7 @@ class RecommendationRepository:
         by_rank = {int(rank): int(i) for i, rank in (await self.session.execute(_RECORD_SHOWN, params)).all()}
         return [by_rank[rank] for rank in range(len(rows))]
 
-    async def steering(self, user_id: int, item_kind: str, since: datetime) -> tuple[dict[int, int], set[int]]:
-        """(item id -> vote, items shown since `since`) for one user and granularity."""
-        found = await self.steering_and_taste(user_id, item_kind, since)
-        return found.votes, found.shown
-
-    async def steering_and_taste(self, user_id: int, item_kind: str, since: datetime) -> Steering:
+    async def steering(self, user_id: int, item_kind: str, since: datetime) -> Steering:
         """What a new list steers by (votes, recently shown, the /tune settings) for one user and
         granularity, read in one statement (`_STEERING`) without creating a settings row."""
         found = Steering({}, set())
