@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 WEIGHT_GRID = (0.0, 0.03, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.5, 4.0, 7.0, 12.0)
 COLD_KEEP = 3  # items kept per validation user when tuning the cold-start weights
 HOLDOUT_MIN_ITEMS = 5  # users with fewer items are never validation users
+VALIDATION_SEED_OFFSET = 10_007  # the validation carve-out's split seed is the training seed + this
 
 
 def normalise_scores(scores: np.ndarray) -> np.ndarray:
@@ -112,9 +113,9 @@ class Hybrid:
             eligible = np.flatnonzero(np.diff(data.matrix.indptr) >= HOLDOUT_MIN_ITEMS)
             if len(eligible) > max_users:
                 eligible = np.sort(rng.choice(eligible, max_users, replace=False))
-            validation = holdout_split(data, seed=seed + 10_007, min_items=HOLDOUT_MIN_ITEMS, users=eligible)
+            validation = holdout_split(data, seed=seed + VALIDATION_SEED_OFFSET, min_items=HOLDOUT_MIN_ITEMS, users=eligible)
         else:
-            validation = holdout_split(data, seed=seed + 10_007, min_items=HOLDOUT_MIN_ITEMS)
+            validation = holdout_split(data, seed=seed + VALIDATION_SEED_OFFSET, min_items=HOLDOUT_MIN_ITEMS)
         users = np.array(sorted(validation.test), dtype=np.int64)
         fixed, cold_fixed = fixed_weights(self.components)
         searched = {name: model for name, model in self.components.items() if name not in fixed}

@@ -24,12 +24,19 @@ import numpy as np
 from core.recommender.components import SMALL_PLAN, TrainingPlan, plan_for
 from core.recommender.evaluation import EvalTask, evaluate_scorer
 from core.recommender.hetrec import held_out_pairs, hetrec_tags
-from core.recommender.hybrid import COLD_KEEP, WEIGHT_GRID, CandidatePool, Hybrid, PoolSet, coordinate_ascent
+from core.recommender.hybrid import (
+    COLD_KEEP,
+    VALIDATION_SEED_OFFSET,
+    WEIGHT_GRID,
+    CandidatePool,
+    Hybrid,
+    PoolSet,
+    coordinate_ascent,
+)
 from core.recommender.models import EASE, IALS, NMF, ItemKNN, Model, RP3beta, SimilarGraph
 from core.recommender.splits import cut_histories, holdout_split
 from core.recommender.tags import ItemTags
 
-VALIDATION_SEED_OFFSET = 10_007  # the same carve-out the hybrid uses for its blend weights
 SELECTION_SEEDS = (0, 1, 2)
 QUALITY_TEST_SEED = 7  # never used for selection
 #: A grid point replaces the incumbent (the component's first point, the shipped default) only when

@@ -15,7 +15,13 @@ from core.datasets import read_friend_pairs, read_user_artists
 from core.recommender.community import community_task, grow_community
 from core.recommender.components import SEARCHED_GRAPH_WEIGHTS, default_components
 from core.recommender.hetrec import task_from_dir, task_from_files
-from core.recommender.hybrid import CandidatePool, Hybrid, coordinate_ascent
+from core.recommender.hybrid import (
+    HOLDOUT_MIN_ITEMS,
+    VALIDATION_SEED_OFFSET,
+    CandidatePool,
+    Hybrid,
+    coordinate_ascent,
+)
 from core.recommender.interactions import Interactions
 from core.recommender.splits import cut_histories, holdout_split
 from core.recommender.tuning import default_grid, tune_grid, validation_task
@@ -217,7 +223,7 @@ def test_the_graph_weight_is_never_searched_on_rows_the_graph_has_seen(folder: P
     out from them): a search would give it the top weight. The hybrid keeps it at the shipped
     constant and searches the others on every listener's validation rows."""
     task = task_from_dir(folder, seed=2)
-    validation = holdout_split(task.train, seed=2 + 10_007, min_items=5)
+    validation = holdout_split(task.train, seed=2 + VALIDATION_SEED_OFFSET, min_items=HOLDOUT_MIN_ITEMS)
     rows, cols = [], []
     for user, held in validation.test.items():
         known = validation.train.matrix[user].indices
