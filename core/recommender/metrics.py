@@ -6,11 +6,15 @@
 - HR@k: 1 if at least one hit.
 - coverage: distinct items in all top-k lists / catalogue size.
 - mean popularity: mean share of training users who know each recommended item.
+
+`group_interval` turns per-run figures into a mean with a 95 % interval over independent groups
+(communities, or split seeds), so a comparison between two protocols or two models says whether
+its gap is larger than the luck of the draw.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -78,3 +82,27 @@ def summarise(lists: Sequence[Sequence[int]], relevant: Sequence[Collection[int]
         "mean_popularity": mean_popularity(lists, popularity_share),
         "users": len(lists),
     }
+
+
+def group_interval(values: Sequence[float], groups: Sequence[Hashable]) -> dict[str, float | int | list[float]]:
+    """Mean of `values` with its standard error and 95 % t-interval, treating each group as one draw.
+
+    Runs of one group (e.g. one community's three split seeds) are averaged first: they share the
+    group's members, so they are not independent, and counting them as draws would shrink the
+    interval. With a single group the error is unknown (NaN).
+    """
+    from scipy import stats  # imported here: slow to import, and only this function needs it
+
+    if len(values) != len(groups) or not values:
+        raise ValueError("need one group per value, and at least one value")
+    by_group: dict[Hashable, list[float]] = {}
+    for value, group in zip(values, groups, strict=True):
+        by_group.setdefault(group, []).append(float(value))
+    means = np.array([np.mean(v) for v in by_group.values()])
+    mean = float(means.mean())
+    if len(means) < 2:
+        return {"mean": round(mean, 4), "se": float("nan"), "ci95": [float("nan"), float("nan")], "groups": 1}
+    se = float(means.std(ddof=1) / np.sqrt(len(means)))
+    half = float(stats.t.ppf(0.975, len(means) - 1)) * se
+    return {"mean": round(mean, 4), "se": round(se, 4), "ci95": [round(mean - half, 4), round(mean + half, 4)],
+            "groups": len(means)}
