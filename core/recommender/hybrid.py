@@ -163,7 +163,9 @@ class Hybrid:
             weights = self.cold_weights if cold else self.weights
             subset = rows[np.flatnonzero(mask)]
             total = np.zeros((subset.shape[0], self.n_items), dtype=np.float32)
-            for name, weight in weights.items():
+            # Summed in name order: a saved model's weights come back key-sorted (JSON), and float32
+            # sums in another order differ in the last bits, enough to swap near-tied picks.
+            for name, weight in sorted(weights.items()):
                 if weight and name in self.components:
                     total += np.float32(weight) * normalise_scores(self.components[name].score(subset))
             out[mask] = total
