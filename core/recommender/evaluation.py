@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from core.recommender.components import GRAPH_PARAMS, TrainingPlan, plan_for
+from core.recommender.components import TrainingPlan, plan_for
 from core.recommender.hybrid import Hybrid
 from core.recommender.interactions import Interactions
 from core.recommender.metrics import summarise
@@ -89,10 +89,11 @@ def run_evaluation(task: EvalTask, *, k: int = 10, seed: int = 0, cold_start: in
         ("NMF", lambda: NMF().fit(task.train).score),
     ]
     if task.graph is not None:
-        # The peer ranks by the graph alone, as the hybrid's graph component does (its validated
-        # parameters: history rank weights over G + Gᵀ), so "hybrid above the peer" compares like with like.
+        # The peer ranks by the graph alone, as the hybrid's graph component does (the plan's validated
+        # parameters, e.g. log1p history weights over G + Gᵀ for a small server), so "hybrid above the
+        # peer" compares like with like.
         candidates.append(("SimilarGraph",
-                           lambda: SimilarGraph(task.graph, **GRAPH_PARAMS).fit(task.train).score))  # type: ignore[arg-type]
+                           lambda: SimilarGraph(task.graph, **plan.graph).fit(task.train).score))  # type: ignore[arg-type]
     for name, fit in candidates:
         say(f"training {name}")
         started = time.perf_counter()

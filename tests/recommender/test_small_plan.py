@@ -38,6 +38,14 @@ def test_few_listeners_get_the_small_plan_and_more_get_todays() -> None:
     assert plan_for(SMALL_USERS + 1, 17_632, 5_000) is DEFAULT_PLAN
     assert plan_for(1_892, 17_632, 92_834) is DEFAULT_PLAN  # a community with the base corpus
     assert SMALL_PLAN.holdout == "pooled" and SMALL_PLAN.nmf["factors"] == 32
+
+
+def test_each_plan_builds_its_graph_component_with_its_own_parameters() -> None:
+    """The small plan's graph weighting came from the community grid; the default plan keeps its own."""
+    for plan in (SMALL_PLAN, DEFAULT_PLAN):
+        graph = plan.components(graph=np.eye(3))["graph"]
+        assert {key: graph.params()[key] for key in plan.graph} == plan.graph
+    assert DEFAULT_PLAN.graph == GRAPH_PARAMS and SMALL_PLAN.describe()["graph"] == SMALL_PLAN.graph
     assert set(POOLED_WEIGHTS) == set(POOLED_COLD_WEIGHTS) == set(SMALL_PLAN.components(graph=np.eye(2)))
     assert POOLED_WEIGHTS["graph"] == POOLED_COLD_WEIGHTS["graph"] == 1.0  # the anchor of the pooled search
 
@@ -98,7 +106,7 @@ def test_the_community_evaluation_uses_the_small_plan_and_the_graph_peer_uses_th
     task = community_task(folder, size=10, community_seed=2, split_seed=0)
     results = run_evaluation(task, cold_start=0)
     assert results["hybrid"]["plan"] == "small" and results["hybrid"]["weights"] == POOLED_WEIGHTS
-    peer = SimilarGraph(task.graph, **GRAPH_PARAMS).fit(task.train)  # type: ignore[arg-type]
+    peer = SimilarGraph(task.graph, **SMALL_PLAN.graph).fit(task.train)  # type: ignore[arg-type]
     assert results["SimilarGraph"]["ndcg@10"] == pytest.approx(evaluate_scorer(peer.score, task, 10)["ndcg@10"])
 
 
