@@ -145,9 +145,8 @@ class RecommenderEngine:
         # then every model scores the sparse row as before).
         user = UserRow.from_csr(row)
         weights = self.hybrid.weights_for(row.nnz)
-        # Name order, as `Hybrid.score` sums: a loaded engine then scores bit for bit like the fitted one.
         parts = {name: w * self._normalised_scores(name, row, user)
-                 for name, w in sorted(weights.items()) if w and name in self.hybrid.components}
+                 for name, w in weights.items() if w and name in self.hybrid.components}
         total = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(self.items), np.float32)
         total = total.astype(np.float32)
         spread = float(total.std()) or 1.0

@@ -58,10 +58,27 @@ class TuningReport:
     scheme: str = "searched"  # "pooled": weights chosen offline over many small communities
 
 
+class _NameOrdered:
+    """A weight set kept in name order, the order a saved model's JSON gives it back in. Blends sum
+    the components in the set's order, and float32 sums in another order differ in the last bits:
+    enough to swap near-tied picks between a fitted engine and the same engine loaded."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj: object, owner: type | None = None) -> dict[str, float]:
+        return getattr(obj, self.slot)
+
+    def __set__(self, obj: object, value: Mapping[str, float]) -> None:
+        setattr(obj, self.slot, dict(sorted(value.items())))
+
+
 class Hybrid:
     """Weighted sum of per-user z-normalised component scores, with a cold-start weight set."""
 
     name = "hybrid"
+    weights = _NameOrdered()
+    cold_weights = _NameOrdered()
 
     def __init__(self, components: Mapping[str, Model], weights: Mapping[str, float] | None = None,
                  cold_weights: Mapping[str, float] | None = None, *, cold_threshold: int = 5,
@@ -163,9 +180,7 @@ class Hybrid:
             weights = self.cold_weights if cold else self.weights
             subset = rows[np.flatnonzero(mask)]
             total = np.zeros((subset.shape[0], self.n_items), dtype=np.float32)
-            # Summed in name order: a saved model's weights come back key-sorted (JSON), and float32
-            # sums in another order differ in the last bits, enough to swap near-tied picks.
-            for name, weight in sorted(weights.items()):
+            for name, weight in weights.items():
                 if weight and name in self.components:
                     total += np.float32(weight) * normalise_scores(self.components[name].score(subset))
             out[mask] = total

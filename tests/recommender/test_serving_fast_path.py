@@ -50,7 +50,7 @@ def reference_recommend(engine: RecommenderEngine, history: UserHistory | sp.csr
         row.eliminate_zeros()
     weights = engine.hybrid.weights_for(row.nnz)
     parts = {name: w * normalise_scores(engine.hybrid.components[name].score(row))[0]
-             for name, w in sorted(weights.items()) if w and name in engine.hybrid.components}
+             for name, w in weights.items() if w and name in engine.hybrid.components}
     total = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(engine.items), np.float32)
     total = total.astype(np.float32)
     spread = float(total.std()) or 1.0
