@@ -126,8 +126,7 @@ def eval_tune(
     split_seed: list[int] = typer.Option([0, 1, 2], "--split-seed", help="Selection split seed(s)."),
     community_size: int | None = typer.Option(None, "--community-size", min=2,
                                               help="Tune for the small-community protocol instead."),
-    # 32 tuning communities, not 8: blend weights searched on 8 communities scored 0.2039 on 16
-    # others, searched on 16 they scored 0.2045 (graph alone 0.1990); see components.POOLED_WEIGHTS.
+    # 32 tuning communities, not 8: components.POOLED_WEIGHTS says why.
     community_seed: list[int] = typer.Option(list(range(100, 132)), "--community-seed",
                                              help="Community seed(s) used for selection."),
     base: bool = typer.Option(False, "--base", help="Community protocol with the base corpus."),

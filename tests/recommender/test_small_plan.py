@@ -38,6 +38,8 @@ def test_few_listeners_get_the_small_plan_and_more_get_todays() -> None:
     assert plan_for(SMALL_USERS + 1, 17_632, 5_000) is DEFAULT_PLAN
     assert plan_for(1_892, 17_632, 92_834) is DEFAULT_PLAN  # a community with the base corpus
     assert SMALL_PLAN.holdout == "pooled" and SMALL_PLAN.nmf["factors"] == 32
+    assert set(POOLED_WEIGHTS) == set(POOLED_COLD_WEIGHTS) == set(SMALL_PLAN.components(graph=np.eye(2)))
+    assert POOLED_WEIGHTS["graph"] == POOLED_COLD_WEIGHTS["graph"] == 1.0  # the anchor of the pooled search
 
 
 def test_each_plan_builds_its_graph_component_with_its_own_parameters() -> None:
@@ -46,8 +48,6 @@ def test_each_plan_builds_its_graph_component_with_its_own_parameters() -> None:
         graph = plan.components(graph=np.eye(3))["graph"]
         assert {key: graph.params()[key] for key in plan.graph} == plan.graph
     assert DEFAULT_PLAN.graph == GRAPH_PARAMS and SMALL_PLAN.describe()["graph"] == SMALL_PLAN.graph
-    assert set(POOLED_WEIGHTS) == set(POOLED_COLD_WEIGHTS) == set(SMALL_PLAN.components(graph=np.eye(2)))
-    assert POOLED_WEIGHTS["graph"] == POOLED_COLD_WEIGHTS["graph"] == 1.0  # the anchor of the pooled search
 
 
 def test_with_the_graph_the_small_plan_takes_the_pooled_weights_instead_of_searching() -> None:
