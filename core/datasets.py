@@ -56,7 +56,7 @@ def find_hetrec_dir(path: Path | str | None = None) -> Path | None:
 
 def verify_sha256(data: bytes, expected: str = HETREC_SHA256) -> None:
     digest = hashlib.sha256(data).hexdigest()
-    if digest != expected:
+    if digest != expected.strip().lower():  # as sha256sum or PowerShell's Get-FileHash print it
         raise ImportFileError("hetrec2011-lastfm-2k.zip", None,
                               f"checksum mismatch (expected {expected}, got {digest}); not importing")
 

@@ -10,7 +10,9 @@ Rules, and why:
 - **Only when it helps.** "Near-empty" means fewer than `SONANCE_BASE_MAX_MEMBERS` (default 100)
   listeners of the server's own with any plays; base listeners do not count. A database that already
   holds the base corpus is left alone, so restarts are free, and the import itself is idempotent.
-  A database lease keeps two processes from importing at once.
+  A database lease keeps two processes from importing at once: the importer renews a short lease
+  while it works, so one killed mid-import frees it within `LEASE_TTL`; a process that finds the
+  lease taken waits for it, then checks again (it imports only if the base is still missing).
 - **Never members.** Base listeners have `users.origin = 'hetrec'` and no Discord id: they have no
   guild membership, so /whoknows, leaderboards, /compat, /matches and exports cannot reach them
   (`UserRepository.visible_member_ids` also checks the Discord id, as a second line).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import threading
 import time
 import uuid
@@ -38,12 +41,17 @@ from core.db.repositories import SchedulingRepository, UserRepository
 from core.db.repositories.personal_data import PersonalDataRepository
 from core.db.repositories.users import BASE_ORIGIN
 from core.errors import ConfigError, NotEnoughHistory, SonanceError
+from core.private_files import private_dir
 from core.services import Services
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "base-corpus-import"
-LEASE_TTL = timedelta(hours=2)
+#: Short, and renewed every `LEASE_RENEW_S` while the import runs: a killed importer's lease must not
+#: keep the next start from importing for long (the import is only tried at start).
+LEASE_TTL = timedelta(minutes=2)
+LEASE_RENEW_S = 30.0
+LEASE_POLL_S = 2.0  # how often a process that found the lease taken asks again
 T = TypeVar("T")
 
 
@@ -71,12 +79,32 @@ def resolve_base_folder(settings: Settings) -> Path:
             if candidate is not None and (found := _hetrec_folder(Path(candidate))) is not None:
                 return found
         log.info("base corpus: downloading HetRec from %s", settings.base_dataset_url)
-        return download_hetrec(settings.data_dir / "datasets", settings.base_dataset_url,
-                               expected_sha256=settings.base_dataset_sha256)
+        return _download_whole(settings)
     folder = _hetrec_folder(Path(choice).expanduser())
     if folder is None:
         raise ConfigError(f"SONANCE_BASE_DATASET={choice}: no HetRec files (user_artists.dat) in that folder.")
     return folder
+
+
+def _download_whole(settings: Settings) -> Path:
+    """Download and unpack into a scratch folder, then move it into place in one rename: the copy
+    that later starts reuse without downloading is never a half-unpacked one (a kill, a full disk
+    or a bad archive midway would otherwise leave a folder that passes for complete and fails every
+    import after it)."""
+    datasets = settings.data_dir / "datasets"
+    final = datasets / HETREC_DIRNAME
+    for stale in datasets.glob(".download-*"):  # a killed download's scratch (the lease: one download at a time)
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = private_dir(datasets / f".download-{uuid.uuid4().hex[:8]}")
+    try:
+        unpacked = download_hetrec(scratch, settings.base_dataset_url,
+                                   expected_sha256=settings.base_dataset_sha256)
+        if final.exists():  # a half copy left by an older version: no user_artists.dat, or we'd not be here
+            shutil.rmtree(final)
+        unpacked.rename(final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return final
 
 
 async def base_import_needed(services: Services) -> str | None:
@@ -155,12 +183,18 @@ async def import_base_corpus(services: Services, *, retrain: bool = True) -> Bas
         log.info("base corpus: not importing: %s", why_not)
         return BaseImportOutcome("skipped", why_not)
     owner = f"base-import:{uuid.uuid4().hex[:8]}"
-    async with services.session() as session:
-        if not await SchedulingRepository(session).acquire_lease(LEASE_NAME, owner, LEASE_TTL):
-            log.info("base corpus: another process is importing it")
-            return BaseImportOutcome("skipped", "another process is importing it")
+    await _take_lease(services, owner)
     try:
-        folder, counts = await _in_daemon_thread(_download_and_import, services.settings)
+        why_not = await base_import_needed(services)  # another process may have imported it meanwhile
+        if why_not is not None:
+            log.info("base corpus: not importing: %s", why_not)
+            return BaseImportOutcome("skipped", why_not)
+        keeper = asyncio.get_running_loop().create_task(_keep_lease(services, owner), name="base-corpus-lease")
+        try:
+            folder, counts = await _in_daemon_thread(_download_and_import, services.settings)
+        finally:
+            keeper.cancel()
+            await asyncio.wait([keeper])  # its session closed before the lease is released below
     except SonanceError as exc:
         log.warning("base corpus: not imported (%s); Sonance runs without it", exc.user_message)
         return BaseImportOutcome("failed", exc.user_message, seconds=time.monotonic() - started)
@@ -175,6 +209,33 @@ async def import_base_corpus(services: Services, *, retrain: bool = True) -> Bas
     if retrain:
         await _retrain(services)
     return BaseImportOutcome("imported", str(folder), counts, seconds)
+
+
+async def _take_lease(services: Services, owner: str) -> None:
+    """Take the import lease, waiting while another process holds it (it renews it while it works;
+    a killed one's lapses within `LEASE_TTL`)."""
+    waiting = False
+    while True:
+        async with services.session() as session:
+            if await SchedulingRepository(session).acquire_lease(LEASE_NAME, owner, LEASE_TTL):
+                return
+        if not waiting:
+            log.info("base corpus: another process is importing it; waiting for it to finish")
+            waiting = True
+        await asyncio.sleep(LEASE_POLL_S)
+
+
+async def _keep_lease(services: Services, owner: str) -> None:
+    """Renew the import lease until cancelled. A failed renewal is retried at the next beat: were the
+    lease lost, a second process would import too, which the idempotent import survives."""
+    while True:
+        await asyncio.sleep(LEASE_RENEW_S)
+        try:
+            async with services.session() as session:
+                if not await SchedulingRepository(session).acquire_lease(LEASE_NAME, owner, LEASE_TTL):
+                    log.warning("base corpus: another process took over the import lease")
+        except Exception as exc:  # e.g. SQLite busy behind the import's own transaction: try again
+            log.info("base corpus: could not renew the import lease (%s: %s)", type(exc).__name__, exc)
 
 
 async def _retrain(services: Services) -> None:

@@ -3,24 +3,26 @@ idempotent, never fatal, and removable by the operator."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from core.config import Settings
-from core.db.models import Artist, ArtistPlays, User
-from core.db.repositories import CatalogRepository, ListenRepository, UserRepository
+from core.db.models import Artist, ArtistPlays, Lease, User
+from core.db.repositories import CatalogRepository, ListenRepository, SchedulingRepository, UserRepository
 from core.db.repositories.listens import PlayRow
 from core.matching import artist_key
 from core.recommender.training import train_from_db
 from core.services import Services
-from core.sync.base_corpus import drop_base_corpus, import_base_corpus
+from core.sync.base_corpus import LEASE_NAME, drop_base_corpus, import_base_corpus
 from tests.conftest import TEST_SECRET, make_settings
 from tests.fakes.dataset_server import DatasetServer, write_hetrec, zip_folder
 
@@ -100,12 +102,16 @@ def download_choice(dataset_server: DatasetServer) -> dict[str, object]:
             "SONANCE_DATASET_DIR": None}  # CI points this at the real HetRec: the download is under test
 
 
+@pytest.mark.parametrize("spelling", ["lower", "upper"])
 async def test_hetrec_download_is_checksum_verified_then_imported(database_url: str, tmp_path: Path,
                                                                   dataset_server: DatasetServer,
-                                                                  download_choice: dict[str, object]) -> None:
+                                                                  download_choice: dict[str, object],
+                                                                  spelling: str) -> None:
     from core.services import build_services
 
-    services = await build_services(make_settings(database_url, tmp_path, **download_choice), upgrade_schema=False)
+    # An operator may paste the checksum as PowerShell's Get-FileHash prints it: upper case.
+    choice = {**download_choice, "SONANCE_BASE_DATASET_SHA256": getattr(dataset_server.sha256, spelling)()}
+    services = await build_services(make_settings(database_url, tmp_path, **choice), upgrade_schema=False)
     try:
         outcome = await import_base_corpus(services, retrain=False)
         assert outcome.status == "imported" and dataset_server.requests == 1
@@ -184,3 +190,79 @@ async def test_drop_base_cli_refuses_on_a_small_server_unless_forced(services: S
     assert forced.returncode == 0, forced.stderr
     assert f"dropped {BASE_USERS} base listeners" in forced.stdout
     assert await counts(services) == {"members": 2}
+
+
+async def test_a_lease_left_by_a_killed_import_does_not_block_the_next_start(services: Services) -> None:
+    """A process killed mid-import rolls its transaction back but leaves its lease row; the next
+    start must import once that lease lapses, not give up."""
+    async with services.session() as s:  # the killed process's lease, about to lapse
+        assert await SchedulingRepository(s).acquire_lease(LEASE_NAME, "killed-process", timedelta(seconds=1))
+    outcome = await asyncio.wait_for(import_base_corpus(services, retrain=False), 60)
+    assert outcome.status == "imported" and outcome.counts["users"] == BASE_USERS
+    assert (await counts(services)) == {"hetrec": BASE_USERS}
+
+
+async def test_two_starts_at_once_import_once_and_a_crash_would_free_the_lease_within_minutes(
+        database_url: str, tmp_path: Path, dataset_server: DatasetServer,
+        download_choice: dict[str, object]) -> None:
+    from core.services import build_services
+
+    services = await build_services(make_settings(database_url, tmp_path, **download_choice), upgrade_schema=False)
+    try:
+        dataset_server.hold = asyncio.Event()
+        first = asyncio.create_task(import_base_corpus(services, retrain=False))
+        await asyncio.wait_for(dataset_server.started.wait(), 10)
+        second = asyncio.create_task(import_base_corpus(services, retrain=False))  # e.g. another process
+        await asyncio.sleep(0.5)
+        assert not second.done()  # it waits for the first rather than giving up on the base corpus
+        async with services.session() as s:  # were the importer killed now, its lease would lapse soon
+            lease = (await s.execute(select(Lease).where(Lease.name == LEASE_NAME))).scalar_one()
+            expires = lease.expires_at if lease.expires_at.tzinfo else lease.expires_at.replace(tzinfo=UTC)
+            assert expires - datetime.now(UTC) <= timedelta(minutes=5)
+        dataset_server.hold.set()
+        assert (await asyncio.wait_for(first, 60)).status == "imported"
+        again = await asyncio.wait_for(second, 60)
+        assert again.status == "skipped" and "already present" in again.reason
+        assert dataset_server.requests == 1 and (await counts(services)) == {"hetrec": BASE_USERS}
+    finally:
+        await services.close()
+
+
+def _with_a_bad_last_member(archive: bytes) -> bytes:
+    """The archive with one byte of its last file flipped: it opens, the first files unpack, then
+    the last one fails its CRC (as a download cut short in the unpacking leaves things)."""
+    import zipfile
+    from io import BytesIO
+
+    with zipfile.ZipFile(BytesIO(archive)) as z:
+        last = z.infolist()[-1]
+    data = bytearray(archive)
+    start = last.header_offset + 30 + len(last.filename.encode()) + len(last.extra)
+    data[start] ^= 0xFF
+    return bytes(data)
+
+
+async def test_an_unpacking_cut_short_is_downloaded_again_at_the_next_start(
+        database_url: str, tmp_path: Path, dataset_server: DatasetServer,
+        download_choice: dict[str, object]) -> None:
+    from core.services import build_services
+
+    good = dataset_server.payload
+    dataset_server.payload = _with_a_bad_last_member(good)
+    broken_mirror = {**download_choice, "SONANCE_BASE_DATASET_SHA256": dataset_server.sha256}
+    services = await build_services(make_settings(database_url, tmp_path, **broken_mirror), upgrade_schema=False)
+    try:
+        assert (await import_base_corpus(services, retrain=False)).status == "failed"
+        assert await counts(services) == {}
+    finally:
+        await services.close()
+
+    dataset_server.payload = good  # the next start (a good archive this time) must not reuse the half copy
+    services = await build_services(make_settings(database_url, tmp_path, **download_choice), upgrade_schema=False)
+    try:
+        outcome = await import_base_corpus(services, retrain=False)
+        assert outcome.status == "imported", outcome.reason
+        assert dataset_server.requests == 2 and (await counts(services)) == {"hetrec": BASE_USERS}
+        assert sorted(p.name for p in (tmp_path / "data" / "datasets").iterdir()) == ["hetrec2011-lastfm-2k"]
+    finally:
+        await services.close()
