@@ -70,8 +70,12 @@ class SimilarArtists:
         try:
             answer = await graph.similar_to(artist.name if artist is not None else query, limit=count)
         except NotFound as exc:  # neither we nor Last.fm know the name: suggest the closest one we know
-            raise NotFound(did_you_mean(exc.user_message, await suggest_artist(self.services, query)),
-                           detail=exc.detail) from None
+            # ...but only another name: for an artist we know (or one Last.fm knows without
+            # neighbours, now in the catalogue) the closest name is the one typed.
+            suggestion = await suggest_artist(self.services, query) if artist is None else None
+            if suggestion is not None and artist_key(suggestion) == key:
+                suggestion = None
+            raise NotFound(did_you_mean(exc.user_message, suggestion), detail=exc.detail) from None
         recs = [Recommendation(kind=Kind.ARTIST, item_id=int(a.id), name=a.name, score=match,
                                evidence=Evidence(items=(Weighted(answer.seed, match),), sources={"graph": match},
                                                  note=f"similar to {answer.seed} on Last.fm"),

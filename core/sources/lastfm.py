@@ -71,6 +71,14 @@ TRANSIENT_CODES = frozenset({8, 11, 16, 29})
 TOKEN_CODES = frozenset({4, 14, 15})
 
 
+def rate_limited(exc: SourceUnavailable) -> bool:
+    """Whether Last.fm gave up on us for our request rate (error 29, HTTP 429, a Retry-After): a fact
+    about our API key, never about the artist or user asked for. Reads the details `_decode` and
+    `_raise_api_error` write, so the two stay together here."""
+    detail = exc.detail or ""
+    return exc.retry_after is not None or "HTTP 429" in detail or "error 29:" in detail
+
+
 def sign(params: Mapping[str, str], secret: str) -> str:
     """Last.fm's api_sig: md5 over params sorted by name, name+value concatenated, then the secret.
 

@@ -4,16 +4,21 @@ Why it is built like this:
 - **Budget.** One request per artist (`artist.getSimilar`, by name with autocorrect, limit 100): an
   mbid-first lookup would cost a second request whenever Last.fm's MusicBrainz mapping misses, and
   our names come from Last.fm in the first place. Requests go through the app-wide Last.fm limiter
-  (`services.lastfm`), so filling never pushes the process past `LASTFM_REQUESTS_PER_SECOND`; a few
-  workers keep that limiter saturated while one of them waits on the network.
+  (`services.lastfm`), so filling never pushes the process past `LASTFM_REQUESTS_PER_SECOND`; enough
+  workers (the limit times `LATENCY_COVERED_S`) keep that limiter saturated while they wait on the network.
 - **Order.** Members' most-played artists first (`SimilarGraphRepository.artists_due`), so a run cut
   short by a Last.fm outage has already covered what the recommender needs most.
 - **Misses remembered.** Error 6 and an empty list are stored as a fetch row without edges and are
   not asked again before `refresh_days`, like a hit. A name typed into /similar that Last.fm does not
   know is remembered in the cache for a day (there is no catalogue row to hang it on).
 - **Storms.** The client already retries 29/5xx with backoff honouring Retry-After; when it gives up
-  the run stops (nothing more is asked) and the whole filler rests for `pause_s` (or the server's
-  Retry-After), so the next scheduled run does not hammer a struggling service.
+  on a rate limit, or on `STORM_FAILURES` artists in a row, the run stops (nothing more is asked)
+  and the whole filler rests for `pause_s` (or the server's Retry-After), so the next scheduled run
+  does not hammer a struggling service.
+- **One broken artist is not a storm.** Last.fm's backend fails some pages for days (error 8, HTTP
+  500) while answering every other. An artist that fails while others around it answer is set aside
+  for `FAILING_TTL_S` (in the cache, like a typed name's miss), so the most-played-first order never
+  sticks on it; it is asked again after that, not stored as a miss.
 - **Nothing half-written.** One artist = one transaction: its new neighbours enter the catalogue, its
   old edges are deleted and the new ones inserted, and its fetch row is updated, or none of it.
 - **Matching.** A neighbour is matched by MBID first, then by `core.matching.artist_key`; one we have
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,7 +43,7 @@ from core.db.types import utcnow
 from core.errors import NotFound, SourceUnavailable
 from core.matching import artist_key, track_key
 from core.services import Services
-from core.sources.lastfm import LastfmClient
+from core.sources.lastfm import LastfmClient, rate_limited
 from core.sources.lastfm_models import SimilarArtist, SimilarTrack
 from core.sync.ingest import MAX_NAME, MAX_TITLE
 
@@ -50,6 +56,14 @@ DAY_S = 86_400.0
 NAME_MISS_TTL_S = DAY_S
 #: After Last.fm gave up on us (a 29/5xx storm outlasting the client's retries), rest this long.
 PAUSE_S = 10 * 60.0
+#: Artists failing in a row (each after the client's retries) that make a storm rather than broken pages.
+STORM_FAILURES = 3
+#: How long an artist that failed on its own (others answered) is set aside.
+FAILING_TTL_S = DAY_S
+#: Last.fm answers a 100-row getSimilar in well under a second but not always: the filler keeps
+#: rate x this many requests in flight, so answers this slow still leave the limiter saturated.
+LATENCY_COVERED_S = 2.0
+MAX_WORKERS = 16
 
 
 @dataclass
@@ -62,6 +76,7 @@ class GraphFillReport:
     empty: int = 0
     not_found: int = 0
     failed: int = 0  # unexpected errors (logged); asked again next run
+    set_aside: int = 0  # failed on their own while others answered: skipped for `FAILING_TTL_S`
     edges: int = 0
     seconds: float = 0.0
     stopped: bool = False
@@ -92,20 +107,27 @@ def _artist_rows(similar: list[SimilarArtist]) -> dict[str, dict[str, Any]]:
     return rows
 
 
-async def resolve_artists(session: Any, similar: list[SimilarArtist]) -> dict[int, float]:
-    """Neighbours -> {artist id: best match}: by MBID, then by normalised name (creating new artists)."""
-    usable = [s for s in similar if s.match > 0.0]
-    by_mbid = await SimilarGraphRepository(session).artist_ids_by_mbid(s.mbid for s in usable if s.mbid)
+async def _artist_ids(session: Any, similar: list[SimilarArtist]) -> list[int | None]:
+    """Each neighbour's artist id, in order: by MBID, then by normalised name (creating new artists);
+    None for a name without a key."""
+    by_mbid = await SimilarGraphRepository(session).artist_ids_by_mbid(s.mbid for s in similar if s.mbid)
     by_key: dict[str, int] = {}
-    rest = [s for s in usable if not (s.mbid and s.mbid in by_mbid)]
+    rest = [s for s in similar if not (s.mbid and s.mbid in by_mbid)]
     if rest:  # sorted keys: concurrent writers insert in the same order (no lock-order deadlocks)
         rows = _artist_rows(rest)
         by_key = await CatalogRepository(session).ensure_artists(rows[k] for k in sorted(rows))
-    edges: dict[int, float] = {}
-    for s in usable:
+    ids: list[int | None] = []
+    for s in similar:
         artist_id = by_mbid.get(s.mbid) if s.mbid else None
-        if artist_id is None:
-            artist_id = by_key.get(artist_key(s.name)[:MAX_NAME])
+        ids.append(artist_id if artist_id is not None else by_key.get(artist_key(s.name)[:MAX_NAME]))
+    return ids
+
+
+async def resolve_artists(session: Any, similar: list[SimilarArtist]) -> dict[int, float]:
+    """Neighbours -> {artist id: best match}: by MBID, then by normalised name (creating new artists)."""
+    usable = [s for s in similar if s.match > 0.0]
+    edges: dict[int, float] = {}
+    for s, artist_id in zip(usable, await _artist_ids(session, usable), strict=True):
         if artist_id is not None:
             edges[artist_id] = max(edges.get(artist_id, 0.0), min(1.0, s.match))
     return edges
@@ -115,11 +137,13 @@ class SimilarGraph:
     """Fills the stored graph and answers /similar from it (one per process: `SimilarGraph.of`)."""
 
     def __init__(self, services: Services, client: LastfmClient | None = None, *, refresh_days: int = 30,
-                 concurrency: int = 4, pause_s: float = PAUSE_S) -> None:
+                 concurrency: int | None = None, pause_s: float = PAUSE_S) -> None:
         self.services = services
         self._client = client
         self.refresh_days = refresh_days
-        self.concurrency = concurrency  # requests in flight; the shared limiter sets the pace
+        # requests in flight: enough that the shared limiter, not Last.fm's latency, sets the pace
+        rate = services.settings.lastfm_requests_per_second
+        self.concurrency = concurrency or max(4, min(MAX_WORKERS, math.ceil(rate * LATENCY_COVERED_S)))
         self.pause_s = pause_s
         self._fill_lock = asyncio.Lock()  # one fill per kind at a time in this process
         self._store_lock = asyncio.Lock()  # catalogue writes one at a time (SQLite has one writer anyway)
@@ -162,10 +186,12 @@ class SimilarGraph:
             usable = [s for s in similar or () if s.match > 0.0]
             if usable:
                 catalog = CatalogRepository(session)
-                artists = _artist_rows([SimilarArtist(s.artist, s.artist_mbid, s.match, None) for s in usable])
-                artist_ids = await catalog.ensure_artists(artists[k] for k in sorted(artists))
-                keyed = [(artist_ids.get(artist_key(s.artist)[:MAX_NAME]), track_key(s.artist, s.title)[:MAX_TITLE], s)
-                         for s in usable]
+                artist_ids = await _artist_ids(session, [SimilarArtist(s.artist, s.artist_mbid, s.match, None)
+                                                         for s in usable])
+                # the title key starts with the artist's key: use our spelling of an artist matched by MBID
+                named = await catalog.artists_by_ids(i for i in artist_ids if i is not None)
+                keyed = [(aid, track_key(named[aid].name if aid in named else s.artist, s.title)[:MAX_TITLE], s)
+                         for aid, s in zip(artist_ids, usable, strict=True)]
                 rows = {(aid, key): {"artist_id": aid, "title_key": key, "title": s.title[:MAX_TITLE],
                                      "mbid": s.mbid and s.mbid[:36], "lastfm_url": s.url and s.url[:500]}
                         for aid, key, s in reversed(keyed) if aid is not None}
@@ -201,15 +227,16 @@ class SimilarGraph:
             started = time.monotonic()
             await self._fill_locked(client, kind, limit, report)
             report.seconds = time.monotonic() - started
-        log.info("lastfm similar %ss: %d asked (%d ok, %d empty, %d unknown, %d failed), %d edges in %.1fs "
-                 "(%.2f requests/s)%s", kind, report.considered, report.ok, report.empty, report.not_found,
-                 report.failed, report.edges, report.seconds, report.requests_per_s,
+        log.info("lastfm similar %ss: %d asked (%d ok, %d empty, %d unknown, %d failed, %d set aside), %d edges "
+                 "in %.1fs (%.2f requests/s)%s", kind, report.considered, report.ok, report.empty, report.not_found,
+                 report.failed, report.set_aside, report.edges, report.seconds, report.requests_per_s,
                  f"; stopped: {report.reason}" if report.stopped else "")
         return report
 
     async def _fill_locked(self, client: LastfmClient, kind: str, limit: int, report: GraphFillReport) -> None:
         tried: set[int] = set()
         queue: asyncio.Queue[DueArtist | DueTrack] = asyncio.Queue()
+        failing: list[DueArtist | DueTrack] = []  # failed since the last answer (a storm once long enough)
         page = max(50, self.concurrency * 10)
 
         async def refill() -> bool:
@@ -224,7 +251,8 @@ class SimilarGraph:
                     due = await repo.tracks_due(self.stale_before, limit=want, skip=tried)
             for item in due:
                 tried.add(item.id)
-                queue.put_nowait(item)
+                if await self.services.cache.get(CACHE_NAMESPACE, f"failing:{kind}:{item.id}") is None:
+                    queue.put_nowait(item)
             return bool(due)
 
         refill_lock = asyncio.Lock()
@@ -240,11 +268,23 @@ class SimilarGraph:
                 except asyncio.QueueEmpty:
                     continue
                 report.considered += 1
-                await self._one(client, item, report)
+                await self._one(client, item, report, failing)
 
         await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+        if failing and not report.stopped:  # failed last, with no answer after: asked again next run
+            report.failed += len(failing)
 
-    async def _one(self, client: LastfmClient, item: DueArtist | DueTrack, report: GraphFillReport) -> None:
+    async def _set_aside(self, kind: str, failing: list[DueArtist | DueTrack], report: GraphFillReport) -> None:
+        """Another item answered after these failed: their pages are broken, not Last.fm."""
+        for item in failing:
+            await self.services.cache.set(CACHE_NAMESPACE, f"failing:{kind}:{item.id}", 1, ttl_s=FAILING_TTL_S)
+            report.set_aside += 1
+            log.warning("lastfm similar %s for %r keeps failing while others answer; asking again in %.0f h",
+                        kind, item, FAILING_TTL_S / 3600)
+        failing.clear()
+
+    async def _one(self, client: LastfmClient, item: DueArtist | DueTrack, report: GraphFillReport,
+                   failing: list[DueArtist | DueTrack]) -> None:
         report.requests += 1
         try:
             if isinstance(item, DueArtist):
@@ -255,7 +295,8 @@ class SimilarGraph:
         except NotFound:
             answer, status = None, "not_found"
         except SourceUnavailable as exc:
-            if not report.stopped:
+            failing.append(item)
+            if not report.stopped and (rate_limited(exc) or len(failing) >= STORM_FAILURES):
                 report.stopped, report.reason = True, "lastfm_unavailable"
                 log.warning("lastfm unavailable while fetching similar %ss (%s); stopping and resting %.0fs",
                             report.kind, exc.detail or exc, max(self.pause_s, exc.retry_after or 0.0))
@@ -275,6 +316,8 @@ class SimilarGraph:
             log.exception("storing similar %ss of %r failed; nothing of it was kept", report.kind, item)
             return
         report.edges += stored
+        if failing and not report.stopped:
+            await self._set_aside(report.kind, failing, report)
         if status == "not_found":
             report.not_found += 1
         elif stored:
@@ -309,11 +352,11 @@ class SimilarGraph:
         try:
             answer = await client.artist_similar(artist.name if artist is not None else name.strip())
         except NotFound:
-            if artist is not None:
-                await self._store_artist(artist.id, None, "not_found")
-            else:
-                await self.services.cache.set(CACHE_NAMESPACE, f"miss:{key}", 1, ttl_s=NAME_MISS_TTL_S)
             log.info("lastfm does not know the artist %r", name[:100])
+            if artist is not None:  # one of ours: say what the stored miss will say next time
+                await self._store_artist(artist.id, None, "not_found")
+                raise NotFound(self._not_on_lastfm(artist.name)) from None
+            await self.services.cache.set(CACHE_NAMESPACE, f"miss:{key}", 1, ttl_s=NAME_MISS_TTL_S)
             raise NotFound(self._unknown(name)) from None
         except SourceUnavailable:
             if stored and artist is not None:  # stale beats nothing while Last.fm is down
@@ -340,9 +383,13 @@ class SimilarGraph:
         return f"I don't know an artist called “{name.strip()[:100]}”, and neither does Last.fm."
 
     @staticmethod
-    def _answer(seed_id: int, seed: str, neighbours: list[tuple[Artist, float]], status: str) -> SimilarAnswer:
+    def _not_on_lastfm(seed: str) -> str:
+        return f"Last.fm doesn't know {seed}, so I can't find similar artists yet."
+
+    @classmethod
+    def _answer(cls, seed_id: int, seed: str, neighbours: list[tuple[Artist, float]], status: str) -> SimilarAnswer:
         if status == "not_found":
-            raise NotFound(f"Last.fm doesn't know {seed}, so I can't find similar artists yet.")
+            raise NotFound(cls._not_on_lastfm(seed))
         if not neighbours:
             raise NotFound(f"Last.fm knows {seed} but lists no similar artists for them.")
         return SimilarAnswer(seed_id, seed, neighbours)

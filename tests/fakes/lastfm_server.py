@@ -162,6 +162,9 @@ class LastfmFake(LocalServer):
         self.artist_tags: dict[str, list[tuple[str, int]]] = {}
         self.track_tags: dict[tuple[str, str], list[tuple[str, int]]] = {}
         self.similar: dict[str, list[tuple[str, float]]] = {}  # artist (lower) -> [(name, match)]
+        #: artists (lower) whose getSimilar always fails with error 8 "Operation failed" and HTTP 500,
+        #: while every other artist answers: Last.fm's backend does this for some pages for days.
+        self.broken_similar: set[str] = set()
         self.similar_tracks: dict[tuple[str, str], list[tuple[str, str, float]]] = {}  # -> [(artist, title, match)]
         self.artist_mbids: dict[str, str] = {}  # artist (lower) -> mbid, rendered and accepted as `mbid=`
         #: artist (lower-case) -> (global listeners, playcount), answered by artist.getInfo
@@ -469,6 +472,9 @@ class LastfmFake(LocalServer):
     def _similar(self, params: dict[str, str]) -> web.Response:
         """artist.getSimilar; an unknown artist is error 6 with HTTP 404, as ws.audioscrobbler answers."""
         artist = self._artist_param(params)
+        if artist in self.broken_similar:
+            return self._error(8, "Operation failed - Most likely the backend service failed. Please try again.",
+                               status=500)
         similar = self.similar.get(artist)
         if similar is None:
             return self._error(6, "The artist you supplied could not be found", status=404)
