@@ -65,6 +65,10 @@ class InvalidInput(SonanceError):
     user_message = "That input doesn't look right."
 
 
+#: How users know the services behind our source ids ("lastfm" is a log and metrics key, not a name).
+SOURCE_NAMES = {"lastfm": "Last.fm", "spotify": "Spotify", "aoty": "Album of the Year"}
+
+
 class SourceUnavailable(SonanceError):
     """An external service (Last.fm, Spotify, AOTY, the LLM) is down, refusing or challenging us."""
 
@@ -74,7 +78,8 @@ class SourceUnavailable(SonanceError):
                  retry_after: float | None = None) -> None:
         self.source = source
         self.retry_after = retry_after
-        super().__init__(user_message or f"{source} is unavailable right now. Please try again later.",
+        name = SOURCE_NAMES.get(source, "A music service")
+        super().__init__(user_message or f"{name} is unavailable right now. Please try again later.",
                          detail=detail)
 
 

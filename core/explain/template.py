@@ -114,13 +114,16 @@ REASONS: tuple[Shape, ...] = (
        if len(c["tags"]) >= 2 else None),
 )
 
-#: Cold-start picks lean on how many of *our* listeners play an item, so they say so ("here"):
-#: a claim about the wider world needs the global Last.fm count (`_pop_extra`).
+#: Cold-start picks lean on how many listeners the model learns from play an item: the server's
+#: members and, on a fresh deployment, the base corpus's listeners. "Listeners here" would claim the
+#: server's own taste, so they name who it is; a claim about the wider world needs the global
+#: Last.fm count (`_pop_extra`).
 COLD_START: tuple[Shape, ...] = (
-    _r(lambda c: f"{cap(c['title'])} is popular with listeners here, a good start while I learn your taste."),
-    _r(lambda c: f"A favourite among listeners here to start with: {c['title']}."),
-    _r(lambda c: f"While your history fills in, {c['title']} is a safe place to start: listeners here love "
-                 f"{'them' if c['it'] == 'they' else 'it'}."),
+    _r(lambda c: f"{cap(c['title'])} is popular with the listeners I learn from, a good start while I learn "
+                 "your taste."),
+    _r(lambda c: f"A favourite among the listeners I learn from, to start with: {c['title']}."),
+    _r(lambda c: f"While your history fills in, {c['title']} is a safe place to start: the listeners I learn "
+                 f"from love {'them' if c['it'] == 'they' else 'it'}."),
 )
 
 

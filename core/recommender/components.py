@@ -99,7 +99,8 @@ class TrainingPlan:
     def describe(self) -> dict[str, object]:
         """The plan as JSON (benchmarks print it; a model's metrics record it)."""
         return {"name": self.name, "ease": self.ease, "rp3": self.rp3, "knn": self.knn, "nmf": self.nmf,
-                "als": self.als, "graph": self.graph, "max_validation_users": self.max_validation_users, "holdout": self.holdout}
+                "als": self.als, "graph": self.graph, "max_validation_users": self.max_validation_users,
+                "holdout": self.holdout}
 
 
 #: Today's configuration (see `default_components` for where each figure comes from).

@@ -64,7 +64,7 @@ def list_note(kind: Kind, n_plays: int, known: int, got: int, wanted: int, tag: 
     """Why a list is generic or short, in the member's terms (None when it is neither)."""
     if n_plays == 0:
         return (f"I don't have your {kind} listening history yet, so these are popular picks among "
-                "listeners here. Sync or import your listens to make them personal.")
+                "the listeners I learn from. Sync or import your listens to make them personal.")
     if known == 0:
         return ("Your listens aren't in the model yet (it learns nightly), so these lean on tags and "
                 "popularity.")
