@@ -23,6 +23,7 @@ from core.accounts import (
     AccountService,
     PendingLink,
 )
+from core.domain import SOURCE_NAMES
 from core.errors import SonanceError, SourceUnavailable
 from core.services import Services
 
@@ -52,7 +53,6 @@ async def explainer_state(services: Services) -> dict[str, Any]:
     return {"explainer": services.explainer.status()}
 
 
-PROVIDER_NAMES = {"lastfm": "Last.fm", "spotify": "Spotify"}
 _PAGE_STYLE = "font-family:sans-serif;max-width:32em;margin:3em auto"
 
 
@@ -75,7 +75,7 @@ def confirm_page(pending: PendingLink) -> str:
     forwarded to someone else would silently hand the sender that person's account; here they see
     the Discord name and can simply close the tab.
     """
-    provider = PROVIDER_NAMES[pending.provider]
+    provider = SOURCE_NAMES[pending.provider]
     who = f"@{pending.discord_name}" if pending.discord_name else f"id {pending.discord_id}"
     return _page(
         f"Link {escape(provider)} <b>{escape(pending.username)}</b> to Discord user <b>{escape(who)}</b>?",
@@ -99,7 +99,7 @@ async def _oauth_step(request: web.Request, provider: str | None,
     """Run one step of a link (callback or confirmation): every failure is a readable page, never a
     traceback. The query/form (code, token, state) is never logged: it is a credential until consumed."""
     services = request.app[SERVICES_KEY]
-    name = PROVIDER_NAMES.get(provider or "", "Account")
+    name = SOURCE_NAMES.get(provider or "", "Account")
     try:
         await services.start_clients()  # idempotent; the web server may answer before the bot is up
         return await step(services.accounts)
@@ -120,7 +120,7 @@ async def _oauth_callback(request: web.Request, provider: str,
                           begin: Callable[[AccountService], Awaitable[PendingLink]]) -> web.Response:
     """Shared shape of both callbacks: exchange the code/token, then show the confirmation page."""
     if "error" in request.query:  # the user pressed "Cancel" on the provider's consent page
-        name = PROVIDER_NAMES[provider]
+        name = SOURCE_NAMES[provider]
         return _html(oauth_page(f"{name} not linked", "You declined the request, so nothing was linked. "
                                 "Run the /link command again whenever you like.", ok=False), 400)
     pending = await _oauth_step(request, provider, begin)
@@ -151,7 +151,7 @@ async def confirm_link(request: web.Request) -> web.Response:
                                lambda s: s.confirm_link(token if isinstance(token, str) else ""))
     if isinstance(linked, web.Response):
         return linked
-    name = PROVIDER_NAMES[linked.provider]
+    name = SOURCE_NAMES[linked.provider]
     message = f"Your {name} account {linked.username} is now linked to Sonance and verified."
     if linked.import_started:
         message += " Your listening history is being imported; /account shows the progress."

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+#: How users know the services behind our source and provider ids ("lastfm" is a log, metrics and
+#: database key, not a name).
+SOURCE_NAMES = {"lastfm": "Last.fm", "spotify": "Spotify", "aoty": "Album of the Year"}
+
 
 class Kind(StrEnum):
     """Granularity of an item."""

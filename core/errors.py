@@ -8,6 +8,7 @@ short apology.
 from __future__ import annotations
 
 from core.cleaning import printable
+from core.domain import SOURCE_NAMES
 
 
 class SonanceError(Exception):
@@ -65,19 +66,17 @@ class InvalidInput(SonanceError):
     user_message = "That input doesn't look right."
 
 
-#: How users know the services behind our source ids ("lastfm" is a log and metrics key, not a name).
-SOURCE_NAMES = {"lastfm": "Last.fm", "spotify": "Spotify", "aoty": "Album of the Year"}
-
-
 class SourceUnavailable(SonanceError):
     """An external service (Last.fm, Spotify, AOTY, the LLM) is down, refusing or challenging us."""
 
     user_message = "A music service is unavailable right now. Please try again later."
 
     def __init__(self, source: str, user_message: str | None = None, *, detail: str | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, rate_limited: bool = False) -> None:
         self.source = source
         self.retry_after = retry_after
+        #: Refused for our request rate (a fact about our key, never about what was asked for).
+        self.rate_limited = rate_limited
         name = SOURCE_NAMES.get(source, "A music service")
         super().__init__(user_message or f"{name} is unavailable right now. Please try again later.",
                          detail=detail)

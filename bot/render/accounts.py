@@ -20,9 +20,9 @@ from core.accounts import (
     PrivacyResult,
     UnlinkResult,
 )
+from core.domain import SOURCE_NAMES
 
 COLOUR = discord.Colour(0x1DB954)
-PROVIDER_NAMES = {"lastfm": "Last.fm", "spotify": "Spotify"}
 LEVEL_TEXT = {
     "public": "visible in every server you use Sonance in",
     "guild": "visible only in servers you opened with /privacy",
@@ -67,7 +67,7 @@ def spotify_prompt(url: str) -> tuple[str, discord.ui.View]:
 
 
 def unlinked(result: UnlinkResult) -> str:
-    name = PROVIDER_NAMES[result.provider]
+    name = SOURCE_NAMES[result.provider]
     if not result.removed:
         return f"You have no {name} account linked."
     kept = (f" The {result.listens_kept:,} listens already imported stay, so recommendations keep working; "
@@ -104,7 +104,7 @@ def account_embed(overview: AccountOverview) -> discord.Embed:
     if not overview.accounts:
         embed.description = "Nothing linked yet. Use `/link lastfm <username>` (or `/link spotify`)."
     for view in overview.accounts:
-        embed.add_field(name=PROVIDER_NAMES.get(view.provider, view.provider), value=_account_line(view)[:1024],
+        embed.add_field(name=SOURCE_NAMES.get(view.provider, view.provider), value=_account_line(view)[:1024],
                         inline=False)
     embed.add_field(name="History", value=f"{overview.listens:,} listens · {overview.artists:,} artists",
                     inline=False)

@@ -102,7 +102,7 @@ class AotyClient:
             if headers.get("cf-mitigated", "").lower() == "challenge" or status == 403:
                 raise AotyChallenged(url, status)
             if status == 429:
-                raise Retryable(f"HTTP 429: {url}", retry_after=retry_after_from(headers))
+                raise Retryable(f"HTTP 429: {url}", retry_after=retry_after_from(headers), rate_limited=True)
             if status >= 500:
                 if is_challenge_page(text):
                     raise AotyChallenged(url, status)

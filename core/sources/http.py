@@ -230,10 +230,11 @@ class SourceLimiters:
 class Retryable(Exception):
     """Raised by one attempt to say "transient, try again" (optionally after `retry_after` seconds)."""
 
-    def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, detail: str, *, retry_after: float | None = None, rate_limited: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
+        self.rate_limited = rate_limited  # refused for our request rate (HTTP 429, Last.fm error 29)
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,8 @@ async def with_retries(
         except Retryable as exc:
             last = exc
             if exc.retry_after is not None and exc.retry_after > policy.max_retry_after_s:
-                raise SourceUnavailable(source, detail=exc.detail, retry_after=exc.retry_after) from None
+                raise SourceUnavailable(source, detail=exc.detail, retry_after=exc.retry_after,
+                                        rate_limited=exc.rate_limited) from None
             if n == policy.attempts:
                 break
             delay = exc.retry_after if exc.retry_after is not None else policy.backoff(n)
@@ -306,4 +308,4 @@ async def with_retries(
             await asyncio.sleep(delay)
     assert last is not None
     raise SourceUnavailable(source, detail=f"gave up after {policy.attempts} attempts: {last.detail}",
-                            retry_after=last.retry_after)
+                            retry_after=last.retry_after, rate_limited=last.rate_limited)

@@ -71,14 +71,6 @@ TRANSIENT_CODES = frozenset({8, 11, 16, 29})
 TOKEN_CODES = frozenset({4, 14, 15})
 
 
-def rate_limited(exc: SourceUnavailable) -> bool:
-    """Whether Last.fm gave up on us for our request rate (error 29, HTTP 429, a Retry-After): a fact
-    about our API key, never about the artist or user asked for. Reads the details `_decode` and
-    `_raise_api_error` write, so the two stay together here."""
-    detail = exc.detail or ""
-    return exc.retry_after is not None or "HTTP 429" in detail or "error 29:" in detail
-
-
 def sign(params: Mapping[str, str], secret: str) -> str:
     """Last.fm's api_sig: md5 over params sorted by name, name+value concatenated, then the secret.
 
@@ -151,7 +143,7 @@ class LastfmClient:
     def _decode(self, method: str, status: int, headers: Mapping[str, str], body: bytes,
                 user: str | None) -> Any:
         if status == 429:
-            raise Retryable(f"{method}: HTTP 429", retry_after=retry_after_from(headers))
+            raise Retryable(f"{method}: HTTP 429", retry_after=retry_after_from(headers), rate_limited=True)
         try:
             data = orjson.loads(body)
         except ValueError:
@@ -175,7 +167,7 @@ class LastfmClient:
         message = str(data.get("message", ""))
         detail = f"{method}: error {code}: {message}"
         if code in TRANSIENT_CODES:
-            raise Retryable(detail, retry_after=retry_after_from(headers))
+            raise Retryable(detail, retry_after=retry_after_from(headers), rate_limited=code == 29)
         if code == 6:
             if user is not None:
                 raise AccountProblem("lastfm_user_not_found",

@@ -174,7 +174,7 @@ class SpotifyUserApi:
                 raise Retryable(detail) from None
             raise SourceUnavailable(SOURCE, detail=detail) from None
         if status == 429:
-            raise Retryable(f"{what}: HTTP 429", retry_after=retry_after_from(resp_headers))
+            raise Retryable(f"{what}: HTTP 429", retry_after=retry_after_from(resp_headers), rate_limited=True)
         if status >= 500:
             if idempotent:
                 raise Retryable(f"{what}: HTTP {status}", retry_after=retry_after_from(resp_headers))

@@ -43,7 +43,7 @@ from core.db.types import utcnow
 from core.errors import NotFound, SourceUnavailable
 from core.matching import artist_key, track_key
 from core.services import Services
-from core.sources.lastfm import LastfmClient, rate_limited
+from core.sources.lastfm import LastfmClient
 from core.sources.lastfm_models import SimilarArtist, SimilarTrack
 from core.sync.ingest import MAX_NAME, MAX_TITLE
 
@@ -234,7 +234,7 @@ class SimilarGraph:
         return report
 
     async def _fill_locked(self, client: LastfmClient, kind: str, limit: int, report: GraphFillReport) -> None:
-        tried: set[int] = set()
+        tried: set[int] = set(await self._set_aside_ids(kind))  # skipped like items this run tried
         queue: asyncio.Queue[DueArtist | DueTrack] = asyncio.Queue()
         failing: list[DueArtist | DueTrack] = []  # failed since the last answer (a storm once long enough)
         page = max(50, self.concurrency * 10)
@@ -251,8 +251,7 @@ class SimilarGraph:
                     due = await repo.tracks_due(self.stale_before, limit=want, skip=tried)
             for item in due:
                 tried.add(item.id)
-                if await self.services.cache.get(CACHE_NAMESPACE, f"failing:{kind}:{item.id}") is None:
-                    queue.put_nowait(item)
+                queue.put_nowait(item)
             return bool(due)
 
         refill_lock = asyncio.Lock()
@@ -274,14 +273,25 @@ class SimilarGraph:
         if failing and not report.stopped:  # failed last, with no answer after: asked again next run
             report.failed += len(failing)
 
+    async def _set_aside_ids(self, kind: str) -> dict[int, float]:
+        """Items set aside (id -> until, POSIX seconds) and not yet due again: one cache read per run."""
+        stored = await self.services.cache.get(CACHE_NAMESPACE, f"set_aside:{kind}") or {}
+        now = time.time()
+        return {int(i): float(until) for i, until in stored.items() if float(until) > now}
+
     async def _set_aside(self, kind: str, failing: list[DueArtist | DueTrack], report: GraphFillReport) -> None:
-        """Another item answered after these failed: their pages are broken, not Last.fm."""
+        """Another item answered after these failed: their pages are broken, not Last.fm. (Two
+        processes setting items aside at once may lose one: it is then asked again, nothing worse.)"""
+        aside = await self._set_aside_ids(kind)
+        until = time.time() + FAILING_TTL_S
         for item in failing:
-            await self.services.cache.set(CACHE_NAMESPACE, f"failing:{kind}:{item.id}", 1, ttl_s=FAILING_TTL_S)
+            aside[item.id] = until
             report.set_aside += 1
             log.warning("lastfm similar %s for %r keeps failing while others answer; asking again in %.0f h",
                         kind, item, FAILING_TTL_S / 3600)
         failing.clear()
+        await self.services.cache.set(CACHE_NAMESPACE, f"set_aside:{kind}", {str(i): t for i, t in aside.items()},
+                                      ttl_s=FAILING_TTL_S)
 
     async def _one(self, client: LastfmClient, item: DueArtist | DueTrack, report: GraphFillReport,
                    failing: list[DueArtist | DueTrack]) -> None:
@@ -296,7 +306,8 @@ class SimilarGraph:
             answer, status = None, "not_found"
         except SourceUnavailable as exc:
             failing.append(item)
-            if not report.stopped and (rate_limited(exc) or len(failing) >= STORM_FAILURES):
+            storm = exc.rate_limited or exc.retry_after is not None or len(failing) >= STORM_FAILURES
+            if storm and not report.stopped:
                 report.stopped, report.reason = True, "lastfm_unavailable"
                 log.warning("lastfm unavailable while fetching similar %ss (%s); stopping and resting %.0fs",
                             report.kind, exc.detail or exc, max(self.pause_s, exc.retry_after or 0.0))

@@ -473,8 +473,7 @@ class LastfmFake(LocalServer):
         """artist.getSimilar; an unknown artist is error 6 with HTTP 404, as ws.audioscrobbler answers."""
         artist = self._artist_param(params)
         if artist in self.broken_similar:
-            return self._error(8, "Operation failed - Most likely the backend service failed. Please try again.",
-                               status=500)
+            return self._error(8, "Operation failed - Most likely the backend service failed. Please try again.")
         similar = self.similar.get(artist)
         if similar is None:
             return self._error(6, "The artist you supplied could not be found", status=404)

@@ -94,7 +94,18 @@ async def test_persistent_failure_becomes_source_unavailable(lastfm: LastfmClien
     with pytest.raises(SourceUnavailable) as err:
         await lastfm.recent_tracks("rj")
     assert err.value.source == "lastfm"
+    assert not err.value.rate_limited  # a failing backend, not our request rate
     assert len(lastfm_fake.requests_for("user.getRecentTracks")) == FAST_RETRY.attempts
+
+
+@pytest.mark.parametrize("status", [200, 429])  # error 29 in a 200 body, and as Last.fm also sends it
+async def test_a_persistent_rate_limit_says_so(lastfm: LastfmClient, lastfm_fake: LastfmFake, status: int) -> None:
+    """Callers that pace many requests (the similar-graph filler) stop at once on our rate, not on a page."""
+    lastfm_fake.add_user("rj", scrobbles=PLAYS)
+    lastfm_fake.fail_next("error", code=29, status=status, count=10)
+    with pytest.raises(SourceUnavailable) as err:
+        await lastfm.recent_tracks("rj")
+    assert err.value.rate_limited
 
 
 async def test_suspended_key_is_not_retried(lastfm: LastfmClient, lastfm_fake: LastfmFake) -> None:
