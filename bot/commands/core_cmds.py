@@ -86,7 +86,9 @@ def db_drop_base(
                 raise fail(f"this server has {own} listeners of its own (fewer than SONANCE_BASE_MAX_MEMBERS="
                            f"{settings.base_max_members}): the base corpus still helps its recommendations. "
                            "Use --force to drop it anyway.")
-            return await drop_base_corpus(services), own, settings.base_max_members
+            waiting = "an import of the base corpus is running; waiting for it to finish, then dropping it"
+            return (await drop_base_corpus(services, on_wait=lambda: console.print(waiting)), own,
+                    settings.base_max_members)
         finally:
             await services.close()
 

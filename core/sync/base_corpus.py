@@ -17,7 +17,8 @@ Rules, and why:
   guild membership, so /whoknows, leaderboards, /compat, /matches and exports cannot reach them
   (`UserRepository.visible_member_ids` also checks the Discord id, as a second line).
 - **Removable.** `drop_base_corpus` (`sonance db drop-base`) deletes base listeners and every row
-  about them, keeping members' data and the catalogue; the next training learns without them.
+  about them, keeping members' data and the catalogue; the next training learns without them. It
+  takes the same lease, so a drop during an import waits for it and then drops what it imported.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ async def import_base_corpus(services: Services, *, retrain: bool = True) -> Bas
     return BaseImportOutcome("imported", str(folder), counts, seconds)
 
 
-async def _take_lease(services: Services, owner: str) -> None:
+async def _take_lease(services: Services, owner: str, on_wait: Callable[[], None] | None = None) -> None:
     """Take the import lease, waiting while another process holds it (it renews it while it works;
     a killed one's lapses within `LEASE_TTL`)."""
     waiting = False
@@ -220,7 +221,9 @@ async def _take_lease(services: Services, owner: str) -> None:
             if await SchedulingRepository(session).acquire_lease(LEASE_NAME, owner, LEASE_TTL):
                 return
         if not waiting:
-            log.info("base corpus: another process is importing it; waiting for it to finish")
+            log.info("base corpus: another process is importing or dropping it; waiting for it to finish")
+            if on_wait is not None:
+                on_wait()
             waiting = True
         await asyncio.sleep(LEASE_POLL_S)
 
@@ -259,10 +262,20 @@ def start_base_import(services: Services) -> asyncio.Task[BaseImportOutcome]:
     return asyncio.get_running_loop().create_task(import_base_corpus(services), name="base-corpus-import")
 
 
-async def drop_base_corpus(services: Services) -> dict[str, int]:
+async def drop_base_corpus(services: Services, on_wait: Callable[[], None] | None = None) -> dict[str, int]:
     """Delete the base listeners and every row about them (one transaction); members' data and the
-    catalogue stay. Returns rows deleted per table."""
-    async with services.session() as session:
-        counts = await PersonalDataRepository(session).forget_dataset_listeners(BASE_ORIGIN)
+    catalogue stay. Returns rows deleted per table.
+
+    It holds the import lease while it deletes: run during an import, it would otherwise delete
+    nothing and the import would commit right after. It waits for that import instead (`on_wait` is
+    called once when it starts waiting, for the CLI to say so), then drops what it imported."""
+    owner = f"base-drop:{uuid.uuid4().hex[:8]}"
+    await _take_lease(services, owner, on_wait)
+    try:
+        async with services.session() as session:
+            counts = await PersonalDataRepository(session).forget_dataset_listeners(BASE_ORIGIN)
+    finally:
+        async with services.session() as session:
+            await SchedulingRepository(session).release_lease(LEASE_NAME, owner)
     log.info("base corpus dropped: %s", counts)
     return counts

@@ -228,6 +228,32 @@ async def test_two_starts_at_once_import_once_and_a_crash_would_free_the_lease_w
         await services.close()
 
 
+async def test_drop_base_during_an_import_waits_for_it_and_then_drops_everything(
+        database_url: str, tmp_path: Path, dataset_server: DatasetServer,
+        download_choice: dict[str, object]) -> None:
+    """An operator who runs `db drop-base` while a start is importing must not get "dropped 0" with
+    the import committing 40 base listeners right after: the drop waits for the import's lease."""
+    from core.services import build_services
+
+    services = await build_services(make_settings(database_url, tmp_path, **download_choice), upgrade_schema=False)
+    try:
+        dataset_server.hold = asyncio.Event()
+        importing = asyncio.create_task(import_base_corpus(services, retrain=False))
+        await asyncio.wait_for(dataset_server.started.wait(), 10)
+        dropping = asyncio.create_task(drop_base_corpus(services))
+        await asyncio.sleep(0.5)
+        assert not dropping.done()  # it waits for the import rather than dropping nothing
+        dataset_server.hold.set()
+        assert (await asyncio.wait_for(importing, 60)).status == "imported"
+        deleted = await asyncio.wait_for(dropping, 60)
+        assert deleted["users"] == BASE_USERS
+        assert await counts(services) == {}
+        async with services.session() as s:  # and the lease is free for the next start
+            assert await SchedulingRepository(s).acquire_lease(LEASE_NAME, "next-start", timedelta(minutes=1))
+    finally:
+        await services.close()
+
+
 def _with_a_bad_last_member(archive: bytes) -> bytes:
     """The archive with one byte of its last file flipped: it opens, the first files unpack, then
     the last one fails its CRC (as a download cut short in the unpacking leaves things)."""
