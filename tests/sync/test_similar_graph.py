@@ -3,6 +3,7 @@ against the local fake Last.fm."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -460,3 +461,28 @@ async def test_similar_for_a_played_artist_lastfm_does_not_know_says_the_same_th
             await RecommendService.of(started).similar("nobody knows us")
         assert caught.value.user_message == expected
     assert len(lastfm_fake.requests_for("artist.getSimilar")) == 1
+
+
+async def test_two_writers_replacing_one_artists_list_at_once_leave_one_whole_list(services: Services) -> None:
+    """/similar and the filler (or two shard processes) can store the same artist's list at once. The
+    second must replace the first's list, not add to it (on PostgreSQL its DELETE could not see the
+    first's uncommitted rows, and the union of both lists was stored)."""
+    async with services.session() as s:
+        ids = await CatalogRepository(s).ensure_artists({"name_key": artist_key(a), "name": a}
+                                                         for a in ("Seed", "First A", "First B", "Second"))
+    seed = ids[artist_key("Seed")]
+
+    async def second_writer() -> None:
+        async with services.session() as s:
+            await SimilarGraphRepository(s).replace_artist_edges(seed, {ids[artist_key("Second")]: 0.9}, "ok")
+
+    async with services.session() as s:
+        await SimilarGraphRepository(s).replace_artist_edges(
+            seed, {ids[artist_key("First A")]: 1.0, ids[artist_key("First B")]: 0.5}, "ok")
+        second = asyncio.create_task(second_writer())
+        await asyncio.sleep(0.5)  # the second writer is now inside its transaction, behind the first
+    await asyncio.wait_for(second, 30)
+
+    assert await edges_of(services, "Seed") == {"Second": pytest.approx(0.9)}
+    async with services.session() as s:
+        assert (await SimilarGraphRepository(s).fetch_state("artist", seed)).edges == 1  # type: ignore[union-attr]

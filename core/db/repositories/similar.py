@@ -5,7 +5,8 @@ Why it looks like this:
   HetRec artists must not swallow the Last.fm budget that the server's own catalogue needs, and
   most-played first means a partial run already covers what matters most.
 - An item's edges and its `similar_fetches` row are written in the caller's one transaction, after
-  deleting the old edges: a reader sees the old list or the new one, never half of each.
+  deleting the old edges: a reader sees the old list or the new one, never half of each. The fetch
+  row is written first, so two writers of one item take turns and the last list wins whole.
 - A miss (error 6, an empty list) is a `similar_fetches` row without edges, so it is not asked again
   before the refresh interval, exactly like a hit.
 """
@@ -115,16 +116,19 @@ class SimilarGraphRepository:
 
     async def _replace(self, model: Any, source_col: str, target_col: str, kind: ItemKind, item_id: int,
                        edges: Mapping[int, float], status: FetchStatus, now: datetime) -> int:
-        await self.session.execute(delete(model).where(getattr(model, source_col) == item_id))
         rows = [{source_col: item_id, target_col: other, "match": float(match), "fetched_at": now}
                 for other, match in edges.items() if other != item_id and 0.0 < match <= 1.0]
-        for batch in chunks(rows, BATCH):
-            await self.session.execute(upsert_insert(self.session, model).on_conflict_do_nothing(), batch)
+        # The fetch row first: its upsert locks it until commit, so a second writer of this item waits
+        # here, and its DELETE (a new snapshot under READ COMMITTED) then sees and removes our edges.
+        # Deleting first, it would miss our uncommitted rows and store the union of both lists.
         insert = upsert_insert(self.session, SimilarFetch)
         await self.session.execute(insert.values(item_kind=kind, item_id=item_id, status=status, edges=len(rows),
                                                  fetched_at=now).on_conflict_do_update(
             index_elements=["item_kind", "item_id"],
             set_={"status": status, "edges": len(rows), "fetched_at": now}))
+        await self.session.execute(delete(model).where(getattr(model, source_col) == item_id))
+        for batch in chunks(rows, BATCH):
+            await self.session.execute(upsert_insert(self.session, model).on_conflict_do_nothing(), batch)
         return len(rows)
 
     async def replace_artist_edges(self, artist_id: int, edges: Mapping[int, float], status: FetchStatus,
