@@ -350,6 +350,7 @@ class RunReport:
     failed: list[int] = field(default_factory=list)
     postponed: list[int] = field(default_factory=list)  # due but inside quiet hours right now
     taken: list[int] = field(default_factory=list)  # claimed by another run/process first
+    skipped: list[int] = field(default_factory=list)  # turned DMs off (or were forgotten) during the run
 
     @property
     def attempted(self) -> list[int]:
@@ -394,19 +395,24 @@ class WeeklyDigest:
 
         async def one(candidate: DmCandidate, slot: WeeklySlot) -> None:
             async with gate:
-                await self._deliver_slot(candidate, slot, now, report)
+                try:
+                    await self._deliver_slot(candidate, slot, now, report)
+                except Exception:  # e.g. the database refused a write: this user only, never the run's report
+                    log.exception("weekly DM slot failed", extra={"user_id": candidate.user_id, "slot": slot.key})
+                    report.failed.append(candidate.user_id)
 
         await asyncio.gather(*(one(c, s) for c, s in due if (c.user_id, s.key) not in done))
-        log.info("weekly DMs: %d sent, %d DMs closed, %d failed, %d postponed, %d taken elsewhere",
-                 len(report.sent), len(report.dm_closed), len(report.failed), len(report.postponed),
-                 len(report.taken))
+        log.info("weekly DMs: %d sent, %d DMs closed, %d failed, %d postponed, %d taken elsewhere, "
+                 "%d no longer wanted", len(report.sent), len(report.dm_closed), len(report.failed),
+                 len(report.postponed), len(report.taken), len(report.skipped))
         return report
 
     async def _deliver_slot(self, c: DmCandidate, slot: WeeklySlot, now: datetime, report: RunReport) -> None:
         context = {"user_id": c.user_id, "slot": slot.key, "job": "weekly_dms"}
         async with self.services.session() as session:  # committed before any work: the claim
-            if not await SchedulingRepository(session).claim_dm_slot(c.user_id, slot.key, self.owner):
-                report.taken.append(c.user_id)
+            repo = SchedulingRepository(session)
+            if not await repo.claim_dm_slot(c.user_id, slot.key, self.owner):
+                (report.taken if await repo.wants_dms(c.user_id) else report.skipped).append(c.user_id)
                 return
         try:
             async with asyncio.timeout(CONTENT_TIMEOUT_S):
@@ -415,6 +421,9 @@ class WeeklyDigest:
                 outcome = DeliveryOutcome("failed", "no_content")
             else:
                 content = replace(content, opener=await self._opener(c, content))
+                if not await self._still_wanted(c, slot):  # /dm off while the content was built
+                    report.skipped.append(c.user_id)
+                    return
                 async with asyncio.timeout(DELIVERY_TIMEOUT_S):
                     outcome = await self.deliver(c.discord_id, content)
         except Exception as exc:  # one user's failure never stops the batch, and is not retried
@@ -428,6 +437,17 @@ class WeeklyDigest:
         {"sent": report.sent, "dm_closed": report.dm_closed}.get(outcome.status, report.failed).append(c.user_id)
         if outcome.status == "failed":
             log.warning("weekly DM not delivered: %s", outcome.detail, extra=context)
+
+    async def _still_wanted(self, c: DmCandidate, slot: WeeklySlot) -> bool:
+        """Checked again right before sending (building content takes up to a minute); an unwanted
+        claim is given back, so nothing says "sent" and turning DMs on again this week still works."""
+        async with self.services.session() as session:
+            repo = SchedulingRepository(session)
+            if await repo.wants_dms(c.user_id):
+                return True
+            await repo.release_dm_slot(c.user_id, slot.key, self.owner)
+        log.info("weekly DM not sent: DMs turned off during the run", extra={"user_id": c.user_id, "slot": slot.key})
+        return False
 
     async def _opener(self, c: DmCandidate, content: DigestContent) -> str:
         """The first line, from the explainer (LLM when configured, template otherwise)."""

@@ -167,3 +167,62 @@ async def test_quiet_hours_postpone_and_deliver_after(world_services: Services) 
     morning = await digest.run_due(saturday_0701_berlin)
     assert len(morning.sent) == 2 and mail.recipients() == Counter({did("alice"): 1, did("carol"): 1})
     assert await status(world_services, "alice") == "sent"  # still this week's slot key
+
+
+class ChangingMindContent:
+    """The real content port, plus a member's command landing while the run builds the first DM
+    (the run lists its candidates once, then works for up to a minute per member)."""
+
+    def __init__(self, services: Services, during_first: object) -> None:
+        self.inner = ServerMatesContent(services)
+        self.during_first = during_first
+        self.built: list[int] = []
+
+    async def __call__(self, user_id: int) -> DigestContent:
+        if not self.built:
+            await self.during_first(user_id)  # type: ignore[operator]
+        self.built.append(user_id)
+        return await self.inner(user_id)
+
+
+async def test_a_member_who_turns_dms_off_during_the_run_gets_no_dm(world_services: Services) -> None:
+    """/dm off must win over a run that listed the member a moment before."""
+    await enable(world_services, "alice", "carol")
+    ids = world_services.extras["world_ids"]
+    names = {ids["alice"]: "alice", ids["carol"]: "carol"}
+
+    async def both_turn_dms_off(first: int) -> None:
+        for name in names.values():  # the other member before their DM, the first one before delivery
+            await WeeklySettings(world_services).configure(Asker(ids[name], did(name)), enabled=False)
+
+    mail = Mailbox()
+    report = await WeeklyDigest(world_services, ChangingMindContent(world_services, both_turn_dms_off), mail,
+                                concurrency=1).run_due(FRIDAY_DUE + timedelta(minutes=1))
+
+    assert mail.calls == [] and report.sent == []
+    assert sorted(report.skipped) == sorted(names)
+    for name in names.values():  # nothing recorded as sent, and the slot is free if they turn DMs on again
+        assert await status(world_services, name) is None
+    await enable(world_services, "carol")
+    again = await WeeklyDigest(world_services, ServerMatesContent(world_services), mail).run_due(
+        FRIDAY_DUE + timedelta(minutes=6))
+    assert again.sent == [ids["carol"]] and mail.recipients() == Counter({did("carol"): 1})
+
+
+async def test_a_member_forgotten_during_the_run_is_skipped_and_the_others_still_get_theirs(
+        world_services: Services) -> None:
+    await enable(world_services, "alice", "carol", "bob")
+    ids = world_services.extras["world_ids"]
+
+    async def someone_else_forgets(first: int) -> None:
+        gone = next(n for n in ("alice", "carol", "bob") if ids[n] != first)
+        await world_services.accounts.forget(Asker(ids[gone], did(gone), GUILD_ID))
+        names.discard(gone)
+
+    names = {"alice", "carol", "bob"}
+    mail = Mailbox()
+    report = await WeeklyDigest(world_services, ChangingMindContent(world_services, someone_else_forgets), mail,
+                                concurrency=1).run_due(FRIDAY_DUE + timedelta(minutes=1))
+
+    assert len(report.skipped) == 1 and report.failed == []
+    assert mail.recipients() == Counter({did(n): 1 for n in names})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import DmDelivery, Lease, ModelArtifact, OAuthNonce, User, UserSettings
@@ -66,12 +66,39 @@ class SchedulingRepository:
 
     # --- weekly DMs -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _wants_dms() -> Any:
+        """The SQL condition `dm_candidates` selects on: DMs on, not closed (50007), a Discord user."""
+        return (UserSettings.dm_enabled.is_(True), UserSettings.dm_closed_at.is_(None), User.discord_id.is_not(None))
+
     async def claim_dm_slot(self, user_id: int, slot: str, owner: str) -> bool:
-        """Claim the (user, slot) delivery; exactly one claimer ever wins, across processes."""
-        result = await self.session.execute(upsert_insert(self.session, DmDelivery)
-                                            .values(user_id=user_id, slot=slot, claimed_by=owner, status="claimed")
-                                            .on_conflict_do_nothing(index_elements=["user_id", "slot"]))
-        return result.rowcount == 1
+        """Claim the (user, slot) delivery; exactly one claimer ever wins, across processes.
+
+        The claim is inserted only while the user still wants DMs (checked in the same statement): a
+        run lists its candidates once and then works for minutes, and a /dm off or /forget that lands
+        meanwhile must win. False: taken by another run, or no longer wanted (`wants_dms` tells which)."""
+        columns = DmDelivery.__table__.c
+        wanted = (select(UserSettings.user_id, literal(slot, columns.slot.type), literal(owner, columns.claimed_by.type),
+                         literal("claimed", columns.status.type), literal(utcnow(), columns.claimed_at.type))
+                  .join(User, User.id == UserSettings.user_id)
+                  .where(UserSettings.user_id == user_id, *self._wants_dms()))
+        insert = (upsert_insert(self.session, DmDelivery)
+                  .from_select(["user_id", "slot", "claimed_by", "status", "claimed_at"], wanted)
+                  .on_conflict_do_nothing(index_elements=["user_id", "slot"]))
+        return (await self.session.execute(insert)).rowcount == 1
+
+    async def wants_dms(self, user_id: int) -> bool:
+        """Whether the user (still exists and) still wants weekly DMs right now."""
+        stmt = (select(UserSettings.user_id).join(User, User.id == UserSettings.user_id)
+                .where(UserSettings.user_id == user_id, *self._wants_dms()))
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def release_dm_slot(self, user_id: int, slot: str, owner: str) -> None:
+        """Give back an unsent claim (the user turned DMs off before delivery): were they to turn DMs
+        on again while the slot is open, they would get this week's DM after all."""
+        await self.session.execute(delete(DmDelivery).where(
+            DmDelivery.user_id == user_id, DmDelivery.slot == slot, DmDelivery.claimed_by == owner,
+            DmDelivery.status == "claimed"))
 
     async def finish_dm_slot(self, user_id: int, slot: str, status: str, error: str | None = None) -> None:
         await self.session.execute(update(DmDelivery).where(DmDelivery.user_id == user_id, DmDelivery.slot == slot)
@@ -91,8 +118,7 @@ class SchedulingRepository:
                        UserSettings.dm_minute, UserSettings.timezone, UserSettings.quiet_start_minute,
                        UserSettings.quiet_end_minute)
                 .join(User, User.id == UserSettings.user_id)
-                .where(UserSettings.dm_enabled.is_(True), UserSettings.dm_closed_at.is_(None),
-                       User.discord_id.is_not(None))
+                .where(*self._wants_dms())
                 .order_by(UserSettings.user_id))
         return [DmCandidate(*row) for row in (await self.session.execute(stmt)).all()]
 
