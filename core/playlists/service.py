@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -75,6 +77,10 @@ SEED_ARTIST_PER_WINDOW = 4
 LINKS_SHOWN = 10
 #: Concurrent Spotify searches per export (the shared per-app rate limiter still paces them).
 SEARCH_CONCURRENCY = 4
+#: `playlists.spotify_playlist_id` while an export runs: "pending:<unix seconds>:<nonce>".
+PENDING = "pending:"
+#: An export claim this old belongs to a process that died mid-export: another export may take it.
+EXPORT_CLAIM_S = 10 * 60
 #: A for-you list leans familiar-adjacent: a playlist is for listening through, not a dare.
 PLAYLIST_DISCOVERY = 0.2
 #: A for-you list keeps this many top recommendations even without evidence (cold-ish listeners).
@@ -461,36 +467,71 @@ class PlaylistService:
             account_id = int(account.id)
             existing = (await PlaylistRepository(session).get(playlist_id))
             already = existing.spotify_playlist_id if existing is not None else None
-        if already:
+        if already and not already.startswith(PENDING):
             url = f"https://open.spotify.com/playlist/{already}"
             return SpotifyExport(True, f"This playlist is already on Spotify: {url}", url=url)
         if not access and not refresh:
             return SpotifyExport(False, "Sonance can no longer use your Spotify account; run /link spotify again. "
                                  + FILES_INSTEAD, fallback=self._files(playlist))
+        claim = await self._claim_export(playlist_id, already)
+        if claim is None:
+            return SpotifyExport(False, "This playlist is being sent to Spotify right now; its link follows in a "
+                                 "moment.")
+        try:
+            result, created_id, found = await self._create_on_spotify(asker, playlist, tokens, account_id)
+        except BaseException:
+            await self._store_export(playlist_id, claim, None)
+            raise
+        await self._store_export(playlist_id, claim, created_id, found)
+        return result
+
+    async def _claim_export(self, playlist_id: int, seen: str | None) -> str | None:
+        """Mark the playlist as being exported (compare-and-set), so a double click or a second process
+        cannot create a second Spotify playlist. A claim older than `EXPORT_CLAIM_S` (its process died
+        mid-export) may be taken over. None: another export holds it."""
+        if seen and time.time() - _claimed_at(seen) < EXPORT_CLAIM_S:
+            return None
+        claim = f"{PENDING}{int(time.time())}:{uuid.uuid4().hex[:12]}"
+        async with self.services.session() as session:
+            if not await PlaylistRepository(session).set_spotify_playlist_id(playlist_id, claim, expected=seen):
+                return None
+        return claim
+
+    async def _store_export(self, playlist_id: int, claim: str, created_id: str | None,
+                            found: dict[int, str] | None = None) -> None:
+        """Replace our claim with the created playlist's id, or give it back (None) so the member can
+        try again after a refusal."""
+        async with self.services.session() as session:
+            repo = PlaylistRepository(session)
+            await repo.set_spotify_playlist_id(playlist_id, created_id, expected=claim)
+            if found:
+                await repo.set_track_spotify_ids(found)
+
+    async def _create_on_spotify(self, asker: Asker, playlist: BuiltPlaylist, tokens: TokenSet, account_id: int
+                                 ) -> tuple[SpotifyExport, str | None, dict[int, str]]:
+        """(what to tell the member, the created playlist's id or None, newly found track ids)."""
+        client = self.services.spotify
+        assert client is not None
         api = client.for_user(tokens, on_refresh=token_persister(self.services, account_id, job="playlist"))
         try:
             uris, found = await self._resolve(api, playlist.tracks)
             if not uris:
-                return SpotifyExport(False, "Spotify doesn't seem to have any of these tracks. " + FILES_INSTEAD,
-                                     unresolved=len(playlist.tracks), fallback=self._files(playlist))
+                return (SpotifyExport(False, "Spotify doesn't seem to have any of these tracks. " + FILES_INSTEAD,
+                                      unresolved=len(playlist.tracks), fallback=self._files(playlist)), None, found)
             created = await api.create_playlist(playlist.name[:100], uris, description=playlist.description[:300])
         except AccountProblem as exc:
             log.info("spotify export refused: %s", exc.reason, extra={"user_id": asker.user_id, "job": "playlist"})
-            return SpotifyExport(False, f"{exc.user_message} {FILES_INSTEAD}", fallback=self._files(playlist))
+            return SpotifyExport(False, f"{exc.user_message} {FILES_INSTEAD}", fallback=self._files(playlist)), None, {}
         except (SourceUnavailable, NotFound) as exc:
             log.warning("spotify export failed: %s", exc, extra={"user_id": asker.user_id, "job": "playlist"})
-            return SpotifyExport(False, "Spotify isn't answering right now. " + FILES_INSTEAD,
-                                 fallback=self._files(playlist))
-        async with self.services.session() as session:
-            repo = PlaylistRepository(session)
-            await repo.set_spotify_playlist_id(playlist_id, created.id)
-            await repo.set_track_spotify_ids(found)
+            return (SpotifyExport(False, "Spotify isn't answering right now. " + FILES_INSTEAD,
+                                  fallback=self._files(playlist)), None, {})
         url = created.url or f"https://open.spotify.com/playlist/{created.id}"
         unresolved = len(playlist.tracks) - len(uris)
         message = f"Your playlist is on Spotify with {created.added} tracks: {url}"
         if unresolved:
             message += f"\n{unresolved} track{'s' if unresolved != 1 else ''} couldn't be found on Spotify."
-        return SpotifyExport(True, message, url=url, added=created.added, unresolved=unresolved)
+        return SpotifyExport(True, message, url=url, added=created.added, unresolved=unresolved), created.id, found
 
     async def _resolve(self, api: SpotifyUserApi, tracks: Sequence[PlaylistTrack]) -> tuple[list[str], dict[int, str]]:
         """(track URIs in playlist order without duplicates, newly found ids by track id)."""
@@ -526,3 +567,11 @@ class PlaylistService:
                     return [f"{artist.name} - {t.title}" for t in tracks if t.title.lower().startswith(wanted)][:limit]
             found = await catalog.search_artists(artist_key(text), limit=limit)
         return [a.name for a in found]
+
+
+def _claimed_at(claim: str) -> float:
+    """When an export claim was taken (0 for a malformed one, which is then taken over)."""
+    try:
+        return float(claim.removeprefix(PENDING).split(":", 1)[0])
+    except ValueError:
+        return 0.0

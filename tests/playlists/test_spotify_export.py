@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -126,3 +127,26 @@ async def test_revoked_token_says_relink_and_falls_back(services: Services, spot
     result = await PlaylistService.of(services).export_spotify(await owner(services), pid)
     assert not result.ok and "/link spotify" in result.message and result.fallback is not None
     assert not spotify_fake.users["sp-alice"].playlists
+
+
+async def test_two_presses_at_once_create_one_spotify_playlist(services: Services, spotify_fake: SpotifyFake) -> None:
+    """A double click (or two processes) must not create two playlists in the member's library."""
+    pid, _, _ = await make_playlist(services, spotify_fake, expired=False)
+    service = PlaylistService.of(services)
+    first, second = await asyncio.gather(service.export_spotify(await owner(services), pid),
+                                         service.export_spotify(await owner(services), pid))
+    assert len(spotify_fake.users["sp-alice"].playlists) == 1
+    done, busy = (first, second) if first.url else (second, first)
+    assert done.ok and done.url
+    assert not busy.url and "being sent to Spotify" in busy.message and busy.fallback is None
+    again = await service.export_spotify(await owner(services), pid)  # afterwards: the same link
+    assert again.ok and again.url == done.url and len(spotify_fake.users["sp-alice"].playlists) == 1
+
+
+async def test_a_refused_export_can_be_tried_again(services: Services, spotify_fake: SpotifyFake) -> None:
+    pid, _, _ = await make_playlist(services, spotify_fake, expired=False)
+    spotify_fake.users["sp-alice"].allowlisted = False
+    assert not (await PlaylistService.of(services).export_spotify(await owner(services), pid)).ok
+    spotify_fake.users["sp-alice"].allowlisted = True  # the owner added them in the dashboard
+    retried = await PlaylistService.of(services).export_spotify(await owner(services), pid)
+    assert retried.ok and len(spotify_fake.users["sp-alice"].playlists) == 1

@@ -128,9 +128,15 @@ class PlaylistRepository:
                 .order_by(PlaylistItem.position))
         return [StoredItem(int(r[0]), _row(r[2:]), r[1]) for r in (await self.session.execute(stmt)).all()]
 
-    async def set_spotify_playlist_id(self, playlist_id: int, spotify_playlist_id: str) -> None:
-        await self.session.execute(update(Playlist).where(Playlist.id == playlist_id)
-                                   .values(spotify_playlist_id=spotify_playlist_id[:64]))
+    async def set_spotify_playlist_id(self, playlist_id: int, spotify_playlist_id: str | None,
+                                      *, expected: str | None = None) -> bool:
+        """Compare-and-set: store `spotify_playlist_id` only if the column still holds `expected`
+        (None: empty). True when this call changed it, so exactly one export can claim a playlist."""
+        column = Playlist.spotify_playlist_id
+        current = column.is_(None) if expected is None else column == expected
+        result = await self.session.execute(update(Playlist).where(Playlist.id == playlist_id, current)
+                                            .values(spotify_playlist_id=spotify_playlist_id and spotify_playlist_id[:64]))
+        return result.rowcount == 1
 
 
 def _row(row: Sequence[Any], plays: int = 0) -> TrackRow:
