@@ -464,7 +464,7 @@ class PlaylistService:
             expires = account.token_expires_at
             tokens = TokenSet(access or "", refresh or "", expires.timestamp() if access and expires else 0.0,
                               account.scope or "")
-            account_id = int(account.id)
+            account_id, identity = int(account.id), account.external_id
             existing = (await PlaylistRepository(session).get(playlist_id))
             already = existing.spotify_playlist_id if existing is not None else None
         if already and not already.startswith(PENDING):
@@ -478,7 +478,7 @@ class PlaylistService:
             return SpotifyExport(False, "This playlist is being sent to Spotify right now; its link follows in a "
                                  "moment.")
         try:
-            result, created_id, found = await self._create_on_spotify(asker, playlist, tokens, account_id)
+            result, created_id, found = await self._create_on_spotify(asker, playlist, tokens, account_id, identity)
         except BaseException:
             await self._store_export(playlist_id, claim, None)
             raise
@@ -507,12 +507,16 @@ class PlaylistService:
             if found:
                 await repo.set_track_spotify_ids(found)
 
-    async def _create_on_spotify(self, asker: Asker, playlist: BuiltPlaylist, tokens: TokenSet, account_id: int
-                                 ) -> tuple[SpotifyExport, str | None, dict[int, str]]:
-        """(what to tell the member, the created playlist's id or None, newly found track ids)."""
+    async def _create_on_spotify(self, asker: Asker, playlist: BuiltPlaylist, tokens: TokenSet, account_id: int,
+                                 identity: str) -> tuple[SpotifyExport, str | None, dict[int, str]]:
+        """(what to tell the member, the created playlist's id or None, newly found track ids).
+
+        Refreshed tokens are stored only while the row still links `identity`: re-linked to another
+        Spotify user mid-export, the old account's tokens must not land on the new one's row."""
         client = self.services.spotify
         assert client is not None
-        api = client.for_user(tokens, on_refresh=token_persister(self.services, account_id, job="playlist"))
+        api = client.for_user(tokens, on_refresh=token_persister(self.services, account_id, job="playlist",
+                                                                 identity=identity))
         try:
             uris, found = await self._resolve(api, playlist.tracks)
             if not uris:

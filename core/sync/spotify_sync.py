@@ -139,20 +139,22 @@ class SpotifySync:
             log.info("spotify sync stopped: the account was re-linked mid-run", extra={"account_id": account_id})
             return SyncReport(account_id, "stale", 0, fetched, inserted, message="account re-linked")
         except AccountProblem as exc:
-            await self._record_failure(account_id, exc.reason, exc.user_message)
+            await self._record_failure(account_id, exc.reason, exc.user_message, identity)
             return SyncReport(account_id, "error", 0, fetched, inserted, exc.reason, exc.user_message)
         except (SourceUnavailable, NotFound) as exc:
-            await self._record_failure(account_id, "spotify_unavailable", exc.user_message)
+            await self._record_failure(account_id, "spotify_unavailable", exc.user_message, identity)
             return SyncReport(account_id, "error", 0, fetched, inserted, "spotify_unavailable", exc.user_message)
         finally:
             async with self.services.session() as session:
                 await AccountRepository.without_cipher(session).unlock(account_id, self.owner, external_id=identity)
 
-    async def _record_failure(self, account_id: int, reason: str, message: str) -> None:
+    async def _record_failure(self, account_id: int, reason: str, message: str, identity: str | None) -> None:
+        """Record the failure on the account this run read (`identity`): were the row re-linked to
+        another Spotify user meanwhile, the old account's failure is not the new one's."""
         log.warning("spotify sync failed: %s", reason, extra={"account_id": account_id, "job": "sync"})
         async with self.services.session() as session:
             await AccountRepository.without_cipher(session).record_sync(account_id, status="error", reason=reason,
-                                                               message=message[:500])
+                                                               message=message[:500], external_id=identity)
 
     async def sync_due(self, *, concurrency: int = 4, active_minutes: int = 15) -> list[SyncReport]:
         """The scheduler's job: Spotify accounts whose cadence has come (same cadences as Last.fm).

@@ -17,6 +17,7 @@ from core.db.repositories import AccountRepository, ListenRepository, UserReposi
 from core.services import Services
 from core.sources.http import RetryPolicy
 from core.sources.spotify import SpotifyClient
+from core.sync.engine import SyncReport
 from core.sync.spotify_sync import SpotifySync
 from tests.conftest import make_settings
 from tests.fakes.spotify_server import SpotifyFake, make_track
@@ -211,24 +212,44 @@ async def test_sync_due_picks_spotify_accounts_and_a_busy_account_is_skipped(
     assert [(r.account_id, r.status) for r in again] == [(hal, "busy")], "gus is not due right after a sync"
 
 
-async def test_a_sync_of_a_relinked_account_writes_nothing(services: Services, sync: SpotifySync,
-                                                           spotify_fake: SpotifyFake) -> None:
-    """Keyed by identity (issue 16 §1): the member links another Spotify account while a sync of the
-    old one waits for Spotify; that sync stops as `stale` without writing the old account's plays."""
+async def relinked_mid_sync(services: Services, sync: SpotifySync, spotify_fake: SpotifyFake,
+                            old_account_fails: bool) -> tuple[SyncReport, int, int]:
+    """A sync of "old-sp" waits for Spotify (slow, or refused again and again) while the member links
+    "new-sp" on the same row. Returns (the sync's report, user id, account id)."""
     spotify_fake.add_user("old-sp")
     spotify_fake.add_user("new-sp")
     played(spotify_fake, "old-sp", 5)
     user_id, account_id, _ = await link(services, spotify_fake, "old-sp")
-    spotify_fake.fail_next("slow", delay=1.0, path="/v1/me/player/recently-played", user="old-sp")
+    if old_account_fails:
+        spotify_fake.fail_next("429", retry_after=0.5, count=20, path="/v1/me/player/recently-played", user="old-sp")
+    else:
+        spotify_fake.fail_next("slow", delay=1.0, path="/v1/me/player/recently-played", user="old-sp")
     running = asyncio.create_task(sync.sync_account(account_id))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
     grant = spotify_fake.grant("new-sp")
     async with services.session() as s:
         await AccountRepository(s, services.cipher).link(user_id, "spotify", "new-sp",
                                                          access_token=grant["access_token"])
-    report = await running
+    return await running, user_id, account_id
+
+
+async def test_a_sync_of_a_relinked_account_writes_nothing(services: Services, sync: SpotifySync,
+                                                           spotify_fake: SpotifyFake) -> None:
+    """Keyed by identity (issue 16 §1): the member links another Spotify account while a sync of the
+    old one waits for Spotify; that sync stops as `stale` without writing the old account's plays."""
+    report, user_id, account_id = await relinked_mid_sync(services, sync, spotify_fake, old_account_fails=False)
     assert report.status == "stale" and report.inserted == 0
     async with services.session() as s:
         assert await ListenRepository(s).count_listens(user_id) == 0
     row = await account_row(services, account_id)
     assert row.external_id == "new-sp" and row.last_sync_status is None and row.lock_owner is None
+
+
+async def test_a_failing_sync_of_a_relinked_account_does_not_mark_the_new_one(
+        services: Services, sync: SpotifySync, spotify_fake: SpotifyFake) -> None:
+    """Spotify keeps refusing the old account while its sync retries, and the member links another
+    account meanwhile: the old sync's failure must not be written onto the new account's row."""
+    report, _, account_id = await relinked_mid_sync(services, sync, spotify_fake, old_account_fails=True)
+    assert report.status == "error" and report.inserted == 0
+    row = await account_row(services, account_id)
+    assert row.external_id == "new-sp" and row.last_sync_status is None and row.last_failure_reason is None
