@@ -131,3 +131,25 @@ async def test_concurrent_writers_get_the_same_catalog_ids(services: Services) -
     async with services.session() as s:
         assert len((await s.execute(select(Artist.id))).all()) == 300
         assert len((await s.execute(select(Track.id))).all()) == 300
+
+
+async def test_one_scrobble_at_minute_and_at_second_precision_is_stored_once(services: Services) -> None:
+    """Last.fm's CSV exports stamp scrobbles to the minute, its API to the second: a member imported
+    from a CSV who then links Last.fm (or the other way round) must not have every play counted twice."""
+    async with services.session() as s:
+        csv_first = (await UserRepository(s).get_or_create_discord(901, "csv-first")).id
+        api_first = (await UserRepository(s).get_or_create_discord(902, "api-first")).id
+    at_minute = RawListen(artist="Radiohead", track="Airbag", album="OK Computer",
+                          played_at=datetime(2026, 11, 4, 12, 34, tzinfo=UTC), source="import")
+    at_second = RawListen(artist="Radiohead", track="Airbag", album="OK Computer",
+                          played_at=datetime(2026, 11, 4, 12, 34, 27, tzinfo=UTC), source="lastfm")
+    next_minute = RawListen(artist="Radiohead", track="Airbag", album="OK Computer",  # a real replay
+                            played_at=datetime(2026, 11, 4, 12, 35, 27, tzinfo=UTC), source="lastfm")
+    for user_id, batches in ((csv_first, ([at_minute], [at_second, next_minute])),
+                             (api_first, ([at_second, next_minute], [at_minute]))):
+        for batch in batches:
+            async with services.session() as s:
+                await ingest_listens(s, user_id, batch)
+        listens, plays = await _state(services, user_id)
+        assert len(listens) == 2, listens
+        assert [p[1] for p in plays] == [2]

@@ -2,7 +2,8 @@
 
 `add_listens` is the idempotency point of the whole sync engine: listens are inserted with
 ON CONFLICT DO NOTHING on (user, played_at, track) and only the rows actually inserted (RETURNING)
-increment `artist_plays`, so re-running a page changes nothing.
+increment `artist_plays`, so re-running a page changes nothing. One play stamped at two precisions
+(Last.fm's CSV exports to the minute, its API to the second) is one play too: see `_without_minute_twins`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import func, select
@@ -60,6 +61,7 @@ class ListenRepository:
 
         PostgreSQL takes the COPY path in `bulk_ingest` (same rules, one statement per batch).
         """
+        listens = await self._without_minute_twins(user_id, listens)
         if self.session.get_bind().dialect.name == "postgresql":
             return await pg_copy_listens(self.session, user_id, listens)
         artist_of = {lst.track_id: lst.artist_id for lst in listens}
@@ -77,6 +79,33 @@ class ListenRepository:
         if new_by_artist:
             await self._bump_artist_plays(user_id, new_by_artist)
         return inserted
+
+    async def _without_minute_twins(self, user_id: int, listens: Sequence[NewListen]) -> Sequence[NewListen]:
+        """Leave out plays already stored at the other precision: same track, same UTC minute, one of
+        the two stamped on the minute exactly (a CSV export's "04 Dec 2026 12:34" and the API's
+        12:34:27 are one scrobble). Two real plays of one track within one minute do not happen.
+        One indexed range read per batch, on the (user, played_at, track) key."""
+        if not listens:
+            return listens
+        minutes = [_minute(x.played_at) for x in listens]
+        stmt = (select(Listen.track_id, Listen.played_at)
+                .where(Listen.user_id == user_id, Listen.played_at >= min(minutes),
+                       Listen.played_at < max(minutes) + timedelta(minutes=1),
+                       Listen.track_id.in_({x.track_id for x in listens})))
+        stored: dict[tuple[int, datetime], list[datetime]] = defaultdict(list)
+        for track_id, played_at in (await self.session.execute(stmt)).all():
+            at = _utc(played_at)
+            stored[(track_id, _minute(at))].append(at)
+        if not stored:
+            return listens
+        kept = []
+        for x, minute in zip(listens, minutes, strict=True):
+            at = _utc(x.played_at)
+            twin = any(other != at and (_on_the_minute(other) or _on_the_minute(at))
+                       for other in stored.get((x.track_id, minute), ()))
+            if not twin:
+                kept.append(x)
+        return kept
 
     async def _bump_artist_plays(self, user_id: int, new_by_artist: dict[int, list[datetime]]) -> None:
         rows = [{"user_id": user_id, "artist_id": a, "plays": len(times), "last_played_at": max(times)}
@@ -204,3 +233,16 @@ def _greatest(session: AsyncSession, a, b):  # type: ignore[no-untyped-def]
     """GREATEST on PostgreSQL, MAX(a, b) on SQLite (both return NULL if either side is NULL)."""
     name = session.get_bind().dialect.name
     return func.greatest(a, b) if name == "postgresql" else func.max(a, b)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Stored times come back naive on SQLite (they are UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _minute(moment: datetime) -> datetime:
+    return _utc(moment).replace(second=0, microsecond=0)
+
+
+def _on_the_minute(moment: datetime) -> bool:
+    return moment.second == 0 and moment.microsecond == 0
