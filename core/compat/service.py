@@ -208,11 +208,27 @@ class CompatService:
         # The asker may be hidden (they can still compare themselves); the other one was checked above.
         comp = compare_in_space(space, asker.user_id, other_id, visible={asker.user_id, other_id})
         summary = await self._summary(comp, name_b, asker.user_id)
-        card = await self.cards.run(render_card, comp, name_a, name_b) if render_card else None
-        await self.services.cache.set("compat", key, {
-            "format": CACHE_FORMAT, "comp": _comp_to_json(comp), "summary": summary,
-            "card": base64.b64encode(card).decode() if card else None}, ttl_s=self.compat_ttl_s)
+        card = await self._card(render_card, comp, name_a, name_b, (asker.user_id, other_id)) if render_card else None
+        if card is not None or render_card is None:  # a failed card is not cached: the next ask tries again
+            await self.services.cache.set("compat", key, {
+                "format": CACHE_FORMAT, "comp": _comp_to_json(comp), "summary": summary,
+                "card": base64.b64encode(card).decode() if card else None}, ttl_s=self.compat_ttl_s)
         return CompatResult(comp, name_a, name_b, summary, card, guild.private, _note(comp), space.version)
+
+    async def _card(self, render_card: CardRenderer, comp: Compatibility, name_a: str, name_b: str,
+                    user_ids: tuple[int, int]) -> bytes | None:
+        """The PNG card, or None when drawing it fails (the answer then goes out without an image).
+
+        The card only illustrates the embed, which carries the same facts: a name or artist the
+        renderer chokes on (`$_$ alice` was parsed as mathtext) must cost the picture, not the answer.
+        `ProcessWorkers.run` already retried in a thread, so a failure here is the renderer's own.
+        """
+        try:
+            return await self.cards.run(render_card, comp, name_a, name_b)
+        except Exception as exc:
+            log.warning("compat card failed (%s) for users %d and %d; answering without it", type(exc).__name__,
+                        *user_ids, exc_info=True, extra={"user_id": user_ids[0]})
+            return None
 
     async def _summary(self, comp: Compatibility, name_b: str, asker_user_id: int) -> str:
         """One paragraph from the explainer (it falls back to its template within its own timeout)."""

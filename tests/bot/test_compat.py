@@ -8,13 +8,21 @@ database (they shape the calibration and must never appear on a board).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import UTC, datetime
 
+import pytest
+
+from bot.render.compat import compat_embed
+from bot.render.compat_card import render_compat_card
+from core.asker import Asker
 from core.db.repositories import ListenRepository, UserRepository
 from core.db.repositories.listens import PlayRow
+from core.domain import Compatibility
 from core.services import Services
-from tests.bot.driving import everything_sent, run
+from core.sync.engine import invalidate_user_caches
+from tests.bot.driving import check_acknowledged, everything_sent, run
 from tests.bot.world import GUILD_ID, MEMBERS, OTHER_GUILD_ID
 from tests.fakes.discord_server import FakeDiscord, SentMessage
 
@@ -30,6 +38,20 @@ def score_of(message: SentMessage) -> float:
     match = re.search(r"(\d+)/100", message.embeds[0]["description"])
     assert match, message.embeds[0]
     return float(match.group(1))
+
+
+async def run_with_nick(fake: FakeDiscord, name: str, user: str, options: dict[str, object], nick: str,
+                        ) -> SentMessage:
+    """`run`, but the member has a server nickname (what discord.py's `display_name` returns).
+
+    The fake gives every member `nick: null`; a nickname is set on the interaction's member object,
+    exactly where Discord puts it."""
+    payload = fake.slash(name, options=options, user=fake.user(user))
+    payload["member"]["nick"] = nick
+    record = await fake.dispatch(payload)
+    final = await record.wait_final(timeout=60.0)
+    check_acknowledged(record)
+    return final
 
 
 async def test_compat_alice_bob_has_score_card_and_beats_alice_dave(sonance: FakeDiscord) -> None:
@@ -142,3 +164,46 @@ async def test_leaderboard_needs_two_visible_members(sonance: FakeDiscord, world
     assert board.ephemeral and "two members" in (board.content or "")
     _, matches = await run(sonance, "matches", "alice")
     assert matches.ephemeral and "no one to match" in (matches.content or "")
+
+
+async def test_compat_with_dollar_signs_in_a_nickname_answers_with_the_card(sonance: FakeDiscord,
+                                                                           world_services: Services) -> None:
+    """A nickname like `$_$ alice` is free text, not mathtext: /compat answers with embed and card
+    whether the member with it asks or is named (their stored name is then the nickname)."""
+    # Drawn now, not served from a cache that outlived an earlier test (Redis is shared in CI).
+    await invalidate_user_caches(world_services.cache, world_services.extras["world_ids"]["alice"])
+    asked = await run_with_nick(sonance, "compat", "alice", {"member": uid("bob")}, "$_$ alice")
+    _, named = await run(sonance, "compat", "bob", {"member": uid("alice")})
+    for answer, title in ((asked, "$_$ alice × Bob"), (named, "Bob × $_$ alice")):
+        assert not answer.ephemeral and "went wrong" not in (answer.content or ""), answer.content
+        embed = answer.embeds[0]
+        assert embed["title"] == title
+        assert embed["image"]["url"] == "attachment://compat.png"
+        assert len(answer.files) == 1 and answer.files[0].data.startswith(PNG_MAGIC)
+    sonance.assert_clean()
+
+
+def broken_card(comp: Compatibility, name_a: str, name_b: str) -> bytes:
+    """A card renderer that fails whatever it is given (module level: a worker process may run it)."""
+    raise ValueError("the card renderer broke")
+
+
+async def test_compat_answers_without_the_card_when_drawing_it_fails(world_services: Services,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The card only illustrates the answer: if it cannot be drawn, /compat still answers, without an
+    image, and the failure is logged with both users and its type (not cached: the next ask retries)."""
+    ids = world_services.extras["world_ids"]
+    alice = Asker(ids["alice"], uid("alice"), GUILD_ID)
+    # From no cached answer for the pair: Redis (in CI) outlives a test, and a cached card would hide the failure.
+    await invalidate_user_caches(world_services.cache, ids["alice"])
+    with caplog.at_level(logging.WARNING, logger="core.compat.service"):
+        result = await world_services.compat.compare(alice, uid("bob"), render_card=broken_card)
+    assert result.card_png is None and result.comp.shared_artists
+    embed, file = compat_embed(result)
+    assert file is None and embed.image.url is None and embed.fields
+    failure = next(r for r in caplog.records if "compat card failed" in r.getMessage())
+    assert "ValueError" in failure.getMessage()
+    assert str(ids["alice"]) in failure.getMessage() and str(ids["bob"]) in failure.getMessage()
+
+    again = await world_services.compat.compare(alice, uid("bob"), render_card=render_compat_card)
+    assert again.card_png is not None and again.card_png.startswith(PNG_MAGIC)
