@@ -38,6 +38,13 @@ class SonanceMixin:
             await self.load_extension(name)  # type: ignore[attr-defined]
         await self.sync_commands_if_changed()
 
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Kicked, or the guild was deleted (not an outage: discord.py reports those as unavailable)."""
+        try:
+            await self.services.askers.forget_guild(guild.id)
+        except Exception:  # an event handler has nobody to answer: log with context, keep running
+            log.exception("could not forget the memberships of guild %d", guild.id)
+
     def command_payload(self) -> list[dict[str, Any]]:
         tree: discord.app_commands.CommandTree = self.tree  # type: ignore[attr-defined]
         return [cmd.to_dict(tree) for cmd in tree.get_commands()]

@@ -6,17 +6,21 @@ Services take an `Asker` and never look the member up again (core/asker.py). The
 Two ways in, because two kinds of command exist:
 - `resolve` is for using Sonance: it creates the member's row on first use and records that they
   belong to the guild. Slash commands need no privileged intents, so membership is learnt from use:
-  a member appears on a guild's boards after using Sonance there (and while not hidden).
+  a member appears on a guild's boards after using Sonance there (and while not hidden). When the
+  bot leaves a guild, `forget_guild` drops all of its memberships.
 - `known` is for the commands about what Sonance stores (/unlink, /forget, /export): it only reads,
   because asking what is stored about you must not itself store something about you.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from core.asker import Asker, Caller
 from core.db.repositories import UserRepository
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,3 +77,12 @@ class AskerDirectory:
         if user is None or user.discord_id is None:
             return None
         return Asker(user_id, int(user.discord_id))
+
+    async def forget_guild(self, guild_id: int) -> int:
+        """The bot left a guild (kicked, or the guild deleted): forget who belonged to it, so its
+        boards do not come back with them if the bot is invited again, and weekly DMs stop counting
+        it among a member's servers. Members rejoin by using Sonance there. Returns memberships removed."""
+        async with self.services.session() as session:
+            removed = await UserRepository(session).remove_guild(guild_id)
+        log.info("left guild %d: forgot %d memberships", guild_id, removed)
+        return removed

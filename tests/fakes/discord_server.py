@@ -1719,6 +1719,12 @@ class FakeDiscord:
         session = self._live_session(shard_id) if shard_id is not None else self._session_for_guild(guild_id)
         await self._send(session, OP_DISPATCH, data, event)
 
+    async def remove_bot_from_guild(self, guild_id: int) -> None:
+        """The bot was kicked (or the guild deleted): GUILD_DELETE without ``unavailable`` on the
+        guild's shard, as Discord sends it, and the guild is gone for every later request."""
+        await self.send_event("GUILD_DELETE", {"id": str(guild_id)}, guild_id=guild_id)
+        self.guilds.pop(guild_id, None)
+
     async def request_reconnect(self, shard_id: int = 0) -> None:
         """Send op 7 RECONNECT: the client must reconnect and RESUME (tests session resumption)."""
         await self._send(self._live_session(shard_id), OP_RECONNECT, None)

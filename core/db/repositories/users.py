@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import ArtistPlays, GuildMembership, User, UserSettings
@@ -130,6 +130,11 @@ class UserRepository:
         membership = await self.session.get(GuildMembership, (guild_id, user_id))
         if membership is not None:
             await self.session.delete(membership)
+
+    async def remove_guild(self, guild_id: int) -> int:
+        """Forget every membership of a guild (the bot left it); returns how many there were."""
+        result = await self.session.execute(delete(GuildMembership).where(GuildMembership.guild_id == guild_id))
+        return int(result.rowcount or 0)
 
     async def set_guild_visibility(self, guild_id: int, user_id: int, visible: bool | None) -> None:
         await self.ensure_membership(guild_id, user_id)
