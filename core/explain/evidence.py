@@ -4,7 +4,9 @@ A `Brief` is built once per request and used three ways, which is what keeps the
 1. its `facts` (plain JSON) are the *whole* user message sent to the model: no ids, no usernames,
    no history beyond the items and tags that drove this result;
 2. its `vocabulary` (every name and number in those facts) is what the grounding check accepts;
-3. its `digest` (hash of kind + facts) is the cache key, so the same evidence is answered once.
+3. its `digest` (hash of kind + facts) is the cache key, so the same evidence is answered once;
+   briefs naming people or quoting a member (`shareable=False`) are never cached, since an entry
+   keyed by evidence cannot be found again by /forget.
 
 Lists are truncated to the strongest few entries: a short prompt is faster and cheaper, and the
 template uses the same few, so both read alike.
@@ -72,6 +74,9 @@ class Brief:
     facts: dict[str, Any]
     answer: tuple[str, ...] = ("text",)
     extra_names: tuple[str, ...] = field(default=())  # accepted names not sent (none today)
+    #: Whether the answer may go to the shared cache, which is keyed by evidence rather than by user
+    #: and so cannot be cleared by /forget: false for facts naming people or quoting a member.
+    shareable: bool = True
 
     @property
     def facts_json(self) -> str:
@@ -252,7 +257,7 @@ def compatibility_brief(c: Compatibility, pair: Pair) -> Brief:
             ],
         }
     )
-    return Brief("compatibility", facts)
+    return Brief("compatibility", facts, shareable=False)  # display names
 
 
 def playlist_brief(p: PlaylistBrief) -> Brief:
@@ -276,7 +281,7 @@ def weekly_brief(w: WeeklyBrief) -> Brief:
             "top_artists": _top(w.top_artists, 3),
         }
     )
-    return Brief("weekly", facts)
+    return Brief("weekly", facts, shareable=False)  # a display name, once a week: no reuse anyway
 
 
 def feedback_brief(text: str, known_tags: Iterable[str] = ()) -> Brief:
@@ -285,6 +290,7 @@ def feedback_brief(text: str, known_tags: Iterable[str] = ()) -> Brief:
         "feedback",
         facts,
         answer=("boost_tags", "avoid_tags", "era", "era_bias", "discovery_delta", "discovery"),
+        shareable=False,  # the member's own words
     )
 
 

@@ -213,7 +213,7 @@ class GroundedExplainer:
         log.warning("explain.llm paused for %.0fs (%s); using templates", seconds, why)
 
     async def _cache_get(self, brief: Brief) -> Any | None:
-        if self._cache is None:
+        if self._cache is None or not brief.shareable:
             return None
         try:
             return await self._cache.get(CACHE_NAMESPACE, brief.digest)
@@ -223,7 +223,7 @@ class GroundedExplainer:
 
     def _remember(self, brief: Brief, payload: dict[str, Any]) -> None:
         """Cache in the background: the reply must not wait for a cache write."""
-        if self._cache is None:
+        if self._cache is None or not brief.shareable:
             return
         cache = self._cache
 

@@ -8,7 +8,7 @@ import logging
 import socket
 import time
 
-from core.cache import InProcessCache
+from core.cache import InProcessCache, cache_key
 from core.explain import GroundedExplainer, PlaylistBrief, WeeklyBrief, build_explainer
 from core.explain.types import Pair
 from tests.explain.conftest import album_rec, artist_rec, compat_result, settings_for
@@ -282,3 +282,19 @@ async def test_template_only_status_is_off(cache: InProcessCache) -> None:
     e = build_explainer(settings_for(None, key=None), cache)
     assert e.status() == "off"
     await e.aclose()
+
+
+async def test_answers_naming_people_or_quoting_them_are_never_cached(
+        explainer: GroundedExplainer, openai_server: FakeOpenAIServer) -> None:
+    """The shared answer cache is keyed by evidence, not by user, so /forget cannot find an entry in
+    it: anything carrying a display name or a member's own words must stay out of it (the compat
+    result is cached per pair elsewhere, and /forget clears that)."""
+    await explainer.compatibility(compat_result(), Pair(None, "Sam"), user_id=USER)
+    await explainer.weekly_opener(WeeklyBrief("Ana", 8, ("shoegaze",)), user_id=USER)
+    await explainer.preferences("less metal, more of the 90s please", known_tags=("metal",), user_id=USER)
+    await explainer.recommendation(artist_rec(), user_id=USER)  # facts about music only: cached
+    await explainer.aclose()  # let background cache writes finish
+    stored = explainer._cache._data  # type: ignore[union-attr]
+    texts = [json.dumps(v, default=str) for v in stored.values()]
+    assert not any("Sam" in t or "Ana" in t or "90s" in t or "78/100" in t for t in texts), texts
+    assert sum(k.startswith(cache_key("explain", "")) for k in stored) == 1
