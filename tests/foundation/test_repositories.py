@@ -121,16 +121,22 @@ async def test_sync_lock_is_exclusive_until_released_or_expired(services: Servic
     assert await take("next")  # …so the next worker may take it
 
 
-async def test_dm_slot_is_claimed_once(services: Services) -> None:
+async def test_dm_slot_is_claimed_once_and_only_while_dms_are_wanted(services: Services) -> None:
     async with services.session() as s:
         user = await UserRepository(s).get_or_create_discord(1006, "fa")
 
-    async def claim(owner: str) -> bool:
+    async def claim(owner: str, slot: str = "2026-W48") -> bool:
         async with services.session() as s:
-            return await SchedulingRepository(s).claim_dm_slot(user.id, "2026-W48", owner)
+            return await SchedulingRepository(s).claim_dm_slot(user.id, slot, owner)
 
+    assert not await claim("before-opting-in")  # weekly DMs are opt-in
+    async with services.session() as s:
+        await UserRepository(s).update_settings(user.id, dm_enabled=True)
     assert sum(await asyncio.gather(*(claim(f"proc-{i}") for i in range(4)))) == 1
     assert not await claim("after-restart")
+    async with services.session() as s:
+        await UserRepository(s).update_settings(user.id, dm_enabled=False)
+    assert not await claim("next-week", "2026-W49")
 
 
 async def test_lease_and_single_use_nonce(services: Services) -> None:
