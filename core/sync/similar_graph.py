@@ -32,10 +32,11 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from core.cleaning import clean_name, clean_token
 from core.db.models import Artist
 from core.db.repositories import CatalogRepository
 from core.db.repositories.similar import DueArtist, DueTrack, FetchStatus, SimilarGraphRepository
@@ -45,7 +46,7 @@ from core.matching import artist_key, track_key
 from core.services import Services
 from core.sources.lastfm import LastfmClient
 from core.sources.lastfm_models import SimilarArtist, SimilarTrack
-from core.sync.ingest import MAX_NAME, MAX_TITLE
+from core.sync.ingest import MAX_MBID, MAX_NAME, MAX_TITLE, MAX_URL
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,7 @@ def _artist_rows(similar: list[SimilarArtist]) -> dict[str, dict[str, Any]]:
     for s in similar:
         key = artist_key(s.name)[:MAX_NAME]
         if key and key not in rows:
-            rows[key] = {"name_key": key, "name": s.name[:MAX_NAME], "mbid": (s.mbid or None) and s.mbid[:36],
-                         "lastfm_url": (s.url or None) and s.url[:500]}
+            rows[key] = {"name_key": key, "name": s.name, "mbid": s.mbid, "lastfm_url": s.url}
     return rows
 
 
@@ -123,9 +123,30 @@ async def _artist_ids(session: Any, similar: list[SimilarArtist]) -> list[int | 
     return ids
 
 
+def _cleaned_artists(similar: list[SimilarArtist]) -> list[SimilarArtist]:
+    """Usable neighbours (match > 0) with names cleaned as ingest cleans scrobbles (`clean_name`):
+    PostgreSQL refuses NUL in text, and one such name would fail the artist's whole list every run."""
+    out = []
+    for s in similar:
+        name = clean_name(s.name, MAX_NAME)
+        if name and s.match > 0.0:
+            out.append(replace(s, name=name, mbid=clean_token(s.mbid, MAX_MBID), url=clean_token(s.url, MAX_URL)))
+    return out
+
+
+def _cleaned_tracks(similar: list[SimilarTrack] | None) -> list[SimilarTrack]:
+    out = []
+    for s in similar or ():
+        artist, title = clean_name(s.artist, MAX_NAME), clean_name(s.title, MAX_TITLE)
+        if artist and title and s.match > 0.0:
+            out.append(replace(s, artist=artist, title=title, artist_mbid=clean_token(s.artist_mbid, MAX_MBID),
+                               mbid=clean_token(s.mbid, MAX_MBID), url=clean_token(s.url, MAX_URL)))
+    return out
+
+
 async def resolve_artists(session: Any, similar: list[SimilarArtist]) -> dict[int, float]:
     """Neighbours -> {artist id: best match}: by MBID, then by normalised name (creating new artists)."""
-    usable = [s for s in similar if s.match > 0.0]
+    usable = _cleaned_artists(similar)
     edges: dict[int, float] = {}
     for s, artist_id in zip(usable, await _artist_ids(session, usable), strict=True):
         if artist_id is not None:
@@ -183,7 +204,7 @@ class SimilarGraph:
         member has played is the same catalogue row."""
         async with self._store_lock, self.services.session() as session:
             edges: dict[int, float] = {}
-            usable = [s for s in similar or () if s.match > 0.0]
+            usable = _cleaned_tracks(similar)
             if usable:
                 catalog = CatalogRepository(session)
                 artist_ids = await _artist_ids(session, [SimilarArtist(s.artist, s.artist_mbid, s.match, None)
@@ -193,7 +214,7 @@ class SimilarGraph:
                 keyed = [(aid, track_key(named[aid].name if aid in named else s.artist, s.title)[:MAX_TITLE], s)
                          for aid, s in zip(artist_ids, usable, strict=True)]
                 rows = {(aid, key): {"artist_id": aid, "title_key": key, "title": s.title[:MAX_TITLE],
-                                     "mbid": s.mbid and s.mbid[:36], "lastfm_url": s.url and s.url[:500]}
+                                     "mbid": s.mbid, "lastfm_url": s.url}
                         for aid, key, s in reversed(keyed) if aid is not None}
                 ids = await catalog.ensure_tracks(rows[k] for k in sorted(rows))
                 for aid, key, s in keyed:
@@ -373,7 +394,7 @@ class SimilarGraph:
             if stored and artist is not None:  # stale beats nothing while Last.fm is down
                 return SimilarAnswer(artist.id, artist.name, stored)
             raise
-        seed_name = (answer.artist or name).strip()[:MAX_NAME]
+        seed_name = clean_name(answer.artist, MAX_NAME) or clean_name(name, MAX_NAME) or key
         async with self._store_lock, self.services.session() as session:
             catalog = CatalogRepository(session)
             if artist is None:

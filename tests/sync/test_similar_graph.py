@@ -247,6 +247,16 @@ async def test_self_loops_are_dropped_and_matches_capped(started: Services, last
     assert await edges_of(started, "Radiohead") == {"Muse": 1.0, "Blur": 0.5}
 
 
+async def test_neighbour_names_are_cleaned_like_scrobbled_names(started: Services, lastfm_fake: LastfmFake) -> None:
+    """Control characters in a neighbour's name (PostgreSQL refuses NUL in text, which failed the
+    whole artist on every run) are cleaned as ingest cleans scrobbles; a name left empty is skipped."""
+    await member_plays(started, {"Radiohead": 3})
+    lastfm_fake.similar["radiohead"] = [("Mu\x00se", 0.9), ("\x07\x1b", 0.8), ("Blur\n  Live", 0.5)]
+    report = await SimilarGraph(started).fill_artists()
+    assert report.failed == 0 and report.ok == 1
+    assert await edges_of(started, "Radiohead") == {"Muse": 0.9, "Blur Live": 0.5}
+
+
 async def test_track_similar_fill(started: Services, lastfm_fake: LastfmFake) -> None:
     await member_plays(started, {"Radiohead": 2, "Nobody": 1})
     lastfm_fake.similar_tracks[("radiohead", "radiohead song")] = [("Muse", "Unintended", 0.8),
