@@ -9,12 +9,14 @@ Linking policy:
 - `/link lastfm <name>` is a *claim* on a public profile (`verified=False`): enough to read public
   scrobbles. The reply offers Last.fm web authentication; the callback proves ownership, stores the
   session key encrypted and sets `verified=True`. A claim on a profile someone else verified is
-  refused.
+  refused; a verification removes other members' earlier claims on that profile as /unlink would.
+  A re-link to another profile never keeps the old one's proof or session key.
 - `/link spotify` only exists through OAuth (Spotify has no public listening data).
 - An OAuth callback never links by itself: it shows a confirmation page naming the provider account
   AND the Discord user the link was made for; only the POST from that page links. The `state` says
   who ran /link, not who opened the URL, so a forwarded link must be visible to whoever opens it.
-- Links of one member serialise across processes (a database lease per member and provider). A
+- Links of one member serialise across processes (a database lease per member and provider), and
+  links to one external account by any members too (a lease per provider account). A
   re-link to another external account first stops the account's running import (in this process;
   an import elsewhere stops at its next write, because syncs are keyed by the identity they started
   with, see core/sync/engine.py).
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import hashlib
 import json
 import logging
 import secrets
@@ -357,15 +360,39 @@ class AccountService:
     async def _linking(self, user_id: int, provider: str) -> AsyncIterator[None]:
         """Hold the member's link lease for `provider`: concurrent links (eight callbacks at once, in
         any process) run one after the other, each seeing the account the previous one left."""
-        name, owner = f"link:{provider}:{user_id}", f"{default_owner()}:{secrets.token_hex(4)}"
+        async with self._lease(f"link:{provider}:{user_id}",
+                               "Another link of your account is still in progress. Please try again in a minute."):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _identity(self, provider: str, external_id: str) -> AsyncIterator[None]:
+        """Hold the lease of one external account: every link to it, by any member, takes turns.
+
+        Why: a claim (`verified=False`) and a verification of the same profile by two members hold
+        different member leases, so without this they could interleave: the claim checks
+        `verified_by_other` (nobody yet), the verification evicts the claims it sees (none yet), then
+        both commit and the claim outlives the verification. Under this lease each one's check or
+        eviction and its write commit before the other starts, so either order ends the same way:
+        the claim is refused, or it is evicted. Always taken after the member lease and never two at
+        once, so no two links can wait on each other. The name is a hash: the leases table holds no
+        Last.fm or Spotify names.
+        """
+        digest = hashlib.sha256(f"{provider}:{external_id.lower()}".encode()).hexdigest()[:40]
+        async with self._lease(f"link-identity:{digest}",
+                               "Someone else is linking this account right now. Please try again in a minute."):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, name: str, busy_message: str) -> AsyncIterator[None]:
+        """Hold the named database lease (waiting up to LINK_WAIT_S), across processes."""
+        owner = f"{default_owner()}:{secrets.token_hex(4)}"
         deadline = time.monotonic() + LINK_WAIT_S
         while True:
             async with self.services.session() as session:
                 if await SchedulingRepository(session).acquire_lease(name, owner, LINK_LEASE_TTL):
                     break
             if time.monotonic() > deadline:
-                raise SonanceError("Another link of your account is still in progress. Please try again "
-                                   "in a minute.", detail=f"link lease {name} busy")
+                raise SonanceError(busy_message, detail=f"link lease {name} busy")
             await asyncio.sleep(0.05)
         try:
             yield
@@ -373,15 +400,37 @@ class AccountService:
             async with self.services.session() as session:
                 await SchedulingRepository(session).release_lease(name, owner)
 
+    async def _evict_claims(self, accounts: AccountRepository, provider: str, external_id: str,
+                            owner_user_id: int) -> list[int]:
+        """Unlink other members' unverified claims on an account `owner_user_id` just verified.
+
+        Why: the README's rule "a claim on a profile someone else verified is refused" must also
+        hold for claims made before the verification, or they keep importing the owner's history
+        into the claimant's. Runs in the verified link's transaction, under its identity lease, and
+        removes exactly what /unlink removes (`AccountRepository.unlink`: the row and its tokens;
+        the listens already imported stay, as they do on /unlink). The caller stops the claims'
+        imports in this process (`_cancel_import`, as /unlink does); one elsewhere stops at its next
+        write, as the row it is keyed by is gone. Returns the evicted account ids.
+        """
+        evicted: list[int] = []
+        for user_id, account_id in await accounts.unverified_claims(provider, external_id, owner_user_id):
+            if await accounts.unlink(user_id, provider, external_id=external_id, unverified_only=True):
+                evicted.append(account_id)
+                log.info("removed a %s link: another member verified that account", provider,
+                         extra={"user_id": user_id, "account_id": account_id})
+        return evicted
+
     async def _relink_lastfm(self, user_id: int, name: str, *, verified: bool,
                              session_key: str | None = None) -> tuple[int, bool, bool]:
         """Change the member's Last.fm link and start its import: (account id, same account, started).
 
-        Every Last.fm link goes through here, under the member's link lease. A running import of
-        another Last.fm user is cancelled AND awaited before the row changes: it must not write one
-        more batch into the account once it names someone else.
+        Every Last.fm link goes through here, under the member's link lease and then the Last.fm
+        user's identity lease (`_identity`). A running import of another Last.fm user is cancelled
+        AND awaited before the row changes: it must not write one more batch into the account once
+        it names someone else. A verified link evicts other members' unverified claims on the same
+        Last.fm user in its own transaction (`_evict_claims`), their imports stopped first.
         """
-        async with self._linking(user_id, "lastfm"):
+        async with self._linking(user_id, "lastfm"), self._identity("lastfm", name):
             async with self.services.session() as session:
                 accounts = self._accounts(session)
                 if not verified and await accounts.verified_by_other("lastfm", name, user_id):
@@ -390,14 +439,21 @@ class AccountService:
                 existing = await accounts.get(user_id, "lastfm")
                 same = existing is not None and existing.external_id.lower() == name.lower()
                 existing_id = existing.id if existing is not None else None
+                claims = await accounts.unverified_claims("lastfm", name, user_id) if verified else []
             if existing_id is not None and not same:
                 await self._cancel_import(existing_id)
+            for _, claim_id in claims:
+                await self._cancel_import(claim_id)
             async with self.services.session() as session:
-                account = await self._accounts(session).link(user_id, "lastfm", name, username=name,
-                                                             verified=verified, access_token=session_key)
+                accounts = self._accounts(session)
+                evicted = await self._evict_claims(accounts, "lastfm", name, user_id) if verified else []
+                account = await accounts.link(user_id, "lastfm", name, username=name,
+                                              verified=verified, access_token=session_key)
                 account_id, complete = account.id, account.history_complete
                 running_elsewhere = account.last_sync_status == "running" and account.lock_owner is not None \
                     and account.lock_expires_at is not None and _aware(account.lock_expires_at) > utcnow()
+            for claim_id in evicted:  # found only now (normally none: new claims wait for the lease)
+                await self._cancel_import(claim_id)
             started = False if (complete or running_elsewhere) else self.start_import(account_id)
             return account_id, same, started
 
@@ -537,9 +593,15 @@ class AccountService:
             _, _, started = await self._relink_lastfm(user_id, str(payload["x"]), verified=True,
                                                       session_key=str(payload["a"]))
             return OAuthLinked("lastfm", name, started)
-        async with self._linking(user_id, "spotify"), self.services.session() as session:
-            await self._accounts(session).link(
-                user_id, "spotify", str(payload["x"]), username=name, verified=True,
+        spotify_id = str(payload["x"])
+        async with self._linking(user_id, "spotify"), self._identity("spotify", spotify_id), \
+                self.services.session() as session:
+            accounts = self._accounts(session)
+            # Spotify links are all verified today (OAuth only); the same rule keeps it so for any
+            # unverified row another path might have written. No Spotify import runs in a task here.
+            await self._evict_claims(accounts, "spotify", spotify_id, user_id)
+            await accounts.link(
+                user_id, "spotify", spotify_id, username=name, verified=True,
                 access_token=payload["a"], refresh_token=payload.get("r"),
                 expires_at=datetime.fromtimestamp(float(payload["t"]), UTC), scope=payload.get("s"))
         return OAuthLinked("spotify", name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.crypto import TokenCipher
@@ -66,6 +66,19 @@ class AccountRepository:
             LinkedAccount.user_id != user_id, LinkedAccount.verified.is_(True))
         return int((await self.session.execute(stmt)).scalar_one()) > 0
 
+    async def unverified_claims(self, provider: str, external_id: str, user_id: int) -> list[tuple[int, int]]:
+        """(user id, account id) of other users' unverified links to this external account.
+
+        Matched like `verified_by_other` (case-insensitive), so the claims a verification evicts
+        are exactly those that check would have refused had they come after it.
+        """
+        stmt = (select(LinkedAccount.user_id, LinkedAccount.id)
+                .where(LinkedAccount.provider == provider,
+                       func.lower(LinkedAccount.external_id) == external_id.lower(),
+                       LinkedAccount.user_id != user_id, LinkedAccount.verified.is_(False))
+                .order_by(LinkedAccount.id))
+        return [(int(u), int(a)) for u, a in (await self.session.execute(stmt)).all()]
+
     async def has_any(self, user_id: int) -> bool:
         """Whether the user linked any account (no rows loaded, no tokens decrypted)."""
         stmt = select(LinkedAccount.id).where(LinkedAccount.user_id == user_id).limit(1)
@@ -78,14 +91,24 @@ class AccountRepository:
     async def link(self, user_id: int, provider: str, external_id: str, *, username: str | None = None,
                    verified: bool = False, access_token: str | None = None, refresh_token: str | None = None,
                    expires_at: datetime | None = None, scope: str | None = None) -> LinkedAccount:
-        """Link (or re-link) an account. Changing the external account resets the sync state."""
+        """Link (or re-link) an account. Changing the external account resets the sync state.
+
+        Identities compare case-insensitively, as every lookup here does (Last.fm names are). A
+        re-link to another external account starts from nothing the old one earned: `verified` is
+        the caller's word alone and the old tokens (session key, refresh token, expiry, scope) are
+        dropped, then only the tokens passed now are stored. Why: proof and secrets belong to the
+        external account, not to the row; kept, they would let a claim on someone else's public
+        profile pass as that profile's proven owner (and block the real owner's own claim).
+        A re-link to the same account keeps its proof and its tokens unless new ones are passed.
+        """
         if provider not in PROVIDERS:
             raise ValueError(f"unknown provider {provider!r}")
         account = await self.get(user_id, provider)
+        same_identity = account is not None and account.external_id.lower() == external_id.lower()
         if account is None:
             account = LinkedAccount(user_id=user_id, provider=provider, external_id=external_id)
             self.session.add(account)
-        elif account.external_id.lower() != external_id.lower():
+        elif not same_identity:
             account.external_id = external_id
             account.sync_cursor = None
             account.history_complete = False
@@ -97,13 +120,22 @@ class AccountRepository:
             account.last_sync_status = None
             account.lock_owner = None
             account.lock_expires_at = None
+            self._clear_tokens(account)
         account.username = username or external_id
-        account.verified = verified or (account.verified and account.external_id == external_id)
+        account.verified = verified or (same_identity and bool(account.verified))
         if access_token is not None or refresh_token is not None:
             self.set_tokens(account, access_token=access_token, refresh_token=refresh_token,
                             expires_at=expires_at, scope=scope)
         await self.session.flush()
         return account
+
+    @staticmethod
+    def _clear_tokens(account: LinkedAccount) -> None:
+        """Forget every secret the row holds (tokens and what describes them)."""
+        account.access_token_enc = None
+        account.refresh_token_enc = None
+        account.token_expires_at = None
+        account.scope = None
 
     def set_tokens(self, account: LinkedAccount, *, access_token: str | None, refresh_token: str | None = None,
                    expires_at: datetime | None = None, scope: str | None = None) -> None:
@@ -124,13 +156,21 @@ class AccountRepository:
         refresh = self.cipher.decrypt(account.refresh_token_enc) if account.refresh_token_enc else None
         return access, refresh
 
-    async def unlink(self, user_id: int, provider: str) -> bool:
-        account = await self.get(user_id, provider)
-        if account is None:
-            return False
-        await self.session.delete(account)
-        await self.session.flush()
-        return True
+    async def unlink(self, user_id: int, provider: str, *, external_id: str | None = None,
+                     unverified_only: bool = False) -> bool:
+        """Remove the user's link: the row and its tokens (listens are the user's, not the row's).
+
+        With `external_id` (case-insensitive) and/or `unverified_only`, only while the row still
+        links that account without proof. One conditional DELETE, so an eviction of a claim never
+        takes a re-link or a verification another transaction committed since the claim was found.
+        """
+        stmt = delete(LinkedAccount).where(LinkedAccount.user_id == user_id, LinkedAccount.provider == provider)
+        if external_id is not None:
+            stmt = stmt.where(func.lower(LinkedAccount.external_id) == external_id.lower())
+        if unverified_only:
+            stmt = stmt.where(LinkedAccount.verified.is_(False))
+        result = await self.session.execute(stmt.execution_options(synchronize_session="fetch"))
+        return bool(result.rowcount)
 
     async def linked_external_ids(self, provider: str) -> dict[int, str]:
         """user id -> external id of every account linked with `provider` (a few rows: Spotify's
