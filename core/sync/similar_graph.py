@@ -10,7 +10,8 @@ Why it is built like this:
   short by a Last.fm outage has already covered what the recommender needs most.
 - **Misses remembered.** Error 6 and an empty list are stored as a fetch row without edges and are
   not asked again before `refresh_days`, like a hit. A name typed into /similar that Last.fm does not
-  know is remembered in the cache for a day (there is no catalogue row to hang it on).
+  know is remembered in the cache for a day (there is no catalogue row to hang it on), and one it
+  autocorrects to another artist ("Radiohed") is remembered as leading to that artist's row.
 - **Storms.** The client already retries 29/5xx with backoff honouring Retry-After; when it gives up
   on a rate limit, or on `STORM_FAILURES` artists in a row, the run stops (nothing more is asked)
   and the whole filler rests for `pause_s` (or the server's Retry-After), so the next scheduled run
@@ -366,8 +367,12 @@ class SimilarGraph:
         no similar artists), and SourceUnavailable when Last.fm cannot be asked and nothing is stored.
         """
         key = artist_key(name or "")[:MAX_NAME]
+        alias = await self.services.cache.get(CACHE_NAMESPACE, f"alias:{key}")  # a spelling Last.fm corrected
         async with self.services.session() as session:
-            artist = await CatalogRepository(session).artist_by_key(key)
+            catalog = CatalogRepository(session)
+            artist = await catalog.artist_by_key(key)
+            if artist is None and alias is not None:
+                artist = (await catalog.artists_by_ids([int(alias)])).get(int(alias))
             repo = SimilarGraphRepository(session)
             state = await repo.fetch_state("artist", artist.id) if artist is not None else None
             stored = await repo.artist_neighbours(artist.id, limit) if artist is not None else []
@@ -408,6 +413,8 @@ class SimilarGraph:
             await repo.replace_artist_edges(seed_id, edges, "ok" if edges else "empty")
             seed = (await catalog.artists_by_ids([seed_id]))[seed_id]
             neighbours = await repo.artist_neighbours(seed_id, limit)
+        if artist is None and seed.name_key != key:  # Last.fm corrected the spelling: remember where it led
+            await self.services.cache.set(CACHE_NAMESPACE, f"alias:{key}", seed_id, ttl_s=self.refresh_days * DAY_S)
         return self._answer(seed_id, seed.name, neighbours, "ok" if edges else "empty")
 
     @staticmethod

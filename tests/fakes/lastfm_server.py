@@ -165,6 +165,9 @@ class LastfmFake(LocalServer):
         #: artists (lower) whose getSimilar always fails with error 8 "Operation failed" and HTTP 500,
         #: while every other artist answers: Last.fm's backend does this for some pages for days.
         self.broken_similar: set[str] = set()
+        #: Misspellings Last.fm's autocorrect fixes (lower-cased typed name -> its name for the artist);
+        #: with autocorrect=1, artist.getSimilar answers for that artist and names it in @attr.
+        self.corrections: dict[str, str] = {}
         self.similar_tracks: dict[tuple[str, str], list[tuple[str, str, float]]] = {}  # -> [(artist, title, match)]
         self.artist_mbids: dict[str, str] = {}  # artist (lower) -> mbid, rendered and accepted as `mbid=`
         #: artist (lower-case) -> (global listeners, playcount), answered by artist.getInfo
@@ -460,7 +463,10 @@ class LastfmFake(LocalServer):
         if params.get("mbid"):
             by_mbid = {m: a for a, m in self.artist_mbids.items()}
             return by_mbid.get(params["mbid"], "")
-        return params.get("artist", "").strip().lower()
+        typed = params.get("artist", "").strip().lower()
+        if params.get("autocorrect") == "1" and typed in self.corrections:
+            return self.corrections[typed].lower()
+        return typed
 
     def _limit(self, params: dict[str, str]) -> int | web.Response:
         try:
@@ -484,7 +490,13 @@ class LastfmFake(LocalServer):
             {"name": n, "mbid": self.artist_mbids.get(n.lower(), ""), "match": f"{m:.6f}".rstrip("0").rstrip("."),
              "url": f"https://www.last.fm/music/{n.replace(' ', '+')}", "image": _image(), "streamable": "0"}
             for n, m in similar[:limit]]),
-            "@attr": {"artist": params.get("artist", artist)}}})
+            "@attr": {"artist": self._corrected_name(params, artist)}}})
+
+    def _corrected_name(self, params: dict[str, str], artist: str) -> str:
+        typed = params.get("artist", "").strip().lower()
+        if params.get("autocorrect") == "1" and typed in self.corrections:
+            return self.corrections[typed]
+        return params.get("artist", artist)
 
     def _similar_track(self, params: dict[str, str]) -> web.Response:
         """track.getSimilar; numbers as JSON numbers here (the real service is inconsistent)."""

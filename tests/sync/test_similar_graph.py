@@ -345,6 +345,18 @@ async def test_similar_to_any_artist_lastfm_knows(started: Services, lastfm_fake
     assert asked(lastfm_fake).count("Zzyzx Unknown") == 1
 
 
+async def test_a_name_lastfm_autocorrects_is_asked_once(started: Services, lastfm_fake: LastfmFake) -> None:
+    """"Radiohed" is Radiohead to Last.fm: stored under Last.fm's name, the typed spelling must find
+    it again rather than cost a request (and a wait) on every /similar."""
+    lastfm_fake.corrections["radiohed"] = "Radiohead"
+    lastfm_fake.similar["radiohead"] = [("Muse", 1.0), ("Portishead", 0.7)]
+    first = await SimilarGraph(started).similar_to("Radiohed")
+    assert first.seed == "Radiohead"
+    again = await SimilarGraph(started).similar_to("radiohed")
+    assert (again.seed_id, [a.name for a, _ in again.neighbours]) == (first.seed_id, ["Muse", "Portishead"])
+    assert asked(lastfm_fake) == ["Radiohed"]
+
+
 async def test_the_scheduled_job_fills_artists_then_tracks(started: Services, lastfm_fake: LastfmFake) -> None:
     import discord
 
