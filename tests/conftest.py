@@ -123,15 +123,21 @@ async def database_url(_template_database: str, tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{target}"
 
 
-@pytest.fixture
-async def cache() -> AsyncIterator[Cache]:
+async def flush_test_redis() -> None:
+    """Empty the test Redis database (a no-op without one): every test starts from no cache."""
     if REDIS_URL:
-        redis_cache = RedisCache(REDIS_URL)
         from redis import asyncio as aioredis
 
         client = aioredis.from_url(REDIS_URL)
         await client.flushdb()
         await client.aclose()
+
+
+@pytest.fixture
+async def cache() -> AsyncIterator[Cache]:
+    if REDIS_URL:
+        redis_cache = RedisCache(REDIS_URL)
+        await flush_test_redis()
         yield redis_cache
         await redis_cache.close()
     else:
@@ -158,11 +164,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Services]:
     built = await build_services(settings, upgrade_schema=False)
-    if REDIS_URL:
-        from redis import asyncio as aioredis
-
-        client = aioredis.from_url(REDIS_URL)
-        await client.flushdb()
-        await client.aclose()
+    await flush_test_redis()
     yield built
     await built.close()

@@ -12,7 +12,7 @@ from bot.client import create_bot
 from core.config import Settings
 from core.services import Services, build_services
 from tests.bot.world import GUILD_ID, fake_world, seed_world
-from tests.conftest import make_settings
+from tests.conftest import flush_test_redis, make_settings
 from tests.fakes.discord_server import FakeDiscord, running_bot
 
 
@@ -56,6 +56,7 @@ def bot_settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def world_services(bot_settings: Settings) -> AsyncIterator[Services]:
     services = await build_services(bot_settings, upgrade_schema=False)
+    await flush_test_redis()  # counters and caches of earlier tests must not leak into this world
     services.extras["world_ids"] = await seed_world(services)
     yield services
     await services.close()
