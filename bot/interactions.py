@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import discord
 from discord import app_commands
@@ -36,6 +37,8 @@ AUTOCOMPLETE_BUDGET_S = 1.5
 T = TypeVar("T")
 
 APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again in a moment."
+#: What a public (safety) deferral turns into when the answer must be private after all.
+SENT_PRIVATELY = "I've sent you the answer privately."
 
 
 def log_context(interaction: discord.Interaction) -> dict[str, Any]:
@@ -54,32 +57,45 @@ async def send(interaction: discord.Interaction, content: str | None = None, *, 
         await interaction.response.send_message(content, ephemeral=ephemeral, **kwargs)
 
 
-#: `interaction.extras` key of the cooldown use to give back when the command is refused.
+#: `interaction.extras` key of the cooldown use to give back when the command fails (a `Refund`).
 COOLDOWN_REFUND = "sonance_cooldown_refund"
 #: Members one cooldown table remembers at most (a bound on memory; the oldest is forgotten first).
 COOLDOWN_MEMBERS_MAX = 100_000
 
 
-def once_per(per_s: float) -> Callable[[T], T]:
-    """A per-user cooldown of one use per `per_s` seconds that a refused attempt does not spend.
+class Refund(NamedTuple):
+    """How `handle_error` gives back the cooldown use of a command that did not do its work."""
+
+    give_back: Callable[[], None]
+    on_refusal: bool  # a `SonanceError` (unknown user, private profile…) gives the use back
+    on_failure: bool  # an unexpected error (answered with `APOLOGY`) gives the use back
+
+
+def once_per(per_s: float, *, refund_refusals: bool = True) -> Callable[[T], T]:
+    """A per-user cooldown of one use per `per_s` seconds that only a success spends.
 
     Why not `app_commands.checks.cooldown`: it counts every attempt, so a member who mistyped their
-    Last.fm name was told "Easy there! Try again in 30 s." when they corrected it. Here a
-    `SonanceError` (a refusal: unknown user, private profile…) gives the use back in `handle_error`;
-    a success or a crash keeps it spent.
+    Last.fm name was told "Easy there! Try again in 30 s." when they corrected it, and one whose
+    /export crashed was told to "try again in a moment" by the apology and then to wait five
+    minutes. Here a crash always gives the use back in `handle_error`, and so does a `SonanceError`
+    (a refusal) unless `refund_refusals` is off: for a refusal that is expensive to reach and
+    certain to repeat (/export "too large" serialises everything first), keeping it spent is the
+    protection the cooldown is for.
     """
-    return per_user(1, per_s, refund_refusals=True)
+    return per_user(1, per_s, refund_refusals=refund_refusals, refund_failures=True)
 
 
-def per_user(rate: int, per_s: float, *, refund_refusals: bool = False) -> Callable[[T], T]:
+def per_user(rate: int, per_s: float, *, refund_refusals: bool = False,
+             refund_failures: bool = False) -> Callable[[T], T]:
     """A per-user cooldown: `rate` uses per `per_s` seconds (`CommandOnCooldown` beyond that).
 
     Why not `app_commands.checks.cooldown` on busy commands: on every use it scans all its buckets
     for expired ones (a list over every member who used the command in the last `per_s` seconds),
     ~1 % of the bot's CPU per /recommend under load. Here a bucket is found by key and an expired
     one simply starts afresh (`Cooldown` refills by itself); the table is bounded like the
-    `COOLDOWN_MEMBERS_MAX` (oldest user forgotten first). With `refund_refusals` a `SonanceError` gives
-    the use back (`once_per`).
+    `COOLDOWN_MEMBERS_MAX` (oldest user forgotten first). With `refund_refusals` a `SonanceError`,
+    with `refund_failures` an unexpected error, gives the use back (`once_per`); the give-back
+    refills the bucket, so it is meant for `rate` 1.
     """
     buckets: dict[int, app_commands.Cooldown] = {}
 
@@ -92,29 +108,39 @@ def per_user(rate: int, per_s: float, *, refund_refusals: bool = False) -> Calla
         retry_after = bucket.update_rate_limit()
         if retry_after:
             raise app_commands.CommandOnCooldown(bucket, retry_after)
-        if refund_refusals:
-            interaction.extras[COOLDOWN_REFUND] = bucket.reset
+        if refund_refusals or refund_failures:
+            interaction.extras[COOLDOWN_REFUND] = Refund(bucket.reset, refund_refusals, refund_failures)
         return True
 
     return app_commands.check(predicate)
 
 
+def cooldown_message(retry_after: float) -> str:
+    """The cooldown answer, the wait rounded up to whole seconds and at least 1 s.
+
+    Why not rounding to the nearest second: with under half a second left it said "Try again in
+    0 s", and a retry then would be refused again (any wait below a second reads as "1 s")."""
+    return f"Easy there! Try again in {max(1, math.ceil(retry_after))} s."
+
+
 async def handle_error(interaction: discord.Interaction, error: BaseException) -> None:
     original = getattr(error, "original", error)
     context = log_context(interaction)
+    refund = interaction.extras.pop(COOLDOWN_REFUND, None)
     if isinstance(original, SonanceError):
         log.info("refused: %s", original, extra=context)
         message = original.user_message
-        refund = interaction.extras.pop(COOLDOWN_REFUND, None)
-        if refund is not None:
-            refund()
+        if isinstance(refund, Refund) and refund.on_refusal:
+            refund.give_back()
     elif isinstance(error, app_commands.CommandOnCooldown):
-        message = f"Easy there! Try again in {error.retry_after:.0f} s."
+        message = cooldown_message(error.retry_after)
     elif isinstance(error, app_commands.CheckFailure):
         message = "You can't use that here."
     else:
         log.error("command failed", exc_info=original, extra=context)
         message = APOLOGY
+        if isinstance(refund, Refund) and refund.on_failure:
+            refund.give_back()  # the apology invites a retry "in a moment": don't make them wait
     try:
         await _unpublish_deferral(interaction)
         await send(interaction, message, ephemeral=True)
@@ -161,8 +187,16 @@ async def within_budget(lookup: Awaitable[list[T]], budget_s: float = AUTOCOMPLE
         return []
 
 
-def display_name(user: discord.abc.User) -> str:
-    return getattr(user, "display_name", None) or user.name
+def member_name(user: discord.abc.User) -> str:
+    """The name Sonance knows a member by, in every server: their Discord global name, else their
+    username. Every name handed to core or shown in a reply comes from here.
+
+    Why not discord.py's `display_name`: inside a server that is the member's nickname *there*. Core
+    stores one name per member and shows it in every server (/whoknows, /leaderboard, /matches,
+    /compat, /top), so a nickname given in one server (often a real name, meant for that server
+    alone) was shown in all the others.
+    """
+    return getattr(user, "global_name", None) or user.name
 
 
 #: `interaction.extras` key of the interaction's resolved `Asker`.
@@ -174,20 +208,27 @@ async def who(services: Services, interaction: discord.Interaction) -> Asker:
     their row is created on first use and their membership of this guild recorded)."""
     asker = interaction.extras.get(ASKER_KEY)
     if not isinstance(asker, Asker):
-        asker = await services.askers.resolve(interaction.user.id, display_name(interaction.user),
+        asker = await services.askers.resolve(interaction.user.id, member_name(interaction.user),
                                               interaction.guild_id)
         interaction.extras[ASKER_KEY] = asker
     return asker
 
 
-def caller(interaction: discord.Interaction) -> Asker | Caller:
-    """Who is asking, for a service that resolves the member in its own first database session
-    (`AskerDirectory.resolve_in`): the `Asker` if this interaction resolved it already, else the
-    `Caller`. Same rules as `who` (row created on first use, membership recorded), one session fewer."""
-    asker = interaction.extras.get(ASKER_KEY)
-    if isinstance(asker, Asker):
-        return asker
-    return Caller(interaction.user.id, display_name(interaction.user), interaction.guild_id)
+async def who_and_whether_hidden(services: Services, interaction: discord.Interaction) -> tuple[Asker, bool]:
+    """The asker (as `who`) and whether they hide their listening in this server, in one session.
+
+    For commands that show the asker's own taste (/recommend, their own /top): someone hidden here
+    gets it privately, the rule /compat, /matches and /playlist follow (`asker not in visible`,
+    `UserRepository.visible_member_ids`, the one privacy rule). It must be known before the
+    acknowledgement, whose visibility the answer inherits. Never hidden outside a server: a DM is
+    private already.
+    """
+    known_asker = interaction.extras.get(ASKER_KEY)
+    asker, hidden = await services.askers.resolve_and_whether_hidden(
+        known_asker if isinstance(known_asker, Asker) else
+        Caller(interaction.user.id, member_name(interaction.user), interaction.guild_id))
+    interaction.extras[ASKER_KEY] = asker
+    return asker, hidden
 
 
 async def known(services: Services, interaction: discord.Interaction) -> Asker | None:
@@ -215,6 +256,11 @@ class SonanceCog(commands.Cog):
     async def known(self, interaction: discord.Interaction) -> Asker | None:
         """The asker when Sonance already stores them, else None (see the module-level `known`)."""
         return await known(self.services, interaction)
+
+    async def who_and_whether_hidden(self, interaction: discord.Interaction) -> tuple[Asker, bool]:
+        """The asker and whether they hide their listening in this server (module-level
+        `who_and_whether_hidden`); a database read, so call it under an `Acknowledger`."""
+        return await who_and_whether_hidden(self.services, interaction)
 
     @contextlib.asynccontextmanager
     async def acknowledged(self, interaction: discord.Interaction) -> AsyncIterator[tuple[Acknowledger, Asker]]:
@@ -266,5 +312,5 @@ class Acknowledger:
         """Send the answer; a private answer after a (safety) public deferral goes in its own message,
         since the first follow-up of a deferral takes the deferral's visibility."""
         if private and self.deferred_publicly:
-            await self.interaction.edit_original_response(content="I've sent you the answer privately.")
+            await self.interaction.edit_original_response(content=SENT_PRIVATELY)
         await send(self.interaction, ephemeral=private, **kwargs)

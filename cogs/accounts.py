@@ -1,8 +1,9 @@
 """/link, /unlink, /account, /privacy, /forget, /export: who Sonance knows you as, and what it keeps.
 
 Every reply here is ephemeral: these messages carry one-time sign-in links bound to the asker and
-personal data, so nobody else should see (or click) them. Each command is parse -> defer when it
-may be slow -> one `AccountService` call -> render.
+personal data, so nobody else should see (or click) them. Each command is parse -> defer (privately)
+before any database or network work -> one `AccountService` call -> render. Only /forget answers at
+once: its prompt needs nothing stored.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 LINK_COOLDOWN_S = 30.0
 EXPORT_COOLDOWN_S = 300.0
 FORGET_CONFIRM_TIMEOUT_S = 60.0
+#: Room left in Discord's upload limit for the multipart request around the file.
+UPLOAD_HEADROOM = 0.95
 
 VISIBILITY_CHOICES = [
     app_commands.Choice(name="public", value="public"),
@@ -37,8 +40,22 @@ SCOPE_CHOICES = [
 ]
 
 
-def _per_user(interaction: discord.Interaction) -> int:
-    return interaction.user.id
+def upload_limit(interaction: discord.Interaction) -> int:
+    """The largest file, in bytes, Discord accepts in answer to this interaction.
+
+    Discord sends it with every interaction (`attachment_size_limit`: boosted servers allow more);
+    discord.py 2.7 exposes it as `Interaction.filesize_limit`, so reading `attachment_size_limit`
+    from the interaction always fell back to 8 MiB (a boosted server's export was gzipped or refused
+    for nothing, a limit lowered below 8 MiB made Discord refuse the upload). Both names are tried,
+    then the guild's limit by boost tier, then Discord's default for a bot.
+    """
+    for attribute in ("attachment_size_limit", "filesize_limit"):
+        value = getattr(interaction, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    if interaction.guild is not None:
+        return interaction.guild.filesize_limit
+    return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
 
 class ForgetConfirmView(discord.ui.View):
@@ -108,7 +125,7 @@ class AccountsCog(SonanceCog):
 
     @link.command(name="lastfm", description="Link your Last.fm profile and import your listening history")
     @app_commands.describe(username="Your Last.fm username")
-    @once_per(LINK_COOLDOWN_S)  # a refused attempt (a mistyped name) does not spend it
+    @once_per(LINK_COOLDOWN_S)  # a refused (a mistyped name) or failed attempt does not spend it
     async def link_lastfm(self, interaction: discord.Interaction,
                           username: app_commands.Range[str, 2, 64]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # Last.fm round trips
@@ -121,7 +138,7 @@ class AccountsCog(SonanceCog):
             await send(interaction, content, ephemeral=True, view=view)
 
     @link.command(name="spotify", description="Connect Spotify (optional; Last.fm works without it)")
-    @once_per(LINK_COOLDOWN_S)  # a refused attempt (a mistyped name) does not spend it
+    @once_per(LINK_COOLDOWN_S)  # a refused (places taken) or failed attempt does not spend it
     async def link_spotify(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # `who` writes: slow under load
         asker = await self.who(interaction)
@@ -133,6 +150,7 @@ class AccountsCog(SonanceCog):
     @app_commands.command(name="unlink", description="Remove a linked music account and its tokens")
     @app_commands.describe(service="Which account to unlink")
     async def unlink(self, interaction: discord.Interaction, service: Literal["lastfm", "spotify"]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # may wait for an import to stop
         asker = await self.known(interaction)
         result = await self.accounts.unlink(asker, service) if asker is not None else UnlinkResult.nothing_linked(service)
         await send(interaction, render.unlinked(result), ephemeral=True)
@@ -152,6 +170,7 @@ class AccountsCog(SonanceCog):
                       visibility: app_commands.Choice[str] | None = None,
                       scope: app_commands.Choice[str] | None = None,
                       hide_username: bool | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # writes, then clears cached boards
         asker = await self.who(interaction)
         result = await self.accounts.set_privacy(
             asker, visibility=visibility.value if visibility else None,
@@ -166,10 +185,12 @@ class AccountsCog(SonanceCog):
         await send(interaction, render.FORGET_PROMPT, ephemeral=True, view=view)
 
     @app_commands.command(name="export", description="Download everything Sonance stores about you (JSON)")
-    @app_commands.checks.cooldown(1, EXPORT_COOLDOWN_S, key=_per_user)
+    # A failure gives the use back (the apology says "try again in a moment"); the one refusal, "too
+    # large", does not: it is reached only after serialising everything, and would only repeat.
+    @once_per(EXPORT_COOLDOWN_S, refund_refusals=False)
     async def export(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        limit = int(getattr(interaction, "attachment_size_limit", 8 * 1024 * 1024) * 0.95)
+        limit = int(upload_limit(interaction) * UPLOAD_HEADROOM)
         asker = await self.known(interaction)
         result = await self.accounts.export(asker, max_bytes=limit) if asker is not None else ExportResult.nothing_stored()
         if result.empty:

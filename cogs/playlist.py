@@ -19,7 +19,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import SonanceCog, display_name, handle_error, known, within_budget
+from bot.interactions import SonanceCog, handle_error, known, member_name, within_budget
 from bot.render.playlist import files_message, playlist_embed, spotify_message
 from core.access import PLAYLIST_NOT_YOURS
 from core.errors import InvalidInput, NotYours
@@ -110,7 +110,7 @@ class PlaylistCog(SonanceCog):
                 asker, mode.value, seed=seed,
                 member_discord_id=member.id if member is not None else None, length=length, name=name,
                 on_slow=ack)
-        await ack.deliver(private=result.private, embed=playlist_embed(result, display_name(interaction.user)),
+        await ack.deliver(private=result.private, embed=playlist_embed(result, member_name(interaction.user)),
                           view=export_view(result))
 
     @playlist_command.autocomplete("seed")

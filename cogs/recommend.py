@@ -1,8 +1,11 @@
 """/recommend, /similar, /tune and the persistent 👍/👎/"Why?" buttons.
 
 Each command: parse -> defer (a first request may load or train a model) -> one `RecommendService`
-call -> render -> send. The feedback buttons are DynamicItems registered in `setup`, so clicks on
-messages sent by an earlier process (or on weekly DMs) reach this process too.
+call -> render -> send. /recommend shows the asker's taste, so it first looks up whether they hide
+their listening in this server: then the deferral, and so the list, is theirs alone (the rule of
+/compat, /matches and /playlist). /similar is about an artist, not the asker; /tune is always
+private. The feedback buttons are DynamicItems registered in `setup`, so clicks on messages sent by
+an earlier process (or on weekly DMs) reach this process too.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import SonanceCog, caller, display_name, per_user, send, within_budget
+from bot.interactions import Acknowledger, SonanceCog, member_name, per_user, send, within_budget
 from bot.render.recommend import preferences_summary, similar_embed
 from bot.views.feedback import PERSISTENT_ITEMS, FeedbackButton, RecommendationPages, WhyButton
 from core.domain import Kind
@@ -49,11 +52,20 @@ class RecommendCog(SonanceCog):
                                 discovery: app_commands.Choice[str] | None = None,
                                 tag: app_commands.Range[str, 1, 100] | None = None) -> None:
         chosen = KINDS[kind.value] if kind is not None else Kind.ARTIST
-        await interaction.response.defer(thinking=True)
-        result = await self.recs.recommend(  # resolves the asker in its first session (`caller`)
-            caller(interaction), kind=chosen, count=count, discovery=discovery.value if discovery is not None else None,
+        async with Acknowledger(interaction) as ack:  # defers publicly after 1 s if the lookup is slow
+            asker, private = await self.who_and_whether_hidden(interaction)
+            await ack(private)
+        result = await self.recs.recommend(
+            asker, kind=chosen, count=count, discovery=discovery.value if discovery is not None else None,
             tag=tag, context="command")
-        await RecommendationPages(result, interaction.user.id, display_name(interaction.user)).send(interaction)
+        pages = RecommendationPages(result, interaction.user.id, member_name(interaction.user))
+        if private and ack.deferred_publicly:
+            # Only when the lookup outlasted the safety deferral: the list goes in a message of its
+            # own, explicitly private. (Sent this way, a longer list's Prev/Next are not greyed out
+            # when its pages time out; a rare path, and nothing is revealed.)
+            await ack.deliver(private=True, embed=pages.embed(), view=pages)
+        else:
+            await pages.send(interaction)  # its first follow-up takes the deferral's visibility
 
     @recommend_command.autocomplete("tag")
     async def tag_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

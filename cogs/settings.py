@@ -1,6 +1,8 @@
 """/dm: the weekly recommendation DM on/off, its day, time and time zone, and quiet hours.
 
-Parse -> one `WeeklySettings.configure` call -> an ephemeral confirmation. Validation lives in core
+Parse -> defer privately (the settings are read and written before there is anything to say, and
+a busy database must not push the answer past Discord's 3 s) -> one `WeeklySettings.configure` call
+-> an ephemeral confirmation, or the refusal, as the follow-up. Validation lives in core
 (`core.weekly`), so a bad time or zone is refused with a clear message before anything is stored.
 The confirmation shows the next delivery twice: in the user's chosen zone (what they asked for) and
 as a Discord timestamp, which every client renders in the *viewer's* local time, a free check that
@@ -64,6 +66,7 @@ class SettingsCog(SonanceCog):
                  timezone: app_commands.Range[str, 1, 64] | None = None,
                  quiet_start: app_commands.Range[str, 1, 10] | None = None,
                  quiet_end: app_commands.Range[str, 1, 10] | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # `who` and `configure` write
         asker = await self.who(interaction)
         schedule = await self.weekly.configure(
             asker, enabled=enabled, day=day.value if day is not None else None, time=time,

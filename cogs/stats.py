@@ -1,8 +1,11 @@
 """/whoknows and /top: guild listening stats. Parse -> one `StatsService` call -> render.
 
 Both are guild-only because visibility is per guild (a member may be visible in one server and hidden
-in another). Both defer first: `who` writes a membership row, and under load (200 interactions at once)
-queueing for the database pushed an undeferred answer past the 3 s deadline.
+in another). Both defer before their database work: `who` writes a membership row, and under load
+(200 interactions at once) queueing for the database pushed an undeferred answer past the 3 s
+deadline. Your own /top is your taste: someone hidden in this server gets it privately (the rule of
+/compat, /matches and /playlist), so the deferral waits for that lookup (under an `Acknowledger`,
+whose safety deferral still answers within 3 s).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.interactions import SonanceCog, display_name, send, within_budget
+from bot.interactions import Acknowledger, SonanceCog, member_name, send, within_budget
 from bot.render.stats import top_embed, who_knows_embed
 from core.stats import StatsService
 
@@ -50,13 +53,18 @@ class StatsCog(SonanceCog):
     @app_commands.guild_only()
     async def top(self, interaction: discord.Interaction, period: app_commands.Choice[str],
                   member: discord.Member | None = None) -> None:
-        await interaction.response.defer(thinking=True)  # `who` writes: under load that exceeds 3 s
-        asker = await self.who(interaction)
+        own = member is None or member.id == interaction.user.id
+        async with Acknowledger(interaction) as ack:  # defers publicly after 1 s if the lookup is slow
+            if own:
+                asker, private = await self.who_and_whether_hidden(interaction)
+            else:  # another member's top artists say nothing of the asker's taste
+                asker, private = await self.who(interaction), False
+            await ack(private)
         result = await self.stats.top_artists(
             asker, period.value,
             member_discord_id=member.id if member is not None else None,
-            member_name=display_name(member) if member is not None else "That member")
-        await send(interaction, embed=top_embed(result))
+            member_name=member_name(member) if member is not None else "That member")
+        await ack.deliver(private=private, embed=top_embed(result))
 
 
 async def setup(bot: commands.Bot) -> None:

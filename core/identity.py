@@ -62,6 +62,18 @@ class AskerDirectory:
             await session.commit()
         return Asker(user_id, caller.discord_id, caller.guild_id)
 
+    async def resolve_and_whether_hidden(self, who: Asker | Caller) -> tuple[Asker, bool]:
+        """The asker (resolved as `resolve` does, unless already an `Asker`) and whether they hide
+        their listening in its guild, in one session: commands that show the asker's own taste
+        answer a hidden member privately (`UserRepository.visible_member_ids`, the one privacy
+        rule). Never hidden outside a guild: a DM is private already."""
+        async with self.services.session() as session:
+            asker = who if isinstance(who, Asker) else await self.resolve_in(session, who)
+            if asker.guild_id is None:
+                return asker, False
+            visible = await UserRepository(session).visible_member_ids(asker.guild_id)
+        return asker, asker.user_id not in visible
+
     async def known(self, discord_id: int, guild_id: int | None) -> Asker | None:
         """The member's `Asker` when Sonance already stores them; None otherwise. Writes nothing."""
         async with self.services.session() as session:

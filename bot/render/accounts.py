@@ -28,6 +28,16 @@ LEVEL_TEXT = {
     "guild": "visible only in servers you opened with /privacy",
     "private": "hidden everywhere (except servers you opened explicitly)",
 }
+#: The global level worded for the servers other than the one /privacy was used in: there the reply
+#: leads with the effect in this server, and the level only decides the others (unless a choice was
+#: made for one of them).
+ELSEWHERE_TEXT = {
+    "public": "In other servers you are visible wherever you use Sonance, unless you hid yourself there.",
+    "guild": "In other servers you are visible only where you opened your profile with /privacy.",
+    "private": "In other servers you are hidden, except where you opened your profile with /privacy.",
+}
+HERE_VISIBLE = "In this server you **appear** on the leaderboards and matches."
+HERE_HIDDEN = "In this server you are **hidden**: you don't appear on the leaderboards or matches."
 VERIFY_LASTFM_LABEL = "Verify with Last.fm"
 CONNECT_SPOTIFY_LABEL = "Connect Spotify"
 
@@ -119,15 +129,22 @@ def account_embed(overview: AccountOverview) -> discord.Embed:
 
 
 def privacy_message(result: PrivacyResult) -> str:
-    lines = [f"Your profile is {LEVEL_TEXT.get(result.privacy_level, result.privacy_level)}."]
-    if result.guild_visible is not None:
-        lines.append(f"In this server you chose to be **{'visible' if result.guild_visible else 'hidden'}**.")
-    if result.visible_here is not None:
-        lines.append("Effect here: you **appear** on this server's leaderboards and matches."
-                     if result.visible_here else
-                     "Effect here: you **don't appear** on this server's leaderboards or matches.")
+    """What /privacy did, in the order a member reads it: the effect in this server first, then the
+    level that governs the other servers, worded as theirs.
+
+    Why: leading with the global level ("Your profile is visible in every server…") right after
+    hiding in this server read as a contradiction of the next line ("In this server you chose to be
+    hidden"). Outside a server (a DM) there is no "here": the level alone is the answer.
+    """
+    level = result.privacy_level
+    if result.visible_here is None:
+        lines = [f"Your profile is {LEVEL_TEXT.get(level, level)}."]
+    else:
+        lines = [HERE_VISIBLE if result.visible_here else HERE_HIDDEN,
+                 ELSEWHERE_TEXT.get(level, f"In other servers your level is {level}.")]
     if result.cleared_overrides:
-        lines.append(f"(Replaced your earlier per-server choice in {result.cleared_overrides} other server(s).)")
+        count = result.cleared_overrides
+        lines.append(f"(Replaced your earlier per-server choice in {count} server{'s' if count != 1 else ''}.)")
     lines.append("Your name is shown as 'a listener' to others." if result.hide_username
                  else "Your Discord name is shown to others.")
     if not result.changed:

@@ -11,6 +11,7 @@ import io
 
 import discord
 
+from bot.render.text import clip, esc, md
 from core.compat.service import CompatResult, LeaderboardResult, MatchesResult
 from core.domain import Compatibility
 from core.tags import display_tags
@@ -18,15 +19,6 @@ from core.tags import display_tags
 CARD_FILENAME = "compat.png"
 MAX_TITLE, MAX_DESCRIPTION, MAX_FIELD_NAME, MAX_FIELD_VALUE, MAX_TOTAL = 256, 4096, 256, 1024, 6000
 ACCENT = 0x57F287
-
-
-def clip(text: str, limit: int) -> str:
-    """Cut `text` to `limit` characters with an ellipsis (Discord rejects anything longer)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def esc(text: str) -> str:
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
 
 
 def colour_for(score: float) -> discord.Colour:
@@ -77,7 +69,7 @@ def compat_embed(result: CompatResult) -> tuple[discord.Embed, discord.File | No
     description = f"## {comp.score:.0f}/100 · {esc(comp.label)}\n{esc(result.summary)}"
     if result.note:
         description += f"\n\n*{esc(result.note)}*"
-    embed = discord.Embed(title=clip(f"{result.name_a} × {result.name_b}", MAX_TITLE),
+    embed = discord.Embed(title=clip(f"{md(result.name_a)} × {md(result.name_b)}", MAX_TITLE),
                           description=clip(description, MAX_DESCRIPTION), colour=colour_for(comp.score))
     if comp.shared_artists:
         _add_field(embed, f"Top shared artists (plays: {clip(result.name_a, 40)} · {clip(result.name_b, 40)})",
@@ -113,7 +105,8 @@ def leaderboard_embed(result: LeaderboardResult, guild_name: str | None) -> disc
     where = esc(guild_name) if guild_name else "this server"
     lines = [f"`{k:>2}.` **{esc(p.name_a)}** × **{esc(p.name_b)}** — {p.score:.0f} · {esc(p.label)}"
              for k, p in enumerate(result.pairs, start=1)]
-    embed = discord.Embed(title=clip(f"Most compatible pairs in {guild_name or 'this server'}", MAX_TITLE),
+    embed = discord.Embed(title=clip(f"Most compatible pairs in {md(guild_name) if guild_name else 'this server'}",
+                                     MAX_TITLE),
                           description=clip(_lines(lines, MAX_DESCRIPTION), MAX_DESCRIPTION),
                           colour=discord.Colour(ACCENT))
     if result.centre is not None:
@@ -128,7 +121,7 @@ def matches_embed(result: MatchesResult) -> discord.Embed:
     """The asker's best matches in this guild, best first."""
     lines = [f"`{k:>2}.` **{esc(m.name)}** — {m.score:.0f} · {esc(m.label)}"
              for k, m in enumerate(result.matches, start=1)]
-    embed = discord.Embed(title=clip(f"Best matches for {result.asker_name}", MAX_TITLE),
+    embed = discord.Embed(title=clip(f"Best matches for {md(result.asker_name)}", MAX_TITLE),
                           description=clip(_lines(lines, MAX_DESCRIPTION), MAX_DESCRIPTION),
                           colour=discord.Colour(ACCENT))
     embed.set_footer(text="Use /compat member:<name> for the full breakdown with someone.")

@@ -12,7 +12,7 @@ import io
 import discord
 
 from bot.render.images import set_cover
-from bot.render.recommend import clip, esc
+from bot.render.text import clip, esc, md
 from core.playlists.models import BuiltPlaylist, FilesExport, Origin, SpotifyExport
 
 ACCENT = 0x1DB954
@@ -48,7 +48,7 @@ def playlist_embed(playlist: BuiltPlaylist, asker: str) -> discord.Embed:
     if rest > 0:
         lines.append(f"…and {rest} more in the exports.")
     description = "\n\n".join(p for p in (head, "\n".join(lines)) if p)
-    embed = discord.Embed(title=clip(playlist.name, 256), description=description[:4096], color=ACCENT)
+    embed = discord.Embed(title=clip(md(playlist.name), 256), description=description[:4096], color=ACCENT)
     if playlist.fairness is not None and playlist.partner_name is not None:
         f = playlist.fairness
         embed.add_field(name="Fairness", value=clip(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import discord
 
 from bot.render.images import set_cover
+from bot.render.text import clip, esc, md
 from core.domain import Kind, Recommendation
 from core.explain.types import Preferences
 from core.recommender.service import RecommendationList, ShownRecommendation, SimilarResult
@@ -20,14 +21,6 @@ MAX_TITLE, MAX_DESCRIPTION, MAX_FOOTER = 256, 4096, 2048
 REASON_CHARS = 300  # one line of reason per item: 5 x ~400 characters fits any page comfortably
 
 KIND_PLURAL = {Kind.ARTIST: "artists", Kind.ALBUM: "albums", Kind.TRACK: "tracks"}
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def esc(text: str) -> str:
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
 
 
 def discovery_label(level: float) -> str:
@@ -83,7 +76,8 @@ def recommendations_embed(result: RecommendationList, page: int, asker: str) -> 
     pages = page_count(result)
     page = max(0, min(page, pages - 1))
     kind = KIND_PLURAL[result.kind]
-    title = f"{asker}'s {kind}" + (f" · {result.tag}" if result.tag else "")
+    # Titles render Markdown too (never mentions): names and tags are escaped for it.
+    title = f"{md(asker)}'s {kind}" + (f" · {md(result.tag)}" if result.tag else "")
     lines = []
     for number, shown in enumerate(page_items(result, page), start=page * PAGE_SIZE + 1):
         line = f"**{number}.** {item_title(shown.rec)}\n{esc(clip(shown.reason, REASON_CHARS))}"
@@ -108,7 +102,7 @@ def similar_embed(result: SimilarResult) -> discord.Embed:
         tags = ", ".join(esc(t) for t in display_tags((t.name for t in rec.evidence.tags), 3))
         graph = similar_line(rec)
         lines.append(f"**{number}.** {item_title(rec)}" + (f" · {tags}" if tags else "") + (f" · {graph}" if graph else ""))
-    embed = discord.Embed(title=clip(f"Artists like {result.seed}", MAX_TITLE),
+    embed = discord.Embed(title=clip(f"Artists like {md(result.seed)}", MAX_TITLE),
                           description=clip("\n".join(lines) or "Nothing close enough yet.", MAX_DESCRIPTION),
                           colour=discord.Colour(ACCENT))
     set_cover(embed, (r.image_url for r in result.items))

@@ -5,6 +5,7 @@ bot and cog, the local Last.fm / Spotify fakes, the web callbacks, and the test 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import re
 import sys
@@ -18,8 +19,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from bot.interactions import APOLOGY, cooldown_message
+from bot.render import accounts as render
 from bot.web import build_web_app
-from core.accounts import LASTFM_NOT_CONFIGURED, SPOTIFY_NOT_CONFIGURED
+from core.accounts import LASTFM_NOT_CONFIGURED, SPOTIFY_NOT_CONFIGURED, PrivacyResult
 from core.asker import Asker
 from core.config import Settings
 from core.db.models import Base, LinkedAccount
@@ -29,6 +32,7 @@ from core.sources.oauth_state import InMemoryNonceStore, OAuthStateSigner
 from core.sync.engine import LastfmSync
 from tests.bot.world import GUILD_ID, MEMBERS, OTHER_GUILD_ID
 from tests.conftest import TEST_SECRET, make_settings
+from tests.fakes.discord_payloads import DEFAULT_ATTACHMENT_SIZE_LIMIT
 from tests.fakes.discord_server import FakeDiscord, SentMessage
 from tests.fakes.lastfm_server import LastfmFake
 from tests.fakes.oauth_browser import callback_and_confirm, confirm, confirmation_form
@@ -266,10 +270,9 @@ async def test_privacy_hides_a_member_from_this_server(sonance: FakeDiscord, wor
 
     final = await run(sonance, "privacy", {"visibility": "private", "scope": "guild"}, user="alice")
     assert final.body["flags"] & EPHEMERAL
-    assert final.content == (
-        "Your profile is visible in every server you use Sonance in.\n"
-        "In this server you chose to be **hidden**.\n"
-        "Effect here: you **don't appear** on this server's leaderboards or matches.\n"
+    assert final.content == (  # the effect here first; the level for the other servers after it
+        "In this server you are **hidden**: you don't appear on the leaderboards or matches.\n"
+        "In other servers you are visible wherever you use Sonance, unless you hid yourself there.\n"
         "Your Discord name is shown to others.")
     async with world_services.session() as s:
         assert alice not in await UserRepository(s).visible_member_ids(GUILD_ID)
@@ -284,7 +287,11 @@ async def test_privacy_everywhere_this_server_only_and_hidden_name(
 
     await run(sonance, "privacy", {"visibility": "public", "scope": "guild"}, user="carol")  # explicit opening
     final = await run(sonance, "privacy", {"visibility": "private", "scope": "everywhere"}, user="carol")
-    assert "hidden everywhere" in final.content
+    assert final.content == (
+        "In this server you are **hidden**: you don't appear on the leaderboards or matches.\n"
+        "In other servers you are hidden, except where you opened your profile with /privacy.\n"
+        "(Replaced your earlier per-server choice in 1 server.)\n"
+        "Your Discord name is shown to others.")
     async with world_services.session() as s:
         users = UserRepository(s)
         assert (await users.settings(carol)).privacy_level == "private"
@@ -292,8 +299,9 @@ async def test_privacy_everywhere_this_server_only_and_hidden_name(
         assert carol not in await users.visible_member_ids(OTHER_GUILD_ID)
 
     final = await run(sonance, "privacy", {"visibility": "guild", "hide_username": True}, user="carol")
-    assert "visible only in servers you opened" in final.content
-    assert "Effect here: you **appear**" in final.content
+    assert final.content.startswith(
+        "In this server you **appear** on the leaderboards and matches.\n"
+        "In other servers you are visible only where you opened your profile with /privacy.\n")
     assert "Your name is shown as 'a listener' to others." in final.content
     async with world_services.session() as s:
         users = UserRepository(s)
@@ -304,6 +312,41 @@ async def test_privacy_everywhere_this_server_only_and_hidden_name(
 
     shown = await run(sonance, "privacy", user="carol")  # no options: current settings
     assert shown.content.startswith("Nothing changed; here are your current settings.")
+
+
+async def private_deferral_then_answer(fake: FakeDiscord, name: str, options: dict[str, Any], *,
+                                      user: str) -> SentMessage:
+    """Run a command that does database work before it can answer: it must acknowledge first, with a
+    private "thinking…" (its answer is personal), then answer in a private follow-up."""
+    record = await fake.dispatch(fake.slash(name, options, user=user, guild=GUILD_ID))
+    final = await record.wait_final(timeout=10)
+    ack = record.ack
+    assert ack is not None and ack.type == 5 and (ack.data or {}).get("flags", 0) & EPHEMERAL, ack
+    assert ack.latency < 3.0 and not record.rejected_callbacks
+    assert final.kind == "followup" and final.ephemeral
+    assert len(record.visible_messages()) == 1
+    return final
+
+
+async def test_privacy_and_unlink_acknowledge_privately_before_their_database_work(
+        sonance: FakeDiscord) -> None:
+    """/privacy writes and clears cached boards, /unlink may wait for an import to stop: both defer
+    (privately) before that work, so a slow database never makes them miss Discord's 3 s."""
+    hidden = await private_deferral_then_answer(sonance, "privacy", {"visibility": "private"}, user="alice")
+    assert hidden.content.startswith("In this server you are **hidden**")
+    unlinked = await private_deferral_then_answer(sonance, "unlink", {"service": "lastfm"}, user="dave")
+    assert unlinked.content.startswith("Unlinked Last.fm **dave\\_fm**")
+    nothing = await private_deferral_then_answer(sonance, "unlink", {"service": "spotify"}, user="dave")
+    assert nothing.content == "You have no Spotify account linked."
+    sonance.assert_clean()
+
+
+def test_privacy_from_a_dm_words_the_level_alone() -> None:
+    """Outside a server there is no "here": the reply is the level that applies everywhere."""
+    result = PrivacyResult("private", True, guild_visible=None, visible_here=None, changed=True)
+    assert render.privacy_message(result) == (
+        "Your profile is hidden everywhere (except servers you opened explicitly).\n"
+        "Your name is shown as 'a listener' to others.")
 
 
 # ------------------------------------------------------------------------------------ /unlink
@@ -439,6 +482,46 @@ async def test_export_for_a_stranger_is_empty(sonance: FakeDiscord) -> None:
     assert final.body["flags"] & EPHEMERAL
     document = json.loads(final.files[0].data)
     assert set(document["tables"]) == {"users"}
+
+
+async def test_export_fits_the_upload_limit_discord_gives_the_interaction(sonance: FakeDiscord) -> None:
+    """Discord tells each interaction how large an upload may be (`attachment_size_limit`; a boosted
+    server allows more). Here it is 4 KiB, which alice's plain JSON exceeds: the export arrives
+    gzipped instead of Discord refusing the upload (413) and the member getting an apology."""
+    sonance.attachment_size_limit = 4 * 1024
+    final = await run(sonance, "export", user="alice")
+    assert final.content.startswith("Everything Sonance stores about you (") and final.ephemeral
+    [file] = final.files
+    assert file.filename == f"sonance-export-{discord_id('alice')}.json.gz"
+    plain = gzip.decompress(file.data)
+    assert len(plain) > sonance.attachment_size_limit  # the plain JSON would not have fitted
+    assert json.loads(plain)["discord_id"] == str(discord_id("alice"))
+
+
+async def test_a_failed_export_gives_its_cooldown_back(sonance: FakeDiscord) -> None:
+    """The apology for a failure says "please try again in a moment", so the failed attempt must not
+    spend the 5-minute cooldown; a successful one does. The failure is Discord's: the server's upload
+    limit dropped (a boost ran out) between the interaction and the upload, so it refuses the file
+    with 413 although the interaction allowed it."""
+    payload = sonance.slash("export", {}, user="alice", guild=GUILD_ID)  # allows Discord's default 10 MiB
+    sonance.attachment_size_limit = 1024  # what Discord now accepts
+    record = await sonance.dispatch(payload)
+    failed = await record.wait_final(timeout=10)
+    assert failed.ephemeral and failed.content == APOLOGY and not failed.files
+
+    sonance.attachment_size_limit = DEFAULT_ATTACHMENT_SIZE_LIMIT
+    again = await run(sonance, "export", user="alice")
+    assert again.content.startswith("Everything Sonance stores about you (") and len(again.files) == 1
+    spent = await run(sonance, "export", user="alice")
+    assert spent.ephemeral and spent.content == "Easy there! Try again in 300 s."
+
+
+@pytest.mark.parametrize(("retry_after", "words"), [
+    (0.2, "1 s"), (0.5, "1 s"), (1.0, "1 s"), (1.01, "2 s"), (29.4, "30 s"), (299.99, "300 s")])
+def test_a_cooldown_never_says_try_again_in_0_s(retry_after: float, words: str) -> None:
+    """The wait is rounded up, at least 1 s: "Try again in 0 s" was wrong (and rude) when under half
+    a second was left."""
+    assert cooldown_message(retry_after) == f"Easy there! Try again in {words}."
 
 
 # ------------------------------------------------------------------------------------ OAuth

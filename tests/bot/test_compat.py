@@ -40,14 +40,12 @@ def score_of(message: SentMessage) -> float:
     return float(match.group(1))
 
 
-async def run_with_nick(fake: FakeDiscord, name: str, user: str, options: dict[str, object], nick: str,
-                        ) -> SentMessage:
-    """`run`, but the member has a server nickname (what discord.py's `display_name` returns).
-
-    The fake gives every member `nick: null`; a nickname is set on the interaction's member object,
-    exactly where Discord puts it."""
+async def run_with_global_name(fake: FakeDiscord, name: str, user: str, options: dict[str, object],
+                              global_name: str) -> SentMessage:
+    """`run`, but the member's Discord global name (the one Sonance shows everywhere) is `global_name`,
+    set on the interaction's member object exactly where Discord puts it."""
     payload = fake.slash(name, options=options, user=fake.user(user))
-    payload["member"]["nick"] = nick
+    payload["member"]["user"]["global_name"] = global_name
     record = await fake.dispatch(payload)
     final = await record.wait_final(timeout=60.0)
     check_acknowledged(record)
@@ -166,15 +164,16 @@ async def test_leaderboard_needs_two_visible_members(sonance: FakeDiscord, world
     assert matches.ephemeral and "no one to match" in (matches.content or "")
 
 
-async def test_compat_with_dollar_signs_in_a_nickname_answers_with_the_card(sonance: FakeDiscord,
+async def test_compat_with_dollar_signs_in_a_name_answers_with_the_card(sonance: FakeDiscord,
                                                                            world_services: Services) -> None:
-    """A nickname like `$_$ alice` is free text, not mathtext: /compat answers with embed and card
-    whether the member with it asks or is named (their stored name is then the nickname)."""
+    """A name like `$_$ alice` is free text, not mathtext: /compat answers with embed and card
+    whether the member with it asks or is named (their stored name is then that name)."""
     # Drawn now, not served from a cache that outlived an earlier test (Redis is shared in CI).
     await invalidate_user_caches(world_services.cache, world_services.extras["world_ids"]["alice"])
-    asked = await run_with_nick(sonance, "compat", "alice", {"member": uid("bob")}, "$_$ alice")
+    asked = await run_with_global_name(sonance, "compat", "alice", {"member": uid("bob")}, "$_$ alice")
     _, named = await run(sonance, "compat", "bob", {"member": uid("alice")})
-    for answer, title in ((asked, "$_$ alice × Bob"), (named, "Bob × $_$ alice")):
+    # Markdown is escaped in titles too (Discord renders it there): `_` reads `\_`, shown as `_`.
+    for answer, title in ((asked, "$\\_$ alice × Bob"), (named, "Bob × $\\_$ alice")):
         assert not answer.ephemeral and "went wrong" not in (answer.content or ""), answer.content
         embed = answer.embeds[0]
         assert embed["title"] == title

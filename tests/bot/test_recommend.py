@@ -20,11 +20,12 @@ from tests.bot.driving import click, run
 from tests.bot.world import CLUSTERS, MEMBERS
 from tests.fakes.discord_limits import validate_message_payload
 from tests.fakes.discord_payloads import FakeUser
-from tests.fakes.discord_server import FakeDiscord, SentMessage
+from tests.fakes.discord_server import FakeDiscord, InteractionRecord, SentMessage
 from tests.recommender_service.askers import asker_for
 
 FB = re.compile(r"^sonance:fb:(\d+):(up|down)$")
 WHY = re.compile(r"^sonance:why:(\d+)$")
+EPHEMERAL = 64
 
 
 def listed(message: SentMessage) -> list[str]:
@@ -251,3 +252,26 @@ async def test_a_stored_member_costs_no_write_before_the_list(sonance: FakeDisco
         event.remove(world_services.engine.sync_engine, "before_cursor_execute", note)
     assert answer.embeds
     assert writes == ["INSERT INTO recommendations_shown"]
+
+
+def deferred_ephemerally(record: InteractionRecord) -> bool:
+    """The acknowledgement was a "thinking…" deferral with the ephemeral flag. Its first follow-up
+    replaces that message, so it takes the same visibility (Discord's rule)."""
+    ack = record.ack
+    assert ack is not None and ack.type == 5, ack
+    return bool((ack.data or {}).get("flags", 0) & EPHEMERAL)
+
+
+async def test_a_hidden_member_gets_their_recommendations_privately(sonance: FakeDiscord) -> None:
+    """/recommend shows the asker's taste: someone hidden in this server sees it alone (as /compat,
+    /matches and /playlist answer them); a visible member's list stays public."""
+    _, hidden = await run(sonance, "privacy", "carol", {"visibility": "private"})  # scope: this server
+    assert "hidden" in (hidden.content or "")
+
+    record, picks = await run(sonance, "recommend", "carol", {"count": 5})
+    assert picks.embeds and deferred_ephemerally(record)
+    assert record.followups[0] is picks  # the message that replaces the private "thinking…"
+    assert len(record.visible_messages()) == 1  # nothing public besides
+
+    record, public = await run(sonance, "recommend", "alice", {"count": 5})
+    assert public.embeds and not deferred_ephemerally(record) and not public.ephemeral

@@ -89,6 +89,21 @@ async def test_dm_refuses_garbage_and_stores_nothing(sonance: FakeDiscord, world
     sonance.assert_clean()
 
 
+async def test_dm_acknowledges_privately_before_storing_and_refuses_in_a_follow_up(sonance: FakeDiscord) -> None:
+    """/dm reads and writes settings before it can answer: it defers first, privately (the answer is
+    personal), so a slow database never makes it miss Discord's 3 s; the confirmation and a refusal
+    then both arrive as one private follow-up."""
+    for options, expected in (({"enabled": True, "time": "07:15"}, "**07:15** (UTC)"),
+                              ({"enabled": True, "time": "25:00"}, "isn't a valid time")):
+        record = await sonance.dispatch(sonance.slash("dm", options, user="dave", guild=GUILD_ID))
+        final = await record.wait_final()
+        ack = record.ack
+        assert ack is not None and ack.type == 5 and (ack.data or {}).get("flags", 0) & 64, ack
+        assert final.kind == "followup" and final.ephemeral and expected in (final.content or "")
+        assert len(record.visible_messages()) == 1 and not record.rejected_callbacks
+    sonance.assert_clean()
+
+
 async def test_dm_normalises_zone_case(sonance: FakeDiscord, world_services: Services) -> None:
     body = await answer(sonance, sonance.slash("dm", {"enabled": True, "timezone": "america/new_york"},
                                                user="erin", guild=GUILD_ID))

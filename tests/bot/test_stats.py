@@ -9,7 +9,7 @@ from core.db.repositories import UserRepository
 from core.services import Services
 from core.stats import StatsService
 from tests.bot.world import GUILD_ID, MEMBERS, NOW
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord_server import FakeDiscord, InteractionRecord
 
 
 async def final_body(fake: FakeDiscord, payload: dict[str, Any]) -> dict[str, Any]:
@@ -115,3 +115,32 @@ async def test_top_period_counts_only_listens_since_then(world_services: Service
     assert week.artists == (("Radiohead", 7), ("Portishead", 4), ("Massive Attack", 1))
     overall = await stats.top_artists(alice, "overall", now=NOW)
     assert overall.artists[0] == ("Radiohead", 12) and len(overall.artists) == 4
+
+
+def deferred_ephemerally(record: InteractionRecord) -> bool:
+    ack = record.ack
+    assert ack is not None and ack.type == 5, ack  # a "thinking…" deferral
+    return bool((ack.data or {}).get("flags", 0) & 64)
+
+
+async def test_top_of_a_hidden_member_is_shown_to_them_alone(sonance: FakeDiscord) -> None:
+    """Your own /top is your taste: hidden in this server (/privacy, scope left empty), you see it
+    alone, also when you name yourself; another member's /top reveals nothing of yours and stays
+    public, and so does a visible member's own."""
+    record = await sonance.dispatch(sonance.slash("privacy", {"visibility": "private"}, user="carol"))
+    assert "hidden" in ((await record.wait_final()).content or "")
+
+    for options in ({"period": "overall"}, {"period": "overall", "member": "carol"}):
+        record = await sonance.dispatch(sonance.slash("top", options, user="carol"))
+        own = await record.wait_final()
+        assert own.embeds and "Slowdive" in own.embeds[0]["description"]
+        assert deferred_ephemerally(record) and own.ephemeral
+        assert len(record.visible_messages()) == 1
+
+    record = await sonance.dispatch(sonance.slash("top", {"period": "overall", "member": "dave"}, user="carol"))
+    other = await record.wait_final()
+    assert other.embeds and not deferred_ephemerally(record) and not other.ephemeral
+    record = await sonance.dispatch(sonance.slash("top", {"period": "overall"}, user="alice"))
+    public = await record.wait_final()
+    assert public.embeds and not deferred_ephemerally(record) and not public.ephemeral
+    sonance.assert_clean()
