@@ -741,8 +741,9 @@ class AccountService:
             raw = await asyncio.to_thread(gzip.compress, raw)
             filename += ".gz"
             if len(raw) > max_bytes:
-                raise SonanceError("Your data export is too large to send on Discord. Please ask the bot owner "
-                                   "for a copy (`sonance` CLI).")
+                raise SonanceError("Your data export is too large to send on Discord, even compressed. The "
+                                   "bot's operator can make it for you with "
+                                   f"`sonance export --discord-id {discord_id}`.")
         return ExportResult(filename, raw, tables)
 
 

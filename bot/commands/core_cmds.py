@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
 
 from bot.cli_app import app, console, db_app, fail, run_async
@@ -30,6 +33,34 @@ def secret() -> None:
     import secrets
 
     print(f"SONANCE_SECRET_KEY={secrets.token_urlsafe(48)}")
+
+
+@app.command("export")
+def export(
+    discord_id: int = typer.Option(..., "--discord-id", help="The member's Discord user id."),
+    out: Path | None = typer.Option(None, "--out", help="Where to write it (default: sonance-export-<id>.json here)."),
+) -> None:
+    """Write everything Sonance stores about one member as JSON (secrets redacted), for an export too
+    large for Discord (/export says to ask for this). The file is created readable by you alone."""
+    from core.private_files import private_file
+    from core.services import build_services
+
+    async def body() -> tuple[Path, dict[str, int]]:
+        services = await build_services(load_settings())
+        try:
+            asker = await services.askers.known(discord_id, None)
+            if asker is None:
+                raise fail(f"Sonance stores nothing about Discord user {discord_id}.")
+            result = await services.accounts.export(asker, max_bytes=sys.maxsize)
+        finally:
+            await services.close()
+        target = out or Path(result.filename)
+        private_file(target)
+        target.write_bytes(result.data)
+        return target, result.tables
+
+    target, tables = run_async(body)
+    console.print(f"wrote [bold]{target}[/]: " + ", ".join(f"{name} {n:,}" for name, n in tables.items() if n))
 
 
 def _with_engine(action):  # type: ignore[no-untyped-def]
