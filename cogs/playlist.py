@@ -103,7 +103,7 @@ class PlaylistCog(SonanceCog):
                                member: discord.User | None = None,
                                length: app_commands.Range[int, MIN_LENGTH, MAX_LENGTH] = DEFAULT_LENGTH,
                                name: app_commands.Range[str, 1, 100] | None = None) -> None:
-        if member is not None and member.bot:
+        if member is not None and member.bot and mode.value == "blend":
             raise InvalidInput("Bots don't keep a listening history, so there's nothing to blend. Pick a person!")
         async with self.acknowledged(interaction) as (ack, asker):
             result = await self.playlists.build(

@@ -192,6 +192,13 @@ class PlaylistService:
             raise InvalidInput(f"Mode must be one of: {', '.join(MODES)}.")
         if not MIN_LENGTH <= length <= MAX_LENGTH:
             raise InvalidInput(f"Pick a length between {MIN_LENGTH} and {MAX_LENGTH} tracks.")
+        # Another mode's option means the member expected something else: say so rather than ignore it.
+        if member_discord_id is not None and mode != "blend":
+            raise InvalidInput("`member` is only for the blend mode: pick mode “blend” to mix your taste with "
+                               "theirs, or leave `member` out.")
+        if (seed or "").strip() and mode != "from seed":
+            raise InvalidInput("`seed` is only for the from seed mode: pick mode “from seed” to start from it, "
+                               "or leave `seed` out.")
         name = (name or "").strip()[:100] or None
         async with self.services.session() as session:
             users = UserRepository(session)

@@ -121,6 +121,12 @@ async def test_blend_refusals_come_before_the_slow_part(services: Services, worl
         await service.build(ask(world, "alice"), "for me", length=3, on_slow=on_slow)
     with pytest.raises(InvalidInput):
         await service.build(ask(world, "alice"), "from seed", seed="  ", on_slow=on_slow)
+    # an option of another mode is a misunderstanding to point out, not something to drop silently
+    with pytest.raises(InvalidInput, match="only for the blend mode"):
+        await service.build(ask(world, "alice"), "for me", member_discord_id=did("bob"), on_slow=on_slow)
+    with pytest.raises(InvalidInput, match="only for the from seed mode"):
+        await service.build(ask(world, "alice"), "blend", member_discord_id=did("bob"), seed="Portishead",
+                            on_slow=on_slow)
     assert acked == []
     # carol herself is hidden here: her own playlist is built, and marked private (shown to her alone)
     mine = await service.build(ask(world, "carol"), "for me", length=5, on_slow=on_slow)
