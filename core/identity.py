@@ -71,8 +71,8 @@ class AskerDirectory:
             asker = who if isinstance(who, Asker) else await self.resolve_in(session, who)
             if asker.guild_id is None:
                 return asker, False
-            visible = await UserRepository(session).visible_member_ids(asker.guild_id)
-        return asker, asker.user_id not in visible
+            visible = await UserRepository(session).is_visible(asker.guild_id, asker.user_id)
+        return asker, not visible
 
     async def known(self, discord_id: int, guild_id: int | None) -> Asker | None:
         """The member's `Asker` when Sonance already stores them; None otherwise. Writes nothing."""
@@ -93,7 +93,8 @@ class AskerDirectory:
     async def forget_guild(self, guild_id: int) -> int:
         """The bot left a guild (kicked, or the guild deleted): forget who belonged to it, so its
         boards do not come back with them if the bot is invited again, and weekly DMs stop counting
-        it among a member's servers. Members rejoin by using Sonance there. Returns memberships removed."""
+        it among a member's servers. Members rejoin by using Sonance there; a choice to be hidden
+        there is kept (`UserRepository.remove_guild`). Returns memberships removed."""
         async with self.services.session() as session:
             removed = await UserRepository(session).remove_guild(guild_id)
         log.info("left guild %d: forgot %d memberships", guild_id, removed)

@@ -19,21 +19,27 @@ async def memberships(services: Services, guild_id: int) -> int:
                                     .where(GuildMembership.guild_id == guild_id))).scalar_one())
 
 
-async def test_a_guild_that_removes_the_bot_loses_its_memberships_and_only_its_own(
+async def test_a_guild_that_removes_the_bot_loses_its_memberships_but_keeps_choices_to_hide(
         sonance: FakeDiscord, world_services: Services) -> None:
     ids = world_services.extras["world_ids"]
-    async with world_services.session() as s:  # alice also uses Sonance in the other guild
-        await UserRepository(s).ensure_membership(OTHER_GUILD_ID, ids["alice"])
+    async with world_services.session() as s:
+        users = UserRepository(s)
+        await users.ensure_membership(OTHER_GUILD_ID, ids["alice"])  # alice also uses Sonance elsewhere
+        await users.set_guild_visibility(GUILD_ID, ids["bob"], False)  # bob chose to be hidden here
     members_here = await memberships(world_services, GUILD_ID)
-    assert members_here > 1 and await memberships(world_services, OTHER_GUILD_ID) == 1
+    assert members_here > 2 and await memberships(world_services, OTHER_GUILD_ID) == 1
 
     await sonance.remove_bot_from_guild(GUILD_ID)
     for _ in range(100):  # the gateway event reaches the bot asynchronously
-        if await memberships(world_services, GUILD_ID) == 0:
+        if await memberships(world_services, GUILD_ID) == 1:
             break
         await asyncio.sleep(0.05)
 
-    assert await memberships(world_services, GUILD_ID) == 0
-    assert await memberships(world_services, OTHER_GUILD_ID) == 1  # alice's other server is untouched
+    # only bob's choice to be hidden stays: invited back, the bot must not show him until he chooses
+    assert await memberships(world_services, GUILD_ID) == 1
     async with world_services.session() as s:
-        assert await UserRepository(s).visible_member_ids(OTHER_GUILD_ID) == [ids["alice"]]
+        users = UserRepository(s)
+        assert await users.visible_member_ids(GUILD_ID) == []
+        await users.ensure_membership(GUILD_ID, ids["bob"])  # bob uses Sonance there again
+        assert await users.visible_member_ids(GUILD_ID) == []
+        assert await users.visible_member_ids(OTHER_GUILD_ID) == [ids["alice"]]  # untouched

@@ -132,8 +132,12 @@ class UserRepository:
             await self.session.delete(membership)
 
     async def remove_guild(self, guild_id: int) -> int:
-        """Forget every membership of a guild (the bot left it); returns how many there were."""
-        result = await self.session.execute(delete(GuildMembership).where(GuildMembership.guild_id == guild_id))
+        """Forget the memberships of a guild the bot left; returns how many. A member's explicit
+        choice to be hidden there stays: were the bot invited back (say, kicked and re-added to fix
+        its permissions), they must not reappear on its boards until they choose again."""
+        result = await self.session.execute(delete(GuildMembership).where(
+            GuildMembership.guild_id == guild_id, or_(GuildMembership.visible.is_(None),
+                                                      GuildMembership.visible.is_(True))))
         return int(result.rowcount or 0)
 
     async def set_guild_visibility(self, guild_id: int, user_id: int, visible: bool | None) -> None:
@@ -142,15 +146,16 @@ class UserRepository:
         assert membership is not None
         membership.visible = visible
 
-    async def visible_member_ids(self, guild_id: int) -> list[int]:
-        """Members of `guild_id` who may appear on its leaderboards and lists.
+    @staticmethod
+    def _visible_members(guild_id: int) -> Any:
+        """Members of `guild_id` who may appear on its leaderboards and lists (the one privacy rule).
 
         Visible when the per-guild choice says so, or when there is none and the global level is
         "public" (the default when a user never chose). "private" hides everywhere unless a guild
         was explicitly opened; "guild" shows only where explicitly opened.
         """
         level = UserSettings.privacy_level
-        stmt = (
+        return (
             select(GuildMembership.user_id)
             .join(User, User.id == GuildMembership.user_id)
             .outerjoin(UserSettings, UserSettings.user_id == GuildMembership.user_id)
@@ -160,9 +165,18 @@ class UserRepository:
                 GuildMembership.visible.is_(True),
                 and_(GuildMembership.visible.is_(None), or_(level.is_(None), level == "public")),
             ))
-            .order_by(GuildMembership.user_id)
         )
+
+    async def visible_member_ids(self, guild_id: int) -> list[int]:
+        """Members of `guild_id` who may appear on its leaderboards and lists (`_visible_members`)."""
+        stmt = self._visible_members(guild_id).order_by(GuildMembership.user_id)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def is_visible(self, guild_id: int, user_id: int) -> bool:
+        """Whether one member is among `visible_member_ids(guild_id)`, without reading the others
+        (the busiest commands ask this about the asker alone)."""
+        stmt = self._visible_members(guild_id).where(GuildMembership.user_id == user_id).limit(1)
+        return (await self.session.execute(stmt)).first() is not None
 
     async def memberships(self, user_id: int) -> list[GuildMembership]:
         """Every guild the user is known in, with its per-guild visibility choice."""
