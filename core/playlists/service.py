@@ -489,7 +489,11 @@ class PlaylistService:
         except BaseException:
             await self._store_export(playlist_id, claim, None)
             raise
-        await self._store_export(playlist_id, claim, created_id, found)
+        try:
+            await self._store_export(playlist_id, claim, created_id, found)
+        except Exception:  # the playlist exists on Spotify: the member gets its link whatever happens here
+            log.exception("spotify playlist %s created but its id was not stored", created_id,
+                          extra={"user_id": asker.user_id, "job": "playlist"})
         return result
 
     async def _claim_export(self, playlist_id: int, seen: str | None) -> str | None:
@@ -510,7 +514,10 @@ class PlaylistService:
         try again after a refusal."""
         async with self.services.session() as session:
             repo = PlaylistRepository(session)
-            await repo.set_spotify_playlist_id(playlist_id, created_id, expected=claim)
+            if not await repo.set_spotify_playlist_id(playlist_id, created_id, expected=claim) and created_id:
+                # our claim ran past EXPORT_CLAIM_S and another export took it over: both playlists exist
+                log.warning("spotify playlist %s created after its export claim lapsed; the playlist row keeps "
+                            "the other export's", created_id, extra={"job": "playlist"})
             if found:
                 await repo.set_track_spotify_ids(found)
 
