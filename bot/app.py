@@ -25,9 +25,11 @@ from discord.ext import commands
 from bot.client import create_bot
 from bot.discord_endpoints import apply_discord_endpoints
 from bot.dm_delivery import DiscordDmDelivery
+from bot.membership_probe import discord_membership_probe
 from bot.web import PROBES_KEY, HealthProbe, build_web_app, start_web
 from core.config import Settings
 from core.errors import NotLinked, SonanceError
+from core.memberships import MembershipSweep
 from core.runtime import tune_gc
 from core.scheduler import JobSet, SonanceScheduler
 from core.services import Services, build_services
@@ -122,9 +124,17 @@ def build_jobs(services: Services, bot: discord.Client) -> JobSet:
             return
         await digest.run_due()
 
+    sweep = MembershipSweep(services, discord_membership_probe(bot))
+
+    async def memberships() -> None:
+        """Members who left a guild leave its boards: ask Discord about the stalest memberships."""
+        if not bot.is_ready():  # REST needs a logged-in client; the next run will do it
+            return
+        await sweep.run()
+
     has_source = settings.lastfm_api_key is not None or settings.spotify_client_id is not None
     return JobSet(sync_active=sync_due if has_source else None, sync_dormant=daily if has_source else None,
-                  retrain=retrain, weekly_dms=weekly_dms,
+                  retrain=retrain, weekly_dms=weekly_dms, memberships=memberships,
                   similar_graph=similar_graph if settings.lastfm_api_key is not None else None)
 
 

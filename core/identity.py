@@ -6,8 +6,10 @@ Services take an `Asker` and never look the member up again (core/asker.py). The
 Two ways in, because two kinds of command exist:
 - `resolve` is for using Sonance: it creates the member's row on first use and records that they
   belong to the guild. Slash commands need no privileged intents, so membership is learnt from use:
-  a member appears on a guild's boards after using Sonance there (and while not hidden). When the
-  bot leaves a guild, `forget_guild` drops all of its memberships.
+  a member appears on a guild's boards after using Sonance there (and while not hidden). Nor does
+  Discord tell the bot who leaves: `core.memberships.MembershipSweep` asks it about memberships not
+  confirmed for a day (a command refreshes its member's). When the bot leaves a guild,
+  `forget_guild` drops all of its memberships.
 - `known` is for the commands about what Sonance stores (/unlink, /forget, /export): it only reads,
   because asking what is stored about you must not itself store something about you.
 """
@@ -15,12 +17,18 @@ Two ways in, because two kinds of command exist:
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from core.asker import Asker, Caller
 from core.db.repositories import UserRepository
+from core.db.types import utcnow
 
 log = logging.getLogger(__name__)
+
+#: A member's command refreshes their membership's `checked_at` when it is older than this (well
+#: inside `core.memberships.RECHECK_AFTER`, so active members never cost the sweep a Discord request).
+CHECK_REFRESH = timedelta(hours=12)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,17 +54,23 @@ class AskerDirectory:
         users = UserRepository(session)
         found = await users.discord_identity(caller.discord_id, caller.guild_id)
         wrote = member = False
+        checked_at: datetime | None = None
         if found is None:
             user_id = await users.create_discord(caller.discord_id, caller.display_name)
             wrote = True
         else:
-            user_id, stored_name, member = found
+            user_id, stored_name, member, checked_at = found
             if caller.display_name and stored_name != caller.display_name:
                 await users.rename(user_id, caller.display_name)
                 wrote = True
         if caller.guild_id is not None and not member:
             # Written only when the lookup found none (the same statement tells): no write per command.
             await users.ensure_membership(caller.guild_id, user_id)
+            wrote = True
+        elif caller.guild_id is not None and (checked_at is None or utcnow() - checked_at > CHECK_REFRESH):
+            # Using Sonance there proves membership: the sweep need not ask Discord about them. At
+            # most one write per CHECK_REFRESH per member and guild, not one per command.
+            await users.mark_checked(caller.guild_id, [user_id])
             wrote = True
         if wrote:
             await session.commit()
@@ -97,5 +111,6 @@ class AskerDirectory:
         there is kept (`UserRepository.remove_guild`). Returns memberships removed."""
         async with self.services.session() as session:
             removed = await UserRepository(session).remove_guild(guild_id)
+        await self.services.cache.delete_namespace("leaderboard")  # re-invited, it must not show them
         log.info("left guild %d: forgot %d memberships", guild_id, removed)
         return removed

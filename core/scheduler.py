@@ -98,6 +98,7 @@ class JobSet:
     retrain: JobFunc | None = None
     weekly_dms: JobFunc | None = None
     similar_graph: JobFunc | None = None
+    memberships: JobFunc | None = None
     extra: dict[str, tuple[dict[str, Any], JobFunc]] = field(default_factory=dict)
 
 
@@ -148,6 +149,11 @@ def job_specs(jobs: JobSet, sync_active_minutes: int, weekly_dm_check_s: float =
         # sync (the budget: ~3,000 artists within 15 minutes); a run finds nothing due otherwise
         specs.append(JobSpec("similar_graph", jobs.similar_graph, "interval", {"minutes": SIMILAR_GRAPH_MINUTES},
                              misfire_grace_time=60, jitter=5))
+    if jobs.memberships:  # members who left a guild leave its boards (core.memberships says why and how fast)
+        from core.memberships import SWEEP_MINUTES
+
+        specs.append(JobSpec("memberships", jobs.memberships, "interval", {"minutes": SWEEP_MINUTES},
+                             misfire_grace_time=SWEEP_MINUTES * 60, jitter=30))
     for job_id, (trigger_kwargs, func) in jobs.extra.items():
         args = dict(trigger_kwargs)
         trigger = args.pop("trigger", "interval")

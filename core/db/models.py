@@ -82,6 +82,10 @@ class GuildMembership(Base):
                                          primary_key=True, index=True)
     visible: Mapped[bool | None] = mapped_column(Boolean)  # None: follow the user's global setting
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: When the member was last known to be in the guild (a command there, or Discord said so); None:
+    #: never checked since this column came. Slash commands need no privileged intent, so Discord
+    #: never tells the bot who leaves: `core.memberships.MembershipSweep` asks for the stalest rows.
+    checked_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class UserSettings(Base):

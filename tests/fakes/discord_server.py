@@ -504,6 +504,8 @@ class FakeDiscord:
         self._interactions_by_token: dict[str, InteractionRecord] = {}
         self.dms: list[SentMessage] = []
         self.dm_failures: list[RequestRecord] = []
+        #: While True, GET /guilds/{guild}/members/{user} answers 500 (an outage of that endpoint).
+        self.member_lookup_outage = False
         self.channel_messages: list[SentMessage] = []
         self.messages: dict[int, dict[str, Any]] = {}
         self.identifies: list[dict[str, Any]] = []
@@ -1515,6 +1517,8 @@ class FakeDiscord:
     async def _get_member(
         self, request: web.Request, record: RequestRecord, guild_id: str, user_id: str
     ) -> web.Response:
+        if self.member_lookup_outage:  # Discord's own 5xx: discord.py retries it with back-off
+            raise _HTTPError(500, 0, "500: Internal Server Error")
         guild = self._guild_or_404(guild_id)
         user = next((u for u in self._guild_members(guild) if str(u.id) == user_id), None)
         if user is None:
@@ -1718,6 +1722,20 @@ class FakeDiscord:
         """Dispatch any gateway event (e.g. ``GUILD_MEMBER_ADD``) on the shard that owns ``guild_id``."""
         session = self._live_session(shard_id) if shard_id is not None else self._session_for_guild(guild_id)
         await self._send(session, OP_DISPATCH, data, event)
+
+    async def member_leaves(self, guild_id: int, user_id: int) -> None:
+        """A member leaves (or is kicked from) a guild. Discord sends GUILD_MEMBER_REMOVE only to a
+        session that asked for the privileged GUILD_MEMBERS intent; later REST lookups of the member
+        answer 404 Unknown Member either way."""
+        guild = self.guilds[guild_id]
+        if guild.members is None:
+            guild.members = [u.id for u in self.users.values() if u is not self.bot_user]
+        guild.members = [m for m in guild.members if m != user_id]
+        session = self._session_for_guild(guild_id)
+        if session.intents & INTENT_GUILD_MEMBERS:
+            user = self.users[user_id]
+            await self._send(session, OP_DISPATCH, {"guild_id": str(guild_id), "user": user.payload()},
+                             "GUILD_MEMBER_REMOVE")
 
     async def remove_bot_from_guild(self, guild_id: int) -> None:
         """The bot was kicked (or the guild deleted): GUILD_DELETE without ``unavailable`` on the

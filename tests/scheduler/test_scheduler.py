@@ -231,3 +231,15 @@ def test_similar_graph_job_runs_every_minute() -> None:
     specs = {s.job_id: s for s in job_specs(JobSet(similar_graph=noop), sync_active_minutes=15)}
     assert specs["similar_graph"].trigger == "interval"
     assert specs["similar_graph"].trigger_args == {"minutes": 1}
+
+
+def test_membership_sweep_runs_often_enough_to_recheck_daily() -> None:
+    from core.memberships import CHECKS_PER_RUN, RECHECK_AFTER, SWEEP_MINUTES
+
+    async def noop() -> None:
+        return None
+
+    spec = {s.job_id: s for s in job_specs(JobSet(memberships=noop), sync_active_minutes=15)}["memberships"]
+    assert spec.trigger == "interval" and spec.trigger_args == {"minutes": SWEEP_MINUTES}
+    runs_per_recheck = RECHECK_AFTER.total_seconds() / (SWEEP_MINUTES * 60)
+    assert runs_per_recheck * CHECKS_PER_RUN >= 10_000  # memberships a day the sweep can confirm

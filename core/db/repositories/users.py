@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import ArtistPlays, GuildMembership, User, UserSettings
 from core.db.repositories._dialect import upsert_insert
+from core.db.types import utcnow
 
 #: `users.origin` of the base corpus (HetRec listeners imported to give a fresh server a model): they
 #: feed the models and are never members, never shown, never counted.
@@ -17,15 +19,32 @@ BASE_ORIGIN = "hetrec"
 _USERS = User.__table__.c  # Core columns for the per-interaction lookup (discord_identity says why)
 # Built once (recommendations.py says why): the asker lookup of every interaction.
 _MEMBERS = GuildMembership.__table__.c
+_MEMBERSHIP_OF_ASKER = (_MEMBERS.guild_id == bindparam("guild_id"), _MEMBERS.user_id == _USERS.id)
 _IDENTITY = select(
     _USERS.id, _USERS.display_name,
-    select(_MEMBERS.user_id).where(_MEMBERS.guild_id == bindparam("guild_id"), _MEMBERS.user_id == _USERS.id).exists(),
+    select(_MEMBERS.user_id).where(*_MEMBERSHIP_OF_ASKER).exists(),
+    select(_MEMBERS.checked_at).where(*_MEMBERSHIP_OF_ASKER).scalar_subquery(),
 ).where(_USERS.discord_id == bindparam("discord_id"))
 
 SETTINGS_FIELDS = frozenset({
     "dm_enabled", "dm_weekday", "dm_minute", "timezone", "quiet_start_minute", "quiet_end_minute",
     "dm_closed_at", "privacy_level", "hide_username", "discovery", "preferences",
 })
+
+
+class DiscordIdentity(NamedTuple):
+    """`UserRepository.discord_identity`: a member's row and their membership of the asked guild."""
+
+    user_id: int
+    display_name: str | None
+    member: bool  # a membership of the guild is stored
+    checked_at: datetime | None  # when that membership was last confirmed (None: never, or none)
+
+
+class MembershipToCheck(NamedTuple):
+    guild_id: int
+    user_id: int
+    discord_id: int
 
 
 class UserRepository:
@@ -42,17 +61,16 @@ class UserRepository:
             user.display_name = display_name
         return user
 
-    async def discord_identity(self, discord_id: int, guild_id: int | None = None
-                               ) -> tuple[int, str | None, bool] | None:
-        """(row id, display name, whether a membership of `guild_id` is stored) of a Discord user,
-        or None: the asker lookup of every interaction, in one statement.
+    async def discord_identity(self, discord_id: int, guild_id: int | None = None) -> DiscordIdentity | None:
+        """The stored row of a Discord user and their membership of `guild_id`, or None: the asker
+        lookup of every interaction, in one statement.
 
         Why not `by_discord_id`: that loads an ORM `User` into the session (identity map, change
         tracking) for two columns; a Core select of them is cheaper on every command. The membership
-        flag lets the caller skip the membership write when it is already stored.
+        flag and its `checked_at` let the caller skip the membership write when it is fresh.
         """
         row = (await self.session.execute(_IDENTITY, {"discord_id": discord_id, "guild_id": guild_id})).first()
-        return None if row is None else (int(row[0]), row[1], bool(row[2]))
+        return None if row is None else DiscordIdentity(int(row[0]), row[1], bool(row[2]), row[3])
 
     async def create_discord(self, discord_id: int, display_name: str | None) -> int:
         """The row id of a Discord user, inserting the row if none exists (safe against a concurrent
@@ -60,7 +78,7 @@ class UserRepository:
         await self._insert_discord(discord_id, display_name)
         found = await self.discord_identity(discord_id)
         assert found is not None
-        return found[0]
+        return found.user_id
 
     async def _insert_discord(self, discord_id: int, display_name: str | None) -> None:
         # ON CONFLICT DO NOTHING: two first requests of one member at once must not collide
@@ -120,11 +138,44 @@ class UserRepository:
     # --- guild membership & privacy ---------------------------------------------------------------
 
     async def ensure_membership(self, guild_id: int, user_id: int) -> None:
+        """Record that the member is in the guild (they just used Sonance there: checked now)."""
         await self.session.execute(
             upsert_insert(self.session, GuildMembership)
-            .values(guild_id=guild_id, user_id=user_id)
+            .values(guild_id=guild_id, user_id=user_id, checked_at=utcnow())
             .on_conflict_do_nothing(index_elements=["guild_id", "user_id"])
         )
+
+    async def mark_checked(self, guild_id: int, user_ids: list[int] | None = None) -> int:
+        """Note that these members (every member of the guild when None) were just found in it, or,
+        for a guild Discord would not answer about, just asked about; returns rows touched."""
+        stmt = (update(GuildMembership.__table__).where(_MEMBERS.guild_id == guild_id)
+                .values(checked_at=utcnow()))
+        if user_ids is not None:
+            stmt = stmt.where(_MEMBERS.user_id.in_(user_ids))
+        return int((await self.session.execute(stmt)).rowcount or 0)
+
+    async def memberships_to_check(self, checked_before: datetime, limit: int) -> list[MembershipToCheck]:
+        """Shown memberships whose last check is older than `checked_before` (never checked first).
+
+        Rows hidden by the member's per-guild choice are left out: nobody sees them whether or not
+        the member is still there, and the choice itself must stay (see `remove_departed`).
+        """
+        stmt = (select(_MEMBERS.guild_id, _MEMBERS.user_id, _USERS.discord_id)
+                .join(User.__table__, _USERS.id == _MEMBERS.user_id)
+                .where(_USERS.discord_id.is_not(None))
+                .where(or_(_MEMBERS.visible.is_(None), _MEMBERS.visible.is_(True)))
+                .where(or_(_MEMBERS.checked_at.is_(None), _MEMBERS.checked_at < checked_before))
+                .order_by(_MEMBERS.checked_at.asc().nulls_first(), _MEMBERS.guild_id, _MEMBERS.user_id)
+                .limit(limit))
+        return [MembershipToCheck(int(g), int(u), int(d)) for g, u, d in (await self.session.execute(stmt)).all()]
+
+    async def remove_departed(self, guild_id: int, user_id: int) -> bool:
+        """Forget a membership Discord says has ended; a choice to be hidden there stays, as in
+        `remove_guild` (were they to come back, they must not reappear until they choose again)."""
+        result = await self.session.execute(delete(GuildMembership).where(
+            GuildMembership.guild_id == guild_id, GuildMembership.user_id == user_id,
+            or_(GuildMembership.visible.is_(None), GuildMembership.visible.is_(True))))
+        return bool(result.rowcount)
 
     async def remove_membership(self, guild_id: int, user_id: int) -> None:
         membership = await self.session.get(GuildMembership, (guild_id, user_id))
