@@ -17,16 +17,20 @@ export buttons. Why it is shaped like this:
 * **Spotify is optional.** Export to Spotify needs a linked account, and Spotify's development-mode
   allow-list refuses most people (403): every failure there comes back as a clear message *with*
   the XSPF/M3U files, never as a dead end.
+* **One Spotify playlist per stored playlist.** An export claims the row first (so a double click
+  creates one playlist) and remembers the playlist Spotify created inside that claim (`ExportClaim`),
+  so a retry after the tracks failed to go in finishes that playlist instead of adding another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -57,7 +61,7 @@ from core.playlists.models import (
 )
 from core.recommender.engine import RecommenderEngine
 from core.recommender.requests import RecommendRequest, UserHistory
-from core.sources.spotify_models import TokenSet
+from core.sources.spotify_models import CreatedPlaylist, TokenSet
 from core.sync.spotify_tokens import token_persister
 from core.tags import display_tags
 
@@ -77,10 +81,12 @@ SEED_ARTIST_PER_WINDOW = 4
 LINKS_SHOWN = 10
 #: Concurrent Spotify searches per export (the shared per-app rate limiter still paces them).
 SEARCH_CONCURRENCY = 4
-#: `playlists.spotify_playlist_id` while an export runs: "pending:<unix seconds>:<nonce>".
+#: `playlists.spotify_playlist_id` while an export runs or after it failed half-way: see `ExportClaim`.
 PENDING = "pending:"
 #: An export claim this old belongs to a process that died mid-export: another export may take it.
 EXPORT_CLAIM_S = 10 * 60
+#: Width of `playlists.spotify_playlist_id`: a claim that would not fit does not name its playlist.
+CLAIM_CHARS = 64
 #: A for-you list leans familiar-adjacent: a playlist is for listening through, not a dare.
 PLAYLIST_DISCOVERY = 0.2
 #: A for-you list keeps this many top recommendations even without evidence (cold-ish listeners).
@@ -90,6 +96,7 @@ BRIDGE_RANK = 10
 MODES = ("for me", "from seed", "blend")
 BLEND_GUILD_ONLY = "A blend mixes the taste of two members of a server, so it only works inside one."
 FILES_INSTEAD = "Here are the playlist files instead: import them anywhere, or use the search links."
+FILES_MEANWHILE = "Meanwhile, here are the playlist files."
 
 
 def rec_reason(rec: Recommendation) -> str:
@@ -167,6 +174,82 @@ async def _cover(session: AsyncSession, tracks: Sequence[PlaylistTrack]) -> str 
 
 def _tracks_from(items: Sequence[StoredItem]) -> tuple[PlaylistTrack, ...]:
     return tuple(building.to_track(i.track, i.reason or "") for i in items)
+
+
+@dataclass(frozen=True)
+class ExportClaim:
+    """An export's hold on `playlists.spotify_playlist_id`, stored in that column as
+    "pending:<unix seconds>:<nonce>" and, once Spotify created the playlist, ":<its Spotify id>" after.
+
+    Why the Spotify id rides in the claim: creating a playlist and adding its tracks are separate
+    calls, and adding can fail (5xx, a 429 storm, a 403, a timeout, a process that dies) after
+    Spotify already put the playlist in the member's library. Remembered the moment Spotify returns
+    it, the next export fills *that* playlist rather than leaving it behind and creating another.
+    It shares the existing column (no schema change) because the compare-and-set on that one column
+    is what keeps "who exports" and "what was created" in step; the longest claim (54 characters)
+    fits its 64. A finished export replaces the claim with the bare Spotify id.
+
+    `taken_at` 0 marks a claim given back after a failed fill: takeable at once, still naming the
+    playlist. A claim older than `EXPORT_CLAIM_S` belongs to a process that died mid-export and is
+    taken over the same way, its playlist included.
+    """
+
+    taken_at: int
+    nonce: str
+    spotify_id: str | None = None
+
+    @classmethod
+    def new(cls, spotify_id: str | None = None) -> ExportClaim:
+        return cls(int(time.time()), uuid.uuid4().hex[:12], spotify_id)
+
+    @classmethod
+    def parse(cls, value: str) -> ExportClaim:
+        """A stored claim; a malformed one reads as taken at 0 (lapsed), naming no playlist."""
+        taken, _, rest = value.removeprefix(PENDING).partition(":")
+        nonce, _, spotify_id = rest.partition(":")
+        try:
+            return cls(int(taken), nonce, spotify_id or None)
+        except ValueError:
+            return cls(0, nonce)
+
+    @property
+    def value(self) -> str:
+        """The column's text for this claim."""
+        return f"{PENDING}{self.taken_at}:{self.nonce}" + (f":{self.spotify_id}" if self.spotify_id else "")
+
+    def lapsed(self) -> bool:
+        return time.time() - self.taken_at >= EXPORT_CLAIM_S
+
+
+@dataclass
+class _Export:
+    """One running export: its claim as last written (the key of every compare-and-set), and the
+    Spotify playlist it fills once there is one (taken over with the claim, or created now)."""
+
+    playlist_id: int
+    claim: ExportClaim
+    spotify_id: str | None
+
+    def given_back(self) -> str | None:
+        """The column after a failed export: free, but naming the playlist Spotify already holds."""
+        if self.spotify_id is None:
+            return None
+        return ExportClaim(0, self.claim.nonce, self.spotify_id).value
+
+
+def unfinished_message(name: str, cause: str, when: str) -> str:
+    """A failure after Spotify created the playlist: it exists, and pressing again completes it."""
+    return (f"“{name[:100]}” is in your Spotify library, but not all of its tracks got in: {cause} "
+            f"Press Send to Spotify again {when} and I'll finish that same playlist rather than make a "
+            f"second one. {FILES_MEANWHILE}")
+
+
+def retry_when(exc: Exception) -> str:
+    """When pressing again is worth it: after an account problem is fixed, or Spotify's Retry-After."""
+    if isinstance(exc, AccountProblem):
+        return "once that's sorted"
+    wait = exc.retry_after if isinstance(exc, SourceUnavailable) else None
+    return f"in {math.ceil(wait / 60)} minutes" if wait and wait > 60 else "in a minute"
 
 
 class PlaylistService:
@@ -480,50 +563,107 @@ class PlaylistService:
         if not access and not refresh:
             return SpotifyExport(False, "Sonance can no longer use your Spotify account; run /link spotify again. "
                                  + FILES_INSTEAD, fallback=self._files(playlist))
-        claim = await self._claim_export(playlist_id, already)
-        if claim is None:
+        export = await self._claim_export(playlist_id, already)
+        if export is None:
             return SpotifyExport(False, "This playlist is being sent to Spotify right now; its link follows in a "
                                  "moment.")
         try:
-            result, created_id, found = await self._create_on_spotify(asker, playlist, tokens, account_id, identity)
-        except BaseException:
-            await self._store_export(playlist_id, claim, None)
+            result, done_id, found = await self._create_on_spotify(asker, playlist, tokens, account_id, identity,
+                                                                   export)
+        except BaseException:  # cancelled or crashed mid-export: free the row, keeping what Spotify holds
+            await self._store_export(export, None)
             raise
         try:
-            await self._store_export(playlist_id, claim, created_id, found)
+            await self._store_export(export, done_id, found)
         except Exception:  # the playlist exists on Spotify: the member gets its link whatever happens here
-            log.exception("spotify playlist %s created but its id was not stored", created_id,
+            log.exception("spotify export of playlist %s finished (%s) but was not stored", playlist_id, done_id,
                           extra={"user_id": asker.user_id, "job": "playlist"})
         return result
 
-    async def _claim_export(self, playlist_id: int, seen: str | None) -> str | None:
+    async def _claim_export(self, playlist_id: int, seen: str | None) -> _Export | None:
         """Mark the playlist as being exported (compare-and-set), so a double click or a second process
-        cannot create a second Spotify playlist. A claim older than `EXPORT_CLAIM_S` (its process died
-        mid-export) may be taken over. None: another export holds it."""
-        if seen and time.time() - _claimed_at(seen) < EXPORT_CLAIM_S:
+        cannot create a second Spotify playlist. A claim given back after a failed fill, or older than
+        `EXPORT_CLAIM_S` (its process died mid-export), is taken over together with the Spotify playlist
+        it names. None: another export holds it."""
+        previous = ExportClaim.parse(seen) if seen else None
+        if previous is not None and not previous.lapsed():
             return None
-        claim = f"{PENDING}{int(time.time())}:{uuid.uuid4().hex[:12]}"
+        claim = ExportClaim.new(previous.spotify_id if previous is not None else None)
         async with self.services.session() as session:
-            if not await PlaylistRepository(session).set_spotify_playlist_id(playlist_id, claim, expected=seen):
+            if not await PlaylistRepository(session).set_spotify_playlist_id(playlist_id, claim.value, expected=seen):
                 return None
-        return claim
+        if claim.spotify_id:
+            log.info("export of playlist %s resumes spotify playlist %s", playlist_id, claim.spotify_id,
+                     extra={"job": "playlist"})
+        return _Export(playlist_id, claim, claim.spotify_id)
 
-    async def _store_export(self, playlist_id: int, claim: str, created_id: str | None,
-                            found: dict[int, str] | None = None) -> None:
-        """Replace our claim with the created playlist's id, or give it back (None) so the member can
-        try again after a refusal."""
+    async def _remember(self, export: _Export, spotify_id: str) -> None:
+        """Write the just-created Spotify playlist into our claim before any track is added, so a fill
+        that fails, times out or dies with the process leaves a claim the next export finishes.
+
+        Failing to write it does not stop this export (the member still gets their playlist); only a
+        failure later in this same export would then leave the playlist behind, and that is logged."""
+        export.spotify_id = spotify_id
+        claim = replace(export.claim, spotify_id=spotify_id)
+        if len(claim.value) > CLAIM_CHARS:
+            log.warning("spotify playlist id %r too long to remember in the export claim", spotify_id,
+                        extra={"job": "playlist"})
+            return
+        try:
+            async with self.services.session() as session:
+                stored = await PlaylistRepository(session).set_spotify_playlist_id(
+                    export.playlist_id, claim.value, expected=export.claim.value)
+        except Exception:
+            log.exception("spotify playlist %s created but not remembered in its export claim", spotify_id,
+                          extra={"job": "playlist"})
+            return
+        if stored:
+            export.claim = claim
+        else:
+            log.warning("spotify playlist %s created after its export claim lapsed and was taken over",
+                        spotify_id, extra={"job": "playlist"})
+
+    async def _store_export(self, export: _Export, done_id: str | None, found: dict[int, str] | None = None) -> None:
+        """Replace our claim with the finished playlist's id, or give it back so the member can try
+        again after a failure (still naming a playlist Spotify created, so the retry fills that one)."""
         async with self.services.session() as session:
             repo = PlaylistRepository(session)
-            if not await repo.set_spotify_playlist_id(playlist_id, created_id, expected=claim) and created_id:
-                # our claim ran past EXPORT_CLAIM_S and another export took it over: both playlists exist
-                log.warning("spotify playlist %s created after its export claim lapsed; the playlist row keeps "
-                            "the other export's", created_id, extra={"job": "playlist"})
+            value = done_id or export.given_back()
+            if not await repo.set_spotify_playlist_id(export.playlist_id, value, expected=export.claim.value) \
+                    and done_id:
+                # our claim ran past EXPORT_CLAIM_S and another export took it over
+                log.warning("spotify playlist %s finished after its export claim lapsed; the playlist row keeps "
+                            "the other export's", done_id, extra={"job": "playlist"})
             if found:
                 await repo.set_track_spotify_ids(found)
 
+    async def _send(self, api: SpotifyUserApi, playlist: BuiltPlaylist, uris: list[str],
+                    export: _Export) -> CreatedPlaylist:
+        """Fill the playlist this export already has on Spotify, or create one (remembered at once) and
+        fill it. A remembered playlist the member deleted meanwhile (404) is replaced by a new one."""
+        if export.spotify_id is not None:
+            try:
+                added = await api.fill_playlist(export.spotify_id, uris, replace_existing=True)
+                return CreatedPlaylist(export.spotify_id, None, None, added)
+            except NotFound:
+                log.info("unfinished spotify playlist %s is gone; creating a new one", export.spotify_id,
+                         extra={"job": "playlist"})
+                export.spotify_id = None
+        created = await api.new_playlist(playlist.name[:100], description=playlist.description[:300])
+        await self._remember(export, created.id)
+        return replace(created, added=await api.fill_playlist(created.id, uris))
+
+    def _failed(self, playlist: BuiltPlaylist, export: _Export, cause: str, exc: Exception) -> SpotifyExport:
+        """A failed export, worded by whether Spotify already holds the (unfinished) playlist."""
+        if export.spotify_id is None:
+            message = f"{cause} {FILES_INSTEAD}"
+        else:
+            message = unfinished_message(playlist.name, cause, retry_when(exc))
+        return SpotifyExport(False, message, fallback=self._files(playlist))
+
     async def _create_on_spotify(self, asker: Asker, playlist: BuiltPlaylist, tokens: TokenSet, account_id: int,
-                                 identity: str) -> tuple[SpotifyExport, str | None, dict[int, str]]:
-        """(what to tell the member, the created playlist's id or None, newly found track ids).
+                                 identity: str, export: _Export) -> tuple[SpotifyExport, str | None, dict[int, str]]:
+        """(what to tell the member, the finished playlist's id or None, newly found track ids).
 
         Refreshed tokens are stored only while the row still links `identity`: re-linked to another
         Spotify user mid-export, the old account's tokens must not land on the new one's row."""
@@ -531,19 +671,21 @@ class PlaylistService:
         assert client is not None
         api = client.for_user(tokens, on_refresh=token_persister(self.services, account_id, job="playlist",
                                                                  identity=identity))
+        found: dict[int, str] = {}
         try:
             uris, found = await self._resolve(api, playlist.tracks)
             if not uris:
                 return (SpotifyExport(False, "Spotify doesn't seem to have any of these tracks. " + FILES_INSTEAD,
                                       unresolved=len(playlist.tracks), fallback=self._files(playlist)), None, found)
-            created = await api.create_playlist(playlist.name[:100], uris, description=playlist.description[:300])
+            created = await self._send(api, playlist, uris, export)
         except AccountProblem as exc:
             log.info("spotify export refused: %s", exc.reason, extra={"user_id": asker.user_id, "job": "playlist"})
-            return SpotifyExport(False, f"{exc.user_message} {FILES_INSTEAD}", fallback=self._files(playlist)), None, {}
+            return self._failed(playlist, export, exc.user_message, exc), None, found
         except (SourceUnavailable, NotFound) as exc:
             log.warning("spotify export failed: %s", exc, extra={"user_id": asker.user_id, "job": "playlist"})
-            return (SpotifyExport(False, "Spotify isn't answering right now. " + FILES_INSTEAD,
-                                  fallback=self._files(playlist)), None, {})
+            cause = ("Spotify isn't answering right now." if export.spotify_id is None
+                     else "Spotify stopped answering while I was adding them.")
+            return self._failed(playlist, export, cause, exc), None, found
         url = created.url or f"https://open.spotify.com/playlist/{created.id}"
         unresolved = len(playlist.tracks) - len(uris)
         message = f"Your playlist is on Spotify with {created.added} tracks: {url}"
@@ -585,11 +727,3 @@ class PlaylistService:
                     return [f"{artist.name} - {t.title}" for t in tracks if t.title.lower().startswith(wanted)][:limit]
             found = await catalog.search_artists(artist_key(text), limit=limit)
         return [a.name for a in found]
-
-
-def _claimed_at(claim: str) -> float:
-    """When an export claim was taken (0 for a malformed one, which is then taken over)."""
-    try:
-        return float(claim.removeprefix(PENDING).split(":", 1)[0])
-    except ValueError:
-        return 0.0

@@ -1,7 +1,7 @@
 """Spotify client (optional source): the Web API endpoints still open to development-mode apps in 2026.
 
 Why hand-written on aiohttp rather than a Spotify library: Sonance calls a handful of JSON endpoints
-(recently played, top artists/tracks, saved tracks, search, /me, create playlist + add items) and
+(recently played, top artists/tracks, saved tracks, search, /me, create playlist + add/replace items) and
 must call them the way it calls Last.fm: on the process's one `aiohttp` session, after the shared
 per-app `RateLimiter`, with `core.sources.http.with_retries` honouring `Retry-After` in the caller's
 own task. spotipy, the best-kept Python library, is synchronous (requests): using it meant a worker
@@ -21,7 +21,8 @@ Error mapping (API errors are `{"error": {"status": …, "message": …}}`):
   ("spotify_forbidden": a dev-mode app serves only its allow-listed users); 404 -> NotFound
 - 429 -> retried after `Retry-After` (reads and writes alike: Spotify did not process the request)
 - 5xx, timeouts, connection errors -> retried for reads; for writes SourceUnavailable at once, since
-  the write may have happened and a retry could duplicate the playlist
+  the write may have happened and a retry could duplicate the playlist. Replacing a playlist's items
+  (PUT) is idempotent, so it is retried like a read.
 - a 2xx body that is not JSON, or not the documented shape -> SourceUnavailable (not retried)
 - any other 4xx -> SourceUnavailable
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -274,20 +276,37 @@ class SpotifyUserApi:
 
         Writes are not retried after a 5xx or timeout (the write may have happened: retrying could
         duplicate the playlist); a 429 is retried since Spotify did not process the request.
+        A caller that must survive a failure between the two steps uses `new_playlist` and
+        `fill_playlist` itself, remembering the id in between.
         """
+        created = await self.new_playlist(name, description=description, public=public)
+        return replace(created, added=await self.fill_playlist(created.id, uris))
+
+    async def new_playlist(self, name: str, *, description: str = "", public: bool = False) -> CreatedPlaylist:
+        """`POST /me/playlists`: an empty playlist in the user's library (`added` is 0)."""
         created = await self._call("create-playlist", "POST", "me/playlists",
                                    body={"name": name, "public": public, "description": description},
                                    idempotent=False)
         if not isinstance(created, dict) or not isinstance(created.get("id"), str) or not created["id"]:
             raise SourceUnavailable(SOURCE, detail="create-playlist: no id in answer")
-        playlist_id = created["id"]
-        added = 0
-        for start in range(0, len(uris), MAX_ITEMS_PER_ADD):
-            chunk = uris[start:start + MAX_ITEMS_PER_ADD]
-            await self.add_items(playlist_id, chunk)
-            added += len(chunk)
-        return CreatedPlaylist(playlist_id, (created.get("external_urls") or {}).get("spotify"),
-                               created.get("uri"), added)
+        return CreatedPlaylist(created["id"], (created.get("external_urls") or {}).get("spotify"),
+                               created.get("uri"), 0)
+
+    async def fill_playlist(self, playlist_id: str, uris: list[str], *, replace_existing: bool = False) -> int:
+        """Put `uris` into the playlist in chunks of 100; the number of URIs sent.
+
+        `replace_existing` first replaces whatever the playlist holds with the first chunk (PUT), so
+        finishing a playlist that an earlier, interrupted fill left half full (or whose last batch
+        landed after the caller gave up) neither doubles tracks nor needs to know what got in.
+        A playlist that no longer exists (the user deleted it) raises NotFound.
+        """
+        rest = uris
+        if replace_existing:
+            await self.replace_items(playlist_id, uris[:MAX_ITEMS_PER_ADD])
+            rest = uris[MAX_ITEMS_PER_ADD:]
+        for start in range(0, len(rest), MAX_ITEMS_PER_ADD):
+            await self.add_items(playlist_id, rest[start:start + MAX_ITEMS_PER_ADD])
+        return len(uris)
 
     async def add_items(self, playlist_id: str, uris: list[str]) -> None:
         """`POST /playlists/{id}/items` with at most 100 track URIs (Spotify's limit per request)."""
@@ -295,3 +314,13 @@ class SpotifyUserApi:
             raise ValueError(f"at most {MAX_ITEMS_PER_ADD} URIs per request")
         await self._call("add-items", "POST", f"playlists/{quote(playlist_id, safe='')}/items",
                          body={"uris": uris}, idempotent=False)
+
+    async def replace_items(self, playlist_id: str, uris: list[str]) -> None:
+        """`PUT /playlists/{id}/items`: the playlist holds exactly these (at most 100) URIs afterwards.
+
+        Idempotent (the same request twice leaves the same playlist), so a 5xx or timeout is retried.
+        """
+        if len(uris) > MAX_ITEMS_PER_ADD:
+            raise ValueError(f"at most {MAX_ITEMS_PER_ADD} URIs per request")
+        await self._call("replace-items", "PUT", f"playlists/{quote(playlist_id, safe='')}/items",
+                         body={"uris": uris}, idempotent=True)

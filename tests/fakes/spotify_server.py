@@ -7,6 +7,8 @@ Usage::
         code = fake.issue_code("alice")                  # as if alice approved on /authorize
         fake.users["alice"].recent = [...]               # see `FakeSpotifyUser`
         fake.fail_next("429", retry_after=0.2)           # scripted failures
+        fake.fail_next("api", status=503, path="/items", skip=1, count=4)  # JSON error, 2nd request on
+        fake.delete_playlist("alice", playlist_id)       # she deleted it in the app: now 404
         fake.expire_access_tokens("alice")               # next call gets 401 "The access token expired"
         fake.revoke("alice")                             # refresh -> 400 invalid_grant
 
@@ -15,7 +17,11 @@ token endpoint errors use the OAuth shape `{"error": "invalid_grant", "error_des
 Strict like Spotify: the token endpoint takes only a form-encoded body with Basic client credentials,
 and malformed parameters (a non-numeric limit or cursor, a negative offset, a search without `q`, a
 playlist without a string name) are 400s, not answers. Scripted failures on `path="/api/token"`
-apply to the token endpoint ("429" with Retry-After, "http", "slow", "malformed").
+apply to the token endpoint ("429" with Retry-After, "http", "slow", "malformed"). API failure kinds:
+"429" (JSON error + Retry-After), "api" (Spotify's JSON error body with `status`: a 5xx from the API,
+a 403), "http" (a plain-text 5xx, as from Spotify's edge proxy), "slow" (answers after `delay`, and
+still performs the request even if the client gave up, as a real server does), "malformed".
+`FakeSpotifyUser.created` counts the playlists each user created (deleted ones included).
 `/authorize` redirects straight back to `redirect_uri?code=…&state=…` for `auto_approve_user`.
 """
 
@@ -74,16 +80,22 @@ class FakeSpotifyUser:
     top_tracks: list[dict[str, Any]] = field(default_factory=list)
     playlists: dict[str, dict[str, Any]] = field(default_factory=dict)
     allowlisted: bool = True  # dev-mode apps serve only their (max 5) approved users
+    created: int = 0  # playlists ever created through the API (a deleted one still counts)
 
 
 @dataclass
 class Failure:
-    kind: str  # "429" | "http" | "slow" | "malformed"
+    kind: str  # "429" | "api" | "http" | "slow" | "malformed"
     status: int = 500
     retry_after: float | None = None
     delay: float = 0.0
     path: str | None = None  # substring of the request path
     user: str | None = None
+    skip: int = 0  # let this many matching requests through before failing
+
+
+#: Spotify's messages for the API errors a scripted "api" failure answers with.
+API_ERRORS = {403: "Forbidden", 500: "Server error", 502: "Bad gateway", 503: "Service unavailable"}
 
 
 class SpotifyFake(LocalServer):
@@ -119,6 +131,7 @@ class SpotifyFake(LocalServer):
         r.add_get("/v1/me/tracks", self._saved)
         r.add_post("/v1/me/playlists", self._create_playlist)
         r.add_post("/v1/playlists/{id}/items", self._add_items)
+        r.add_put("/v1/playlists/{id}/items", self._replace_items)
         r.add_get("/v1/search", self._search)
         return app
 
@@ -162,9 +175,14 @@ class SpotifyFake(LocalServer):
         self.refresh_tokens = {t: v for t, v in self.refresh_tokens.items() if v[0] != user_id}
 
     def fail_next(self, kind: str, *, count: int = 1, status: int = 500, retry_after: float | None = None,
-                  delay: float = 0.0, path: str | None = None, user: str | None = None) -> None:
-        for _ in range(count):
-            self.failures.append(Failure(kind, status, retry_after, delay, path, user))
+                  delay: float = 0.0, path: str | None = None, user: str | None = None, skip: int = 0) -> None:
+        """Script `count` failures of the next matching requests, after letting `skip` of them through."""
+        for n in range(count):
+            self.failures.append(Failure(kind, status, retry_after, delay, path, user, skip if n == 0 else 0))
+
+    def delete_playlist(self, user_id: str, playlist_id: str) -> None:
+        """The user deleted the playlist in the Spotify app: calls on it answer 404 from now on."""
+        del self.users[user_id].playlists[playlist_id]
 
     # --------------------------------------------------------------------------- helpers
 
@@ -184,13 +202,19 @@ class SpotifyFake(LocalServer):
         self.log.append((time.monotonic(), request.method, request.path, owner[0] if owner else None))
         for f in list(self.failures):
             if (f.path is None or f.path in request.path) and (f.user is None or (owner and owner[0] == f.user)):
+                if f.skip:
+                    f.skip -= 1
+                    break
                 self.failures.remove(f)
                 if f.kind == "slow":
+                    await request.read()  # received in full: it is carried out even if the client gives up
                     await asyncio.sleep(f.delay)
                     break
                 if f.kind == "429":
                     headers = {"Retry-After": f"{f.retry_after:g}"} if f.retry_after is not None else {}
                     return self._api_error(429, "API rate limit exceeded", headers)
+                if f.kind == "api":
+                    return self._api_error(f.status, API_ERRORS.get(f.status, "Request failed"))
                 if f.kind == "http":
                     return web.Response(status=f.status, text="upstream connect error", content_type="text/plain")
                 if f.kind == "malformed":
@@ -350,6 +374,7 @@ class SpotifyFake(LocalServer):
                     "external_urls": {"spotify": f"https://open.spotify.com/playlist/{pid}"},
                     "owner": {"id": user.id}, "items": []}
         user.playlists[pid] = playlist
+        user.created += 1
         return self._json({k: v for k, v in playlist.items() if k != "items"}, 201)
 
     async def _add_items(self, request: web.Request) -> web.Response:
@@ -372,6 +397,37 @@ class SpotifyFake(LocalServer):
             return self._api_error(400, "Invalid track uri")
         playlist["items"].extend(uris)
         return self._json({"snapshot_id": secrets.token_hex(8)}, 201)
+
+    async def _replace_items(self, request: web.Request) -> web.Response:
+        """`PUT /playlists/{id}/items` with `uris` (body or comma-separated query): the playlist's items
+        become exactly these (an empty list clears it). Reordering (`range_start`…) is not faked."""
+        user = await self._guard(request)
+        if isinstance(user, web.Response):
+            return user
+        playlist = user.playlists.get(request.match_info["id"])
+        if playlist is None:
+            return self._api_error(404, "Not found.")
+        body: Any = {}
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                return self._api_error(400, "Error parsing JSON.")
+        if not isinstance(body, dict):
+            return self._api_error(400, "Invalid request body")
+        if "range_start" in body or "insert_before" in body:
+            return self._api_error(400, "Reordering is not supported by this fake")
+        uris = body.get("uris")
+        if uris is None and "uris" in request.query:
+            uris = [u for u in request.query["uris"].split(",") if u]
+        if not isinstance(uris, list):
+            return self._api_error(400, "No uris provided")
+        if len(uris) > 100:
+            return self._api_error(400, "You can set a maximum of 100 tracks per request.")
+        if not all(isinstance(u, str) and u.startswith("spotify:track:") for u in uris):
+            return self._api_error(400, "Invalid track uri")
+        playlist["items"] = list(uris)
+        return self._json({"snapshot_id": secrets.token_hex(8)})
 
     async def _search(self, request: web.Request) -> web.Response:
         user = await self._guard(request)

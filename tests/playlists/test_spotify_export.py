@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -18,13 +19,16 @@ from core.db.models import Playlist, Track
 from core.db.repositories import AccountRepository, CatalogRepository, UserRepository
 from core.db.repositories.playlists import PlaylistRepository
 from core.matching import artist_key, track_key
-from core.playlists.service import PlaylistService
+from core.playlists.service import EXPORT_CLAIM_S, PlaylistService
 from core.services import Services
 from tests.conftest import make_settings
 from tests.fakes.spotify_server import SpotifyFake, make_track
 
 DISCORD_ID = 7_100_000_000_000_000_001
 N_TRACKS = 150
+#: What a finished export of `make_playlist`'s list holds on Spotify, in order.
+EXPECTED_URIS = ([f"spotify:track:sp{i:04d}" for i in range(N_TRACKS - 3)]
+                 + [f"spotify:track:found{N_TRACKS - 3}", f"spotify:track:found{N_TRACKS - 2}"])
 
 
 @pytest.fixture
@@ -150,3 +154,113 @@ async def test_a_refused_export_can_be_tried_again(services: Services, spotify_f
     spotify_fake.users["sp-alice"].allowlisted = True  # the owner added them in the dashboard
     retried = await PlaylistService.of(services).export_spotify(await owner(services), pid)
     assert retried.ok and len(spotify_fake.users["sp-alice"].playlists) == 1
+
+
+async def stored_claim(services: Services, pid: int) -> str | None:
+    async with services.session() as s:
+        row = await s.get(Playlist, pid)
+        assert row is not None
+        return row.spotify_playlist_id
+
+
+async def fail_to_fill(services: Services, spotify_fake: SpotifyFake, pid: int) -> str:
+    """An export whose playlist Spotify creates, then refuses the second batch of tracks (a JSON 503):
+    the member is told and the created playlist (100 of 149 tracks) is left. Returns its Spotify id."""
+    spotify_fake.fail_next("api", status=503, path="/items", skip=1)
+    failed = await PlaylistService.of(services).export_spotify(await owner(services), pid)
+    assert not failed.ok and failed.fallback is not None
+    [(spotify_id, created)] = spotify_fake.users["sp-alice"].playlists.items()
+    assert created["items"] == EXPECTED_URIS[:100]
+    return spotify_id
+
+
+@pytest.mark.parametrize(("failure", "says"), [
+    pytest.param({"kind": "api", "status": 503, "skip": 1}, "Spotify stopped answering", id="5xx-second-batch"),
+    pytest.param({"kind": "http", "status": 502}, "Spotify stopped answering", id="proxy-502"),
+    pytest.param({"kind": "429", "retry_after": 0.01, "count": 4}, "in a minute", id="429-storm"),
+    pytest.param({"kind": "429", "retry_after": 300}, "in 5 minutes", id="429-long-retry-after"),
+    pytest.param({"kind": "api", "status": 403}, "approved users", id="403"),
+])
+async def test_a_retry_after_the_tracks_failed_finishes_the_same_spotify_playlist(
+        services: Services, spotify_fake: SpotifyFake, failure: dict[str, Any], says: str) -> None:
+    """Created on Spotify but not filled: the member hears that, and pressing again (even twice at
+    once) fills that playlist instead of leaving it behind and creating a second one."""
+    pid, _, _ = await make_playlist(services, spotify_fake, expired=False)
+    alice = spotify_fake.users["sp-alice"]
+    spotify_fake.fail_next(path="/items", **failure)
+    service = PlaylistService.of(services)
+    first = await service.export_spotify(await owner(services), pid)
+    assert not first.ok and not first.url and first.fallback is not None
+    assert "Big & <Bold> Mix" in first.message and says in first.message
+    assert "same playlist" in first.message and "lost" not in first.message
+    assert alice.created == 1
+    spotify_fake.failures.clear()  # Spotify is back
+    one, two = await asyncio.gather(service.export_spotify(await owner(services), pid),
+                                    service.export_spotify(await owner(services), pid))
+    done, busy = (one, two) if one.ok else (two, one)
+    assert done.ok and done.added == N_TRACKS - 1 and "being sent to Spotify" in busy.message
+    [(spotify_id, playlist)] = alice.playlists.items()
+    assert alice.created == 1 and playlist["items"] == EXPECTED_URIS  # the same one, no track twice
+    assert done.url == f"https://open.spotify.com/playlist/{spotify_id}"
+    assert await stored_claim(services, pid) == spotify_id
+    again = await service.export_spotify(await owner(services), pid)
+    assert again.ok and again.url == done.url and alice.created == 1
+
+
+async def test_a_retry_after_the_unfinished_playlist_was_deleted_creates_a_new_one(
+        services: Services, spotify_fake: SpotifyFake) -> None:
+    pid, _, _ = await make_playlist(services, spotify_fake, expired=False)
+    spotify_fake.delete_playlist("sp-alice", await fail_to_fill(services, spotify_fake, pid))
+    retried = await PlaylistService.of(services).export_spotify(await owner(services), pid)
+    alice = spotify_fake.users["sp-alice"]
+    assert retried.ok and alice.created == 2
+    [(spotify_id, playlist)] = alice.playlists.items()
+    assert playlist["items"] == EXPECTED_URIS and retried.url == playlist["external_urls"]["spotify"]
+    assert await stored_claim(services, pid) == spotify_id
+
+
+async def test_a_lapsed_claim_is_taken_over_and_finishes_the_playlist_its_export_created(
+        services: Services, spotify_fake: SpotifyFake) -> None:
+    """A process died while adding tracks: its claim (remembering the created playlist) blocks other
+    exports until EXPORT_CLAIM_S passed, then the next export fills that playlist. The claim is
+    written in its stored format ("pending:<unix seconds>:<nonce>:<spotify id>"), which every running
+    process must read alike."""
+    pid, _, _ = await make_playlist(services, spotify_fake, expired=False)
+    spotify_id = await fail_to_fill(services, spotify_fake, pid)
+    service = PlaylistService.of(services)
+
+    async def held_since(taken_at: int) -> None:
+        async with services.session() as s:
+            assert await PlaylistRepository(s).set_spotify_playlist_id(
+                pid, f"pending:{taken_at}:deadbeef0000:{spotify_id}", expected=await stored_claim(services, pid))
+
+    await held_since(int(time.time()) - 60)
+    busy = await service.export_spotify(await owner(services), pid)
+    assert not busy.ok and "being sent to Spotify" in busy.message
+    await held_since(int(time.time()) - EXPORT_CLAIM_S - 1)
+    taken = await service.export_spotify(await owner(services), pid)
+    alice = spotify_fake.users["sp-alice"]
+    assert taken.ok and alice.created == 1 and alice.playlists[spotify_id]["items"] == EXPECTED_URIS
+    assert await stored_claim(services, pid) == spotify_id
+
+
+async def test_an_export_cancelled_while_adding_tracks_is_finished_by_the_retry(
+        services: Services, spotify_fake: SpotifyFake) -> None:
+    """The member's request gave up while Spotify was still adding tracks (which then landed anyway):
+    the retry replaces the playlist's items, so nothing is doubled and no second playlist appears."""
+    pid, _, _ = await make_playlist(services, spotify_fake, expired=False)
+    spotify_fake.fail_next("slow", delay=0.5, path="/items")
+    task = asyncio.create_task(PlaylistService.of(services).export_spotify(await owner(services), pid))
+    for _ in range(200):
+        if any(path.endswith("/items") for _, _, path, _ in spotify_fake.log):
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.7)  # the batch Spotify was processing lands after all
+    alice = spotify_fake.users["sp-alice"]
+    [(spotify_id, playlist)] = alice.playlists.items()
+    assert playlist["items"] == EXPECTED_URIS[:100]
+    retried = await PlaylistService.of(services).export_spotify(await owner(services), pid)
+    assert retried.ok and alice.created == 1 and alice.playlists[spotify_id]["items"] == EXPECTED_URIS
