@@ -55,11 +55,12 @@ class AskerDirectory:
         found = await users.discord_identity(caller.discord_id, caller.guild_id)
         wrote = member = False
         checked_at: datetime | None = None
+        left_at: datetime | None = None
         if found is None:
             user_id = await users.create_discord(caller.discord_id, caller.display_name)
             wrote = True
         else:
-            user_id, stored_name, member, checked_at = found
+            user_id, stored_name, member, checked_at, left_at = found
             if caller.display_name and stored_name != caller.display_name:
                 await users.rename(user_id, caller.display_name)
                 wrote = True
@@ -67,9 +68,11 @@ class AskerDirectory:
             # Written only when the lookup found none (the same statement tells): no write per command.
             await users.ensure_membership(caller.guild_id, user_id)
             wrote = True
-        elif caller.guild_id is not None and (checked_at is None or utcnow() - checked_at > CHECK_REFRESH):
-            # Using Sonance there proves membership: the sweep need not ask Discord about them. At
-            # most one write per CHECK_REFRESH per member and guild, not one per command.
+        elif caller.guild_id is not None and (left_at is not None or checked_at is None
+                                              or utcnow() - checked_at > CHECK_REFRESH):
+            # Using Sonance there proves membership (a member who had left is back, their choice to
+            # be hidden kept): the sweep need not ask Discord about them. At most one write per
+            # CHECK_REFRESH per member and guild, not one per command.
             await users.mark_checked(caller.guild_id, [user_id])
             wrote = True
         if wrote:
@@ -111,6 +114,5 @@ class AskerDirectory:
         there is kept (`UserRepository.remove_guild`). Returns memberships removed."""
         async with self.services.session() as session:
             removed = await UserRepository(session).remove_guild(guild_id)
-        await self.services.cache.delete_namespace("leaderboard")  # re-invited, it must not show them
         log.info("left guild %d: forgot %d memberships", guild_id, removed)
         return removed

@@ -4,12 +4,14 @@ Why this exists: slash commands need no privileged intent, and without the GUILD
 Discord sends the bot no GUILD_MEMBER_REMOVE. Memberships are learnt from use (core/identity.py), so
 a member who left a server would stay on its /whoknows, leaderboards, /matches and weekly "in your
 servers" lists forever. The sweep asks Discord, one member at a time and oldest first, about
-memberships not confirmed for `RECHECK_AFTER`; a command in the guild confirms its member for free.
+memberships not confirmed for `RECHECK_AFTER`, hidden ones included (a guild they left must leave
+their weekly DM's server-mates); a command in the guild confirms its member for free.
 
 Discord's answers, and what each does:
 - the member is there: confirmed (`checked_at` = now);
-- Unknown Member / Unknown User: the membership is forgotten, as the bot's own departure forgets a
-  guild's (`UserRepository.remove_departed`: a choice to be hidden there stays);
+- Unknown Member / Unknown User: the membership ends, as the bot's own departure ends a guild's
+  (`UserRepository.end_membership`: a choice to be hidden there stays, marked `left_at`), unless
+  the member used Sonance there while Discord was being asked;
 - the guild itself is refused (Unknown Guild, Missing Access): nothing is forgotten. Discord gives
   these for a guild the bot left while offline, but also, at times, for one it is in (both seen
   reported), and a wrong guess would empty a server's boards. The guild's rows are set aside for
@@ -81,7 +83,8 @@ class MembershipSweep:
         """Ask Discord about up to `limit` memberships due for a check and apply the answers.
 
         Each answer is committed on its own, so a run cut short (shutdown, a lost leadership) keeps
-        what it learnt. Boards cached for a guild are dropped when someone left it.
+        what it learnt. Cached boards need no invalidation: their keys name the members shown
+        (`core.compat.leaderboard_cache_key`), so a board without the member is a new entry.
         """
         report = SweepReport()
         async with self.services.session() as session:
@@ -92,7 +95,12 @@ class MembershipSweep:
             if row.guild_id in refused:
                 continue
             report.asked += 1
-            presence = await self.probe(row.guild_id, row.discord_id)
+            asked_at = utcnow()  # a command after this proves more than the answer: it wins
+            try:
+                presence = await self.probe(row.guild_id, row.discord_id)
+            except Exception:  # a probe must not end the run (nor its report) on one member
+                log.exception("membership probe failed", extra={"guild_id": row.guild_id})
+                presence = Presence.UNKNOWN
             failures_in_a_row = failures_in_a_row + 1 if presence is Presence.UNKNOWN else 0
             async with self.services.session() as session:
                 users = UserRepository(session)
@@ -100,7 +108,7 @@ class MembershipSweep:
                     await users.mark_checked(row.guild_id, [row.user_id])
                     report.confirmed += 1
                 elif presence is Presence.GONE:
-                    if await users.remove_departed(row.guild_id, row.user_id):
+                    if await users.end_membership(row.guild_id, row.user_id, unless_checked_since=asked_at):
                         report.departed += 1
                         log.info("member left guild %d: membership forgotten", row.guild_id,
                                  extra={"user_id": row.user_id, "guild_id": row.guild_id})
@@ -118,9 +126,6 @@ class MembershipSweep:
                 log.warning("membership sweep stopped: Discord did not answer %d times in a row",
                             failures_in_a_row)
                 break
-        if report.departed:
-            # Boards are cached by guild, not by member (as on a /privacy change): drop them all.
-            await self.services.cache.delete_namespace("leaderboard")
         if report.asked:
             log.info("membership sweep: %s", report, extra={"job": "memberships"})
         return report

@@ -86,6 +86,9 @@ class GuildMembership(Base):
     #: never checked since this column came. Slash commands need no privileged intent, so Discord
     #: never tells the bot who leaves: `core.memberships.MembershipSweep` asks for the stalest rows.
     checked_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: Set when the member (or the bot) left the guild while the member was hidden there: the row
+    #: then only keeps that choice, and counts as no membership until they use Sonance there again.
+    left_at: Mapped[datetime | None] = mapped_column()
 
 
 class UserSettings(Base):

@@ -1,4 +1,4 @@
-"""when each guild membership was last confirmed, so members who left can be found
+"""when each guild membership was last confirmed, and whether it ended, so members who left can be found
 
 Revision ID: 0004
 Revises: 0003
@@ -20,10 +20,12 @@ def upgrade() -> None:
     # Existing rows start unchecked (NULL): the first sweeps ask Discord about them, oldest first.
     with op.batch_alter_table('guild_memberships', schema=None) as batch_op:
         batch_op.add_column(sa.Column('checked_at', core.db.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('left_at', core.db.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f('ix_guild_memberships_checked_at'), ['checked_at'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('guild_memberships', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_guild_memberships_checked_at'))
+        batch_op.drop_column('left_at')
         batch_op.drop_column('checked_at')

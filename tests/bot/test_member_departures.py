@@ -8,6 +8,7 @@ sweep, /whoknows and /leaderboard kept showing members who had left the server.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from bot.membership_probe import discord_membership_probe
 from core.db.models import GuildMembership
 from core.db.repositories import UserRepository
 from core.db.types import utcnow
-from core.memberships import RECHECK_AFTER, MembershipSweep
+from core.memberships import RECHECK_AFTER, MembershipSweep, Presence
 from core.services import Services
 from tests.bot.driving import run
 from tests.bot.world import GUILD_ID, MEMBERS, OTHER_GUILD_ID
@@ -62,8 +63,8 @@ async def test_a_member_who_left_disappears_from_whoknows_and_the_leaderboard(
     await fake.member_leaves(GUILD_ID, MEMBERS["dave"].fake.id)
     report = await MembershipSweep(world_services, discord_membership_probe(bot)).run()
 
-    assert report.departed == 1 and report.unanswered == 0 and not report.stopped
-    assert report.confirmed == report.asked - 1  # everyone else is still there
+    assert report.departed == 2 and report.unanswered == 0 and not report.stopped  # bob, and hidden dave
+    assert report.confirmed == report.asked - 2  # everyone else is still there
     lines = await whoknows_lines(fake, "alice")
     assert not any("Bob" in line for line in lines)
     assert lines[:2] == ["🥇 **Alice**: 12 plays", "🥈 **Carol**: 6 plays"]
@@ -73,7 +74,8 @@ async def test_a_member_who_left_disappears_from_whoknows_and_the_leaderboard(
         users = UserRepository(s)
         assert ids["bob"] in await users.visible_member_ids(OTHER_GUILD_ID)  # only this server forgot him
         memberships = {m.guild_id: m.visible for m in await users.memberships(ids["dave"])}
-        assert memberships[GUILD_ID] is False  # a hidden member's choice is neither asked about nor lost
+        assert memberships[GUILD_ID] is False  # a hidden member who left keeps the choice…
+        assert GUILD_ID not in await users.guild_ids(ids["dave"])  # …but the server is no longer theirs
         assert await users.memberships_to_check(utcnow() - RECHECK_AFTER, limit=100) == []
     fake.assert_clean()
 
@@ -114,3 +116,25 @@ async def test_an_outage_of_discord_forgets_nobody(
         users = UserRepository(s)
         assert await users.visible_member_ids(GUILD_ID) == before
         assert len(await users.memberships_to_check(utcnow() - RECHECK_AFTER, limit=100)) == len(before)
+
+
+async def test_a_global_rate_limit_during_a_lookup_does_not_stall_the_bot(
+        fake: FakeDiscord, bot: commands.Bot) -> None:
+    """discord.py clears its global rate-limit event while it sleeps out a global 429 and sets it
+    again only after the sleep: a lookup cancelled in that sleep (a timeout, a scheduler step-down)
+    would block every later REST call of the process, weekly DMs included. The probe never cancels
+    the request; it answers "unknown" and lets it finish."""
+    alice, bob = MEMBERS["alice"].fake.id, MEMBERS["bob"].fake.id
+    probe = discord_membership_probe(bot, timeout_s=0.3)
+    fake.member_lookup_rate_limit = (1.0, True)
+
+    assert await probe(GUILD_ID, alice) is Presence.UNKNOWN  # still sleeping out the limit
+    assert await probe(GUILD_ID, bob) is Presence.UNKNOWN  # no second request piles up meanwhile
+    fake.member_lookup_rate_limit = None
+    await asyncio.sleep(1.5)  # the limit's time has passed; the first request retried and finished
+
+    assert await probe(GUILD_ID, bob) is Presence.MEMBER
+    user = await asyncio.wait_for(bot.fetch_user(alice), 5)  # any other REST call goes through too
+    assert user.id == alice
+    lookups = [r for r in fake.requests if r.path.startswith(f"/guilds/{GUILD_ID}/members/")]
+    assert [r.status for r in lookups] == [429, 200, 200]  # alice's retried once; bob's asked once

@@ -410,6 +410,17 @@ def _split_client(path: str) -> tuple[str | None, str]:
     return None, path
 
 
+def _rate_limited(retry_after: float, is_global: bool) -> web.Response:
+    """A 429 as Discord sends it: JSON body with ``retry_after`` and ``global``, ``Retry-After`` and the
+    scope headers, and ``Via`` (discord.py takes a 429 without it for a Cloudflare ban)."""
+    headers = {"Content-Type": "application/json", "Via": "1.1 google", "Retry-After": str(max(1, round(retry_after))),
+               "X-RateLimit-Scope": "global" if is_global else "user"}
+    if is_global:
+        headers["X-RateLimit-Global"] = "true"
+    body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
+    return web.Response(status=429, body=json.dumps(body).encode(), headers=headers)
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     """JSON response with Content-Type exactly ``application/json``.
 
@@ -506,6 +517,8 @@ class FakeDiscord:
         self.dm_failures: list[RequestRecord] = []
         #: While True, GET /guilds/{guild}/members/{user} answers 500 (an outage of that endpoint).
         self.member_lookup_outage = False
+        #: While set, that endpoint answers 429 with (retry_after seconds, whether the limit is global).
+        self.member_lookup_rate_limit: tuple[float, bool] | None = None
         self.channel_messages: list[SentMessage] = []
         self.messages: dict[int, dict[str, Any]] = {}
         self.identifies: list[dict[str, Any]] = []
@@ -1519,6 +1532,8 @@ class FakeDiscord:
     ) -> web.Response:
         if self.member_lookup_outage:  # Discord's own 5xx: discord.py retries it with back-off
             raise _HTTPError(500, 0, "500: Internal Server Error")
+        if self.member_lookup_rate_limit is not None:
+            return _rate_limited(*self.member_lookup_rate_limit)
         guild = self._guild_or_404(guild_id)
         user = next((u for u in self._guild_members(guild) if str(u.id) == user_id), None)
         if user is None:

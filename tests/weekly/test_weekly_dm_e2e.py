@@ -74,22 +74,23 @@ async def test_app_wiring_runs_weekly_dms_under_the_scheduler(live_bot: commands
     await slash_dm(fake, "alice", day=WEEKDAYS[now.weekday()], time=f"{now:%H:%M}", timezone="UTC")
     jobs = build_jobs(world_services, live_bot)
     assert jobs.weekly_dms is not None and jobs.retrain is not None  # nightly retrain of the recommender
+    assert jobs.memberships is not None  # members who left a server leave its boards
     assert jobs.sync_active is None and jobs.sync_dormant is None  # no LASTFM_API_KEY in tests
 
     scheduler = SonanceScheduler(world_services, jobs, owner="test-app", lease_ttl_s=3, renew_every_s=0.5)
     probe = scheduler_probe(scheduler)
-    assert await probe() == {"scheduler": "stopped", "jobs": 2}
+    assert await probe() == {"scheduler": "stopped", "jobs": 3}
     scheduler.start()
     try:
         for _ in range(100):
             if scheduler.is_leader:
                 break
             await asyncio.sleep(0.05)
-        assert await probe() == {"scheduler": "leader", "jobs": 2}
+        assert await probe() == {"scheduler": "leader", "jobs": 3}
         await jobs.weekly_dms()  # what APScheduler calls every 5 minutes
     finally:
         await scheduler.stop()
-    assert await probe() == {"scheduler": "stopped", "jobs": 2}
+    assert await probe() == {"scheduler": "stopped", "jobs": 3}
     assert [d.recipient_id for d in fake.dms] == [MEMBERS["alice"].fake.id]
     # content came from the recommender: each pick carries persistent 👍/👎 buttons
     assert any(c.startswith("sonance:fb:") for c in fake.dms[-1].custom_ids())

@@ -19,12 +19,15 @@ BASE_ORIGIN = "hetrec"
 _USERS = User.__table__.c  # Core columns for the per-interaction lookup (discord_identity says why)
 # Built once (recommendations.py says why): the asker lookup of every interaction.
 _MEMBERS = GuildMembership.__table__.c
-_MEMBERSHIP_OF_ASKER = (_MEMBERS.guild_id == bindparam("guild_id"), _MEMBERS.user_id == _USERS.id)
-_IDENTITY = select(
-    _USERS.id, _USERS.display_name,
-    select(_MEMBERS.user_id).where(*_MEMBERSHIP_OF_ASKER).exists(),
-    select(_MEMBERS.checked_at).where(*_MEMBERSHIP_OF_ASKER).scalar_subquery(),
-).where(_USERS.discord_id == bindparam("discord_id"))
+_IDENTITY = (
+    select(_USERS.id, _USERS.display_name, _MEMBERS.user_id, _MEMBERS.checked_at, _MEMBERS.left_at)
+    .select_from(User.__table__.outerjoin(GuildMembership.__table__, and_(
+        _MEMBERS.guild_id == bindparam("guild_id"), _MEMBERS.user_id == _USERS.id)))
+    .where(_USERS.discord_id == bindparam("discord_id"))
+)
+#: A membership that has not ended: a row whose member left keeps only a choice to be hidden there.
+_CURRENT = _MEMBERS.left_at.is_(None)
+_SHOWN_OR_UNCHOSEN = or_(_MEMBERS.visible.is_(None), _MEMBERS.visible.is_(True))
 
 SETTINGS_FIELDS = frozenset({
     "dm_enabled", "dm_weekday", "dm_minute", "timezone", "quiet_start_minute", "quiet_end_minute",
@@ -37,8 +40,9 @@ class DiscordIdentity(NamedTuple):
 
     user_id: int
     display_name: str | None
-    member: bool  # a membership of the guild is stored
+    member: bool  # a membership row of the guild is stored (see `left_at`)
     checked_at: datetime | None  # when that membership was last confirmed (None: never, or none)
+    left_at: datetime | None  # set: they had left, and the row only keeps their choice to be hidden
 
 
 class MembershipToCheck(NamedTuple):
@@ -70,7 +74,7 @@ class UserRepository:
         flag and its `checked_at` let the caller skip the membership write when it is fresh.
         """
         row = (await self.session.execute(_IDENTITY, {"discord_id": discord_id, "guild_id": guild_id})).first()
-        return None if row is None else DiscordIdentity(int(row[0]), row[1], bool(row[2]), row[3])
+        return None if row is None else DiscordIdentity(int(row[0]), row[1], row[2] is not None, row[3], row[4])
 
     async def create_discord(self, discord_id: int, display_name: str | None) -> int:
         """The row id of a Discord user, inserting the row if none exists (safe against a concurrent
@@ -146,36 +150,41 @@ class UserRepository:
         )
 
     async def mark_checked(self, guild_id: int, user_ids: list[int] | None = None) -> int:
-        """Note that these members (every member of the guild when None) were just found in it, or,
-        for a guild Discord would not answer about, just asked about; returns rows touched."""
-        stmt = (update(GuildMembership.__table__).where(_MEMBERS.guild_id == guild_id)
-                .values(checked_at=utcnow()))
+        """Note that these members (every current member of the guild when None) were just found
+        in it, or, for a guild Discord would not answer about, just asked about; a member found
+        again is no longer one who left. Returns rows touched."""
+        stmt = update(GuildMembership.__table__).where(_MEMBERS.guild_id == guild_id)
         if user_ids is not None:
-            stmt = stmt.where(_MEMBERS.user_id.in_(user_ids))
+            stmt = stmt.where(_MEMBERS.user_id.in_(user_ids)).values(checked_at=utcnow(), left_at=None)
+        else:
+            stmt = stmt.where(_CURRENT).values(checked_at=utcnow())
         return int((await self.session.execute(stmt)).rowcount or 0)
 
     async def memberships_to_check(self, checked_before: datetime, limit: int) -> list[MembershipToCheck]:
-        """Shown memberships whose last check is older than `checked_before` (never checked first).
-
-        Rows hidden by the member's per-guild choice are left out: nobody sees them whether or not
-        the member is still there, and the choice itself must stay (see `remove_departed`).
-        """
+        """Current memberships of Discord users whose last check is older than `checked_before`
+        (never checked first). Hidden ones too: a member who left must leave the guild's list of
+        their servers (weekly DMs' server-mates) even if nobody could see them there."""
         stmt = (select(_MEMBERS.guild_id, _MEMBERS.user_id, _USERS.discord_id)
                 .join(User.__table__, _USERS.id == _MEMBERS.user_id)
-                .where(_USERS.discord_id.is_not(None))
-                .where(or_(_MEMBERS.visible.is_(None), _MEMBERS.visible.is_(True)))
+                .where(_USERS.discord_id.is_not(None), _CURRENT)
                 .where(or_(_MEMBERS.checked_at.is_(None), _MEMBERS.checked_at < checked_before))
                 .order_by(_MEMBERS.checked_at.asc().nulls_first(), _MEMBERS.guild_id, _MEMBERS.user_id)
                 .limit(limit))
         return [MembershipToCheck(int(g), int(u), int(d)) for g, u, d in (await self.session.execute(stmt)).all()]
 
-    async def remove_departed(self, guild_id: int, user_id: int) -> bool:
-        """Forget a membership Discord says has ended; a choice to be hidden there stays, as in
-        `remove_guild` (were they to come back, they must not reappear until they choose again)."""
-        result = await self.session.execute(delete(GuildMembership).where(
-            GuildMembership.guild_id == guild_id, GuildMembership.user_id == user_id,
-            or_(GuildMembership.visible.is_(None), GuildMembership.visible.is_(True))))
-        return bool(result.rowcount)
+    async def end_membership(self, guild_id: int, user_id: int, *, unless_checked_since: datetime) -> bool:
+        """A membership Discord says has ended: forgotten, but a choice to be hidden there stays
+        (as a row marked `left_at`), as in `remove_guild`: were they to come back, they must not
+        reappear until they choose again. A membership confirmed since `unless_checked_since` (the
+        member used Sonance there after Discord was asked) is left alone. Returns whether it ended."""
+        still_stale = and_(_MEMBERS.guild_id == guild_id, _MEMBERS.user_id == user_id, _CURRENT,
+                           or_(_MEMBERS.checked_at.is_(None), _MEMBERS.checked_at < unless_checked_since))
+        removed = await self.session.execute(delete(GuildMembership.__table__).where(still_stale, _SHOWN_OR_UNCHOSEN))
+        if removed.rowcount:
+            return True
+        hidden = await self.session.execute(update(GuildMembership.__table__).where(still_stale)
+                                            .values(left_at=utcnow()))
+        return bool(hidden.rowcount)
 
     async def remove_membership(self, guild_id: int, user_id: int) -> None:
         membership = await self.session.get(GuildMembership, (guild_id, user_id))
@@ -186,9 +195,10 @@ class UserRepository:
         """Forget the memberships of a guild the bot left; returns how many. A member's explicit
         choice to be hidden there stays: were the bot invited back (say, kicked and re-added to fix
         its permissions), they must not reappear on its boards until they choose again."""
-        result = await self.session.execute(delete(GuildMembership).where(
-            GuildMembership.guild_id == guild_id, or_(GuildMembership.visible.is_(None),
-                                                      GuildMembership.visible.is_(True))))
+        result = await self.session.execute(delete(GuildMembership.__table__).where(
+            _MEMBERS.guild_id == guild_id, _SHOWN_OR_UNCHOSEN))
+        await self.session.execute(update(GuildMembership.__table__)
+                                   .where(_MEMBERS.guild_id == guild_id, _CURRENT).values(left_at=utcnow()))
         return int(result.rowcount or 0)
 
     async def set_guild_visibility(self, guild_id: int, user_id: int, visible: bool | None) -> None:
@@ -210,7 +220,7 @@ class UserRepository:
             select(GuildMembership.user_id)
             .join(User, User.id == GuildMembership.user_id)
             .outerjoin(UserSettings, UserSettings.user_id == GuildMembership.user_id)
-            .where(GuildMembership.guild_id == guild_id)
+            .where(GuildMembership.guild_id == guild_id, GuildMembership.left_at.is_(None))
             .where(User.discord_id.is_not(None))  # dataset/base listeners are never members
             .where(or_(
                 GuildMembership.visible.is_(True),
@@ -250,12 +260,13 @@ class UserRepository:
 
     async def guild_ids(self, user_id: int) -> list[int]:
         """Guilds where `user_id` is known to be a member (learnt from use or sync)."""
-        stmt = (select(GuildMembership.guild_id).where(GuildMembership.user_id == user_id)
+        stmt = (select(GuildMembership.guild_id).where(GuildMembership.user_id == user_id, _CURRENT)
                 .order_by(GuildMembership.guild_id))
         return list((await self.session.execute(stmt)).scalars())
 
     async def is_member(self, guild_id: int, user_id: int) -> bool:
-        return await self.session.get(GuildMembership, (guild_id, user_id)) is not None
+        membership = await self.session.get(GuildMembership, (guild_id, user_id))
+        return membership is not None and membership.left_at is None
 
     # --- settings ---------------------------------------------------------------------------------
 
