@@ -59,7 +59,8 @@ class Settings(BaseSettings):
         validation_alias="SONANCE_BASE_DATASET_URL")
     base_dataset_sha256: str = Field("6738f48195667ff03caaab4d32ca9a3133d8cc026b7c3cdaf6ce1010e913c59c",  # HETREC_SHA256
                                      validation_alias="SONANCE_BASE_DATASET_SHA256")
-    # "Near-empty": fewer members with listening data than this (dataset listeners do not count).
+    # "Near-empty": fewer listeners of the server's own (members and its own imports, with any plays)
+    # than this; the base corpus's listeners never count.
     base_max_members: int = Field(100, ge=0, validation_alias="SONANCE_BASE_MAX_MEMBERS")
 
     # --- Discord -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ HETREC_FILES = ("user_artists.dat", "artists.dat", "tags.dat", "user_taggedartis
 # tags.dat is Latin-1; the others are UTF-8 (artists.dat) or plain ASCII digits.
 _ENCODINGS = {"tags.dat": "latin-1"}
 
+if TYPE_CHECKING:
+    from core.config import Settings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,21 +41,42 @@ def default_dataset_dir() -> Path:
     return PROJECT_ROOT.parent / "shared" / "data" / HETREC_DIRNAME
 
 
-def find_hetrec_dir(path: Path | str | None = None) -> Path | None:
-    """The first folder holding ``user_artists.dat``: explicit path, $SONANCE_DATASET_DIR, shared copy."""
+def find_hetrec_dir(path: Path | str | None = None, *, configured: Path | str | None = None,
+                    downloads: Path | str | None = None) -> Path | None:
+    """The folder holding ``user_artists.dat`` (directly or in a ``hetrec2011-lastfm-2k`` folder).
+
+    An explicit `path` is the only place looked at: a mistyped --path or --data-dir must be an
+    error, never a silent run on another copy. Otherwise: the configured folder (`configured`, else
+    $SONANCE_DATASET_DIR), then `downloads`, where an earlier download was unpacked (so it is not
+    fetched again), then the shared copy beside the project (development and CI machines).
+    """
     candidates: list[Path] = []
     if path is not None:
         candidates.append(Path(path))
-    env = os.environ.get("SONANCE_DATASET_DIR")
-    if env:
-        candidates.append(Path(env))
-    candidates.append(default_dataset_dir())
+    else:
+        chosen = configured or os.environ.get("SONANCE_DATASET_DIR")
+        if chosen:
+            candidates.append(Path(chosen))
+        if downloads is not None:
+            candidates.append(Path(downloads))
+        candidates.append(default_dataset_dir())
     for candidate in candidates:
         if (candidate / "user_artists.dat").is_file():
             return candidate
         if (candidate / HETREC_DIRNAME / "user_artists.dat").is_file():
             return candidate / HETREC_DIRNAME
     return None
+
+
+def downloads_dir(settings: Settings) -> Path:
+    """Where the CLI unpacks a downloaded HetRec archive (under SONANCE_DATA_DIR)."""
+    return settings.data_dir / "datasets"
+
+
+def locate_hetrec(settings: Settings, path: Path | str | None = None) -> Path | None:
+    """`find_hetrec_dir` with the settings' SONANCE_DATASET_DIR (so a value in .env counts, not only
+    an exported variable) and the CLI's download folder."""
+    return find_hetrec_dir(path, configured=settings.dataset_dir, downloads=downloads_dir(settings))
 
 
 def verify_sha256(data: bytes, expected: str = HETREC_SHA256) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cli_app import console, err_console, import_app, run_async
 from core.cleaning import printable
 from core.config import load_settings
-from core.datasets import download_hetrec, find_hetrec_dir
+from core.datasets import download_hetrec, downloads_dir, locate_hetrec
 from core.db.repositories import UserRepository
 from core.errors import ImportFileError
 from core.services import build_services
@@ -99,13 +99,14 @@ def import_hetrec_cmd(
                                      "Default: $SONANCE_DATASET_DIR, the shared copy, else download."),
 ) -> None:
     """Import the HetRec 2011 Last.fm dataset (1,892 listeners, 17,632 artists, tags)."""
-    folder = find_hetrec_dir(path)
+    settings = load_settings()
+    folder = locate_hetrec(settings, path)
     if folder is None:
         if path is not None:
             raise typer.BadParameter(f"{path} does not contain user_artists.dat", param_hint="--path")
-        settings = load_settings()
         console.print("HetRec files not found locally; downloading the public archive…")
-        folder = download_hetrec(settings.data_dir / "datasets")
+        folder = download_hetrec(downloads_dir(settings), settings.base_dataset_url,
+                                 expected_sha256=settings.base_dataset_sha256)
     total = sum(filter(None, (_count_lines(folder / n) for n in ("artists.dat", "user_artists.dat",
                                                                     "user_taggedartists.dat"))))
     _run_import(f"HetRec from {folder}", total, lambda s, p: import_hetrec(s, folder, p))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from bot.cli_app import bench_app, console, err_console, eval_app, run_async, run_cli
+from core.config import load_settings
 from core.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def _eval_runs(train: Path | None, test: Path | None, tags: Path | None, artists
     """(label, split seed, independent group, task factory) per run; tasks are built lazily, one at a
     time, to bound memory. The group is the community seed in the community protocol (its split
     seeds share members), else the split seed."""
-    from core.datasets import find_hetrec_dir, read_artist_names
+    from core.datasets import locate_hetrec, read_artist_names
     from core.recommender.community import community_task
     from core.recommender.hetrec import task_from_dir, task_from_files
     from core.recommender.similar_graph import graph_matrix, read_similar_tsv
@@ -100,7 +101,7 @@ def _eval_runs(train: Path | None, test: Path | None, tags: Path | None, artists
         if community_size is not None:
             raise InvalidInput("--community-size needs --data-dir, not --train/--test.")
         return [(None, None, None, lambda: with_graph(task_from_files(train, test, tags, artists), artists))]
-    folder = find_hetrec_dir(data_dir)
+    folder = locate_hetrec(load_settings(), data_dir)
     if folder is None:
         raise InvalidInput("No HetRec folder found: pass --data-dir DIR (or --train/--test files).")
     if similar is not None:  # validate the file before any long computation starts
@@ -145,7 +146,7 @@ def eval_tune(
     """
 
     def body() -> None:
-        from core.datasets import find_hetrec_dir
+        from core.datasets import locate_hetrec
         from core.recommender.community import community_task
         from core.recommender.hetrec import task_from_dir
         from core.recommender.tuning import (
@@ -157,7 +158,7 @@ def eval_tune(
         )
 
         say = _say(False)
-        folder = find_hetrec_dir(data_dir)
+        folder = locate_hetrec(load_settings(), data_dir)
         if folder is None:
             raise InvalidInput("No HetRec folder found: pass --data-dir DIR.")
         tagged, names = folder / "user_taggedartists.dat", folder / "tags.dat"
@@ -207,12 +208,12 @@ def eval_similar_graph(
     def body() -> None:
         import numpy as np
 
-        from core.datasets import find_hetrec_dir, read_friend_pairs
+        from core.datasets import locate_hetrec, read_friend_pairs
         from core.recommender.community import grow_community
         from core.recommender.interactions import Interactions
         from core.recommender.similar_graph import co_listening_graph, matrix_to_map, write_similar_tsv
 
-        folder = find_hetrec_dir(data_dir)
+        folder = locate_hetrec(load_settings(), data_dir)
         if folder is None:
             raise InvalidInput("No HetRec folder found: pass --data-dir DIR.")
         data = Interactions.from_hetrec(folder / "user_artists.dat")
@@ -305,7 +306,7 @@ def bench_recommend(
     """
 
     def body() -> None:
-        from core.datasets import find_hetrec_dir
+        from core.datasets import locate_hetrec
         from core.recommender.bench import latency_ms, sample_rows
         from core.recommender.engine import RecommenderEngine
         from core.recommender.evaluation import peak_rss_mb
@@ -314,7 +315,7 @@ def bench_recommend(
 
         say = _say(False)
         result: dict[str, Any] = {}
-        folder = find_hetrec_dir(data_dir)
+        folder = locate_hetrec(load_settings(), data_dir)
         if folder is None:
             say("HetRec not found; skipping the HetRec benchmark")
         else:

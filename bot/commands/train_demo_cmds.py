@@ -15,7 +15,6 @@ misspelt ``--artist`` is refused before any training, with the closest name it k
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +37,7 @@ from core.config import load_settings
 from core.errors import ConfigError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from core.config import Settings
     from core.services import Services
 
 
@@ -147,31 +147,32 @@ def demo_cmd(
     run_cli(lambda: _demo(path, artist, listeners, count, db, fresh, not no_tune, retrain))
 
 
-def _hetrec_folder(path: Path | None, data_dir: Path) -> Path:
+def _hetrec_folder(path: Path | None, settings: Settings) -> Path:
     """The HetRec folder to use; an explicit --path or SONANCE_DATASET_DIR without the files is an
     error (never silently another copy), and a failed download is one line (ConfigError)."""
-    from core.datasets import download_hetrec, find_hetrec_dir
+    from core.datasets import download_hetrec, downloads_dir, locate_hetrec
 
     if path is not None:
-        folder = find_hetrec_dir(path)  # falls back to other places: --path must be the one used
-        if folder is None or not folder.is_relative_to(path):
+        folder = locate_hetrec(settings, path)  # an explicit path is the only place looked at
+        if folder is None:
             raise typer.BadParameter(f"{path} does not contain user_artists.dat", param_hint="--path")
         return folder
-    configured = os.environ.get("SONANCE_DATASET_DIR")
-    if configured and not (Path(configured) / "user_artists.dat").is_file():
+    configured = settings.dataset_dir
+    if configured and locate_hetrec(settings, configured) is None:
         raise ConfigError(f"SONANCE_DATASET_DIR={configured} has no HetRec files (user_artists.dat): point it at "
                           "the unpacked hetrec2011-lastfm-2k folder, or unset it to download the dataset.")
-    folder = find_hetrec_dir()
+    folder = locate_hetrec(settings)
     if folder is None:
         console.print("HetRec files not found locally; downloading the public archive…")
-        folder = download_hetrec(data_dir / "datasets")
+        folder = download_hetrec(downloads_dir(settings), settings.base_dataset_url,
+                                 expected_sha256=settings.base_dataset_sha256)
     return folder
 
 
 def _demo(path: Path | None, artist: str, listeners: int, count: int, db: Path | None, fresh: bool,
           tune: bool, retrain: bool) -> None:
     base = load_settings()
-    folder = _hetrec_folder(path, base.data_dir)
+    folder = _hetrec_folder(path, base)
     db_path = (db or base.data_dir / "demo" / "sonance-demo.db").resolve()
     if fresh and db_path.exists():
         db_path.unlink()
