@@ -72,6 +72,11 @@ class SonanceMixin:
         return True
 
 
+#: No message of Sonance pings anyone: names and typed text are echoed (escaped, too), and a member
+#: called "@everyone" or a pasted <@id> must never notify a server.
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
 def _intents() -> discord.Intents:
     intents = discord.Intents.default()  # no privileged intents: slash commands need none
     return intents
@@ -80,6 +85,7 @@ def _intents() -> discord.Intents:
 class SonanceBot(SonanceMixin, commands.Bot):
     def __init__(self, services: Services, **kwargs: Any) -> None:
         super().__init__(command_prefix=commands.when_mentioned, intents=_intents(), help_command=None,
+                         allowed_mentions=NO_MENTIONS,
                          tree_cls=SonanceTree, **kwargs)
         self.services = services
 
@@ -87,6 +93,7 @@ class SonanceBot(SonanceMixin, commands.Bot):
 class ShardedSonanceBot(SonanceMixin, commands.AutoShardedBot):
     def __init__(self, services: Services, **kwargs: Any) -> None:
         super().__init__(command_prefix=commands.when_mentioned, intents=_intents(), help_command=None,
+                         allowed_mentions=NO_MENTIONS,
                          tree_cls=SonanceTree, **kwargs)
         self.services = services
 

@@ -27,14 +27,18 @@ def _hhmm(minute: int) -> str:
 
 def confirmation(schedule: DmSchedule) -> str:
     prefs = schedule.prefs
-    if not schedule.enabled:
-        return "Weekly recommendation DMs are **off**. Turn them back on any time with `/dm enabled:True`."
-    lines = [f"Weekly recommendation DMs are **on**: every **{WEEKDAYS[prefs.weekday].capitalize()}** at "
-             f"**{_hhmm(prefs.minute)}** ({prefs.timezone})."]
+    slot = f"every **{WEEKDAYS[prefs.weekday].capitalize()}** at **{_hhmm(prefs.minute)}** ({prefs.timezone})"
+    if not schedule.enabled:  # the slot is still stored (and may just have been set): say which
+        return (f"Weekly recommendation DMs are **off**. Turn them back on any time with `/dm enabled:True`; "
+                f"they will come {slot}.")
+    lines = [f"Weekly recommendation DMs are **on**: {slot}."]
     if prefs.has_quiet_hours:
         assert prefs.quiet_start is not None and prefs.quiet_end is not None
         lines.append(f"Quiet hours: {_hhmm(prefs.quiet_start)}–{_hhmm(prefs.quiet_end)}; "
                      "nothing arrives then, a DM due inside them waits until they end.")
+        if prefs.in_quiet(prefs.minute):
+            lines.append(f"**{_hhmm(prefs.minute)}** is inside your quiet hours, so each DM arrives at "
+                         f"**{_hhmm(prefs.quiet_end)}** instead. Pick another time if you'd rather.")
     local = schedule.next_local
     if schedule.due_now or local is None or schedule.next_due is None:
         lines.append("This week's DM is due now: it will arrive within a few minutes.")

@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.interactions import Acknowledger, SonanceCog, member_name, send, within_budget
 from bot.render.stats import top_embed, who_knows_embed
+from core.errors import InvalidInput
 from core.stats import StatsService
 
 PERIOD_CHOICES = [
@@ -53,6 +54,8 @@ class StatsCog(SonanceCog):
     @app_commands.guild_only()
     async def top(self, interaction: discord.Interaction, period: app_commands.Choice[str],
                   member: discord.Member | None = None) -> None:
+        if member is not None and member.bot:
+            raise InvalidInput("Bots don't keep a listening history, so they have no top artists. Pick a person!")
         own = member is None or member.id == interaction.user.id
         async with Acknowledger(interaction) as ack:  # defers publicly after 1 s if the lookup is slow
             if own:

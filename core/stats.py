@@ -20,6 +20,7 @@ from core.db.repositories.public_facts import PublicFactsRepository
 from core.db.types import utcnow
 from core.errors import GuildOnly, InvalidInput, NotFound
 from core.fuzzy import complete_artists, did_you_mean, suggest_artist
+from core.markup import literal
 from core.matching import artist_key
 from core.services import Services
 
@@ -101,9 +102,9 @@ class StatsService:
             found = await CatalogRepository(session).artist_by_key(artist_key(artist))
             if found is None:
                 suggestion = await suggest_artist(self.services, artist)
-                raise NotFound(did_you_mean(f"I don't know an artist called **{artist.strip()[:100]}** yet.", suggestion)
-                               if suggestion else f"I don't know an artist called **{artist.strip()[:100]}** yet. "
-                               "Pick one from the suggestions while typing.")
+                unknown = f"I don't know an artist called **{literal(artist.strip()[:100])}** yet."
+                raise NotFound(did_you_mean(unknown, suggestion) if suggestion
+                               else f"{unknown} Pick one from the suggestions while typing.")
             users = UserRepository(session)
             visible = await users.visible_member_ids(guild_id)
             rows = await ListenRepository(session).who_knows(found.id, visible, limit=WHO_KNOWS_LIMIT)

@@ -80,7 +80,7 @@ async def test_base_listeners_are_never_members(sonance: FakeDiscord, world_serv
 
     embed = await whoknows(sonance, "alice")
     lines = str(embed["description"]).split("\n")
-    assert lines == ["🥇 **Alice**: 12 plays", "🥈 **Bob**: 12 plays", "🥉 **Carol**: 6 plays"]
+    assert lines == ["🥇 **Alice**: 12 plays", "🥇 **Bob**: 12 plays", "🥉 **Carol**: 6 plays"]
     assert "3 listeners in Sonance Dev" in embed["footer"]["text"]  # type: ignore[index]
 
     _, board = await run(sonance, "leaderboard", "alice")

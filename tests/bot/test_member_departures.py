@@ -55,7 +55,7 @@ async def test_a_member_who_left_disappears_from_whoknows_and_the_leaderboard(
         await users.ensure_membership(OTHER_GUILD_ID, ids["bob"])  # bob stays in the other server
         await users.set_guild_visibility(GUILD_ID, ids["dave"], False)  # dave chose to be hidden here
     await all_due(world_services)
-    assert "🥈 **Bob**: 12 plays" in await whoknows_lines(fake, "alice")
+    assert "🥇 **Bob**: 12 plays" in await whoknows_lines(fake, "alice")
     _, board = await run(fake, "leaderboard", "alice")
     assert board.embeds[0]["footer"]["text"].startswith("3 members ranked")  # alice, bob, carol
 

@@ -133,3 +133,17 @@ async def test_timezone_autocomplete(sonance: FakeDiscord) -> None:
     await record.wait_ack()
     assert len(record.choices or []) == 25
     sonance.assert_clean()
+
+
+async def test_dm_says_what_it_stored_when_off_and_when_the_time_is_in_quiet_hours(sonance: FakeDiscord) -> None:
+    body = await answer(sonance, sonance.slash("dm", {"enabled": False, "day": "friday", "time": "09:00"},
+                                               user="bob", guild=GUILD_ID))
+    assert body["content"] == ("Weekly recommendation DMs are **off**. Turn them back on any time with "
+                               "`/dm enabled:True`; they will come every **Friday** at **09:00** (UTC).")
+    body = await answer(sonance, sonance.slash("dm", {
+        "enabled": True, "time": "23:00", "quiet_start": "22:00", "quiet_end": "07:00"}, user="bob", guild=GUILD_ID))
+    assert ("**23:00** is inside your quiet hours, so each DM arrives at **07:00** instead. "
+            "Pick another time if you'd rather.") in body["content"]
+    body = await answer(sonance, sonance.slash("dm", {"enabled": True, "time": "21:00"}, user="bob", guild=GUILD_ID))
+    assert "inside your quiet hours" not in body["content"]
+    sonance.assert_clean()

@@ -23,8 +23,8 @@ async def test_whoknows_ranks_visible_members_by_plays(sonance: FakeDiscord) -> 
     embed = body["embeds"][0]
     assert embed["title"] == "Who knows Radiohead?"
     lines = embed["description"].split("\n")
-    # alice and bob have 12 plays each (tie broken by who joined first), carol 6; dave never played it
-    assert lines == ["🥇 **Alice**: 12 plays", "🥈 **Bob**: 12 plays", "🥉 **Carol**: 6 plays"]
+    # alice and bob have 12 plays each: both first (listed by who joined first); carol is third
+    assert lines == ["🥇 **Alice**: 12 plays", "🥇 **Bob**: 12 plays", "🥉 **Carol**: 6 plays"]
     assert "Dave" not in embed["description"]
     assert "3 listeners in Sonance Dev" in embed["footer"]["text"]
     assert not body.get("flags")  # public answer
@@ -50,7 +50,39 @@ async def test_whoknows_unknown_artist_and_nobody(sonance: FakeDiscord) -> None:
     assert "don't know an artist called **Nonexistent Band**" in body["content"]
     assert body["flags"] & 64  # ephemeral refusal
     body = await final_body(sonance, sonance.slash("whoknows", {"artist": "Taylor Swift"}, user="alice"))
-    assert "Nobody here has played **Taylor Swift** yet" in body["embeds"][0]["description"]
+    assert "Nobody who shares their listening here has played **Taylor Swift** yet" in body["embeds"][0]["description"]
+    sonance.assert_clean()
+
+
+async def test_whoknows_with_only_hidden_listeners_does_not_say_nobody_played_it(
+        sonance: FakeDiscord, world_services: Services) -> None:
+    """Dave alone plays Metallica and hides himself: "Nobody here has played it" would be false."""
+    ids = world_services.extras["world_ids"]
+    async with world_services.session() as session:
+        await UserRepository(session).set_guild_visibility(GUILD_ID, ids["dave"], False)
+    body = await final_body(sonance, sonance.slash("whoknows", {"artist": "Metallica"}, user="alice", guild=GUILD_ID))
+    embed = body["embeds"][0]
+    assert embed["description"].startswith("Nobody who shares their listening here has played **Metallica** yet.")
+    assert embed["footer"]["text"] == "Members who keep their listening private are not shown"
+    sonance.assert_clean()
+
+
+async def test_typed_names_are_echoed_literally_and_nobody_is_pinged(sonance: FakeDiscord) -> None:
+    typed = "**x** @everyone <@123456789012345678> `y` | z"
+    record = await sonance.dispatch(sonance.slash("whoknows", {"artist": typed}, user="alice"))
+    body = (await record.wait_final()).body
+    assert body["content"].startswith(
+        "I don't know an artist called **\\*\\*x\\*\\* @\u200beveryone <@\u200b123456789012345678> \\`y\\` \\| z** yet.")
+    assert body["allowed_mentions"] == {"parse": []}  # Discord's "ping nobody", on every message
+    sonance.assert_clean()
+
+
+async def test_top_of_a_bot_says_bots_have_no_listening(sonance: FakeDiscord) -> None:
+    record = await sonance.dispatch(sonance.slash("top", {"period": "overall", "member": sonance.bot_user.id},
+                                                  user="alice"))
+    body = (await record.wait_final()).body
+    assert body["content"] == "Bots don't keep a listening history, so they have no top artists. Pick a person!"
+    assert body["flags"] & 64
     sonance.assert_clean()
 
 
