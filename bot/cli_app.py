@@ -33,13 +33,11 @@ import_app = typer.Typer(help="Import listening data (HetRec, listens TSV, Last.
                          no_args_is_help=True)
 eval_app = typer.Typer(help="Offline evaluation: recommendation quality, compatibility AUC.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks of the hot paths; they print figures.", no_args_is_help=True)
-sync_app = typer.Typer(help="Listening-history sync from Last.fm (one account or all that are due).")
 
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
-app.add_typer(sync_app, name="sync")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

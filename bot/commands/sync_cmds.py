@@ -6,7 +6,7 @@ import aiohttp
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bot.cli_app import console, err_console, fail, run_async, sync_app
+from bot.cli_app import app, console, err_console, fail, run_async
 from core.config import load_settings
 from core.db.repositories import AccountRepository, UserRepository
 from core.services import build_services
@@ -16,7 +16,7 @@ from core.sources.lastfm_history import HistoryPage
 from core.sync.engine import LastfmSync, SyncReport
 
 
-@sync_app.callback(invoke_without_command=True)
+@app.command("sync")  # a command, not a group: it has no sub-commands (`--help` says so)
 def sync(
     user: str | None = typer.Option(None, "--user", help="Last.fm username or Discord id of a linked account."),
     link: bool = typer.Option(False, "--link", help="Create a local listener linked to this Last.fm username "
