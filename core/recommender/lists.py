@@ -8,13 +8,14 @@ towards, read fresh from the database, turned into one `RecommendRequest`, score
   clicked changes the next list with no retraining.
 * **Honesty over filler.** Users with no usable history get popular picks with a note saying so;
   album/track lists need synced listens and say so instead of guessing; users with nothing linked
-  get `NotLinked`.
+  get `NotLinked`. A short list says how many fresh picks there were and what was skipped, next to
+  the history note; an empty one says what emptied it (`empty_message`), never only the history note.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from core.domain import AotyFacts, Kind, Recommendation
 from core.errors import InvalidInput, NotFound, NotLinked
 from core.explain.types import Preferences
 from core.fuzzy import did_you_mean, suggest_tag
+from core.markup import literal
 from core.recommender.codec import evidence_to_json
 from core.recommender.preferences import preferences_from_stored
 from core.recommender.requests import RecommendRequest, UserHistory
@@ -37,6 +39,7 @@ from core.recommender.served import ServedModels
 from core.recommender.tags import tag_variants
 
 if TYPE_CHECKING:
+    from core.recommender.engine import RecommenderEngine
     from core.services import Services
 
 #: Discovery dial presets of /recommend (0 = close to what you play, 1 = deep cuts).
@@ -60,8 +63,8 @@ def discovery_level(value: float | str | None, stored: float, prefs: Preferences
     return float(min(1.0, max(0.0, level)))
 
 
-def list_note(kind: Kind, n_plays: int, known: int, got: int, wanted: int, tag: str | None) -> str | None:
-    """Why a list is generic or short, in the member's terms (None when it is neither)."""
+def history_note(kind: Kind, n_plays: int, known: int) -> str | None:
+    """Why a list is generic: no history, none the model knows yet, or only a few items (else None)."""
     if n_plays == 0:
         return (f"I don't have your {kind} listening history yet, so these are popular picks among "
                 "the listeners I learn from. Sync or import your listens to make them personal.")
@@ -70,10 +73,68 @@ def list_note(kind: Kind, n_plays: int, known: int, got: int, wanted: int, tag: 
                 "popularity.")
     if known < 5:
         return f"Based on only {known} {kind}s you play, so these lean on tags and popularity."
-    if got < wanted:
-        return (f"Only {got} fresh pick{'s' if got != 1 else ''}" + (f" tagged {tag}" if tag else "")
-                + " right now (I skip what you know and what I showed you recently).")
     return None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """What this member's lists leave out, so a short or empty list can name the real reasons:
+    only filters that are active for them are mentioned (a sentence about a 👎 nobody gave, or a
+    window of 0 days, would send them looking for a cause that isn't there)."""
+
+    window_days: int
+    shown: bool  # something was shown inside the repeat window
+    disliked: bool  # they gave a 👎
+    avoided: bool  # /tune asked for less of some tags
+
+    def clause(self) -> str:
+        """ "I skip what you already play and what I showed you in the last 30 days." """
+        parts = ["what you already play"]
+        if self.shown and self.window_days > 0:
+            days = "day" if self.window_days == 1 else f"{self.window_days} days"
+            parts.append(f"what I showed you in the last {days}")
+        if self.disliked:
+            parts.append("what you gave a 👎")
+        if self.avoided:
+            parts.append("what you asked /tune to avoid")
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        return f"I skip {listed}."
+
+
+def list_note(kind: Kind, n_plays: int, known: int, got: int, wanted: int, tag: str | None,
+              skipped: Skipped, per_artist: int | None = None) -> str | None:
+    """Why a non-empty list is generic and/or short, in the member's terms (None when neither).
+
+    Both notes are kept when both apply: a member with a thin history who also ran out of fresh
+    picks needs to know both why the picks are generic and why there are fewer than asked. An
+    album/track list also names its per-artist cap, the other thing that shortens it."""
+    short = None
+    if got < wanted:
+        short = (f"Only {got} fresh pick{'s' if got != 1 else ''}" + (f" tagged {tag}" if tag else "")
+                 + (f" (at most {per_artist} per artist)" if per_artist else "") + f": {skipped.clause()}")
+    notes = [n for n in (history_note(kind, n_plays, known), short) if n]
+    return " ".join(notes) or None
+
+
+def empty_message(kind: Kind, tag: str | None, skipped: Skipped, *, anything_unplayed: bool) -> str:
+    """What to say when no pick is left, naming what emptied it (Markdown-escaped: it echoes the tag).
+
+    Either the member already plays everything that fits (nothing the filters could free up), or the
+    filters of `skipped` took the rest. The discovery dial never empties a list (it only re-ranks),
+    so it is not named."""
+    shown_tag = literal(tag) if tag else None
+    if not anything_unplayed:
+        return f"You already play every {kind}" + (f" tagged {shown_tag}" if shown_tag else "") + " I know."
+    what = f"picks tagged {shown_tag}" if shown_tag else f"{kind} picks"
+    return f"No fresh {what} right now: {skipped.clause()}"
+
+
+def unplayed_fits(engine: RecommenderEngine, known_rows: np.ndarray, tags: tuple[str, ...]) -> bool:
+    """Whether the model knows any item that fits the tag filter (all items without one) and that
+    the member does not play: if not, no filter emptied the list, their history did."""
+    fits = engine.tags.items_with_any(tags) if tags else np.ones(len(engine.items), dtype=bool)
+    fits[known_rows[known_rows >= 0]] = False
+    return bool(fits.any())
 
 
 #: How long display facts are reused at most (another process's catalogue writes show after this).
@@ -188,7 +249,7 @@ class PersonalLists:
                                         [p.last_played_at for p in plays])
         tags = tuple(tag_variants([tag.strip().lower()])) if tag and tag.strip() else ()
         if tags and not engine.tags.items_with_any(tags).any():  # a tag nothing carries: say so, and guess
-            raise NotFound(did_you_mean(f"I don't know a tag called “{tag.strip()[:60]}”.",  # type: ignore[union-attr]
+            raise NotFound(did_you_mean(f"I don't know a tag called “{literal(tag.strip()[:60])}”.",  # type: ignore[union-attr]
                                         await suggest_tag(self.services, tags[0])))
         level = discovery_level(discovery, stored_discovery, prefs)
         request = RecommendRequest(count=count, discovery=level, tags=tags,
@@ -197,10 +258,15 @@ class PersonalLists:
                                    disliked=tuple({i for i, v in votes.items() if v < 0}),
                                    boost_tags=prefs.boost_tags, avoid_tags=prefs.avoid_tags)
         recs = await self.models.score(loaded, history, request)
-        known_in_model = int(np.count_nonzero(engine.items.indices(history.items) >= 0))
-        note = list_note(kind, len(plays), known_in_model, len(recs), count, tag)
+        known_rows = engine.items.indices(history.items)
+        shown_tag = tag.strip().lower() if tags and tag else None
+        skipped = Skipped(self.services.settings.repeat_window_days, bool(recent), bool(request.disliked),
+                          bool(prefs.avoid_tags))
         if not recs:
-            raise NotFound(note or "I ran out of new things to recommend right now. Try again later or widen the tag.")
+            raise NotFound(empty_message(kind, shown_tag, skipped,
+                                         anything_unplayed=unplayed_fits(engine, known_rows, tags)))
+        note = list_note(kind, len(plays), int(np.count_nonzero(known_rows >= 0)), len(recs), count, shown_tag,
+                         skipped, request.max_per_artist)
         shown_ids: list[int] = [0] * len(recs)
         async with self.services.session() as session:  # one unit of work: decorate, then record
             repo = RecommendationRepository(session)
@@ -212,4 +278,4 @@ class PersonalLists:
                     context=context, guild_id=asker.guild_id, model_version=loaded.version)
         reasons = [e.text for e in await self.services.explainer.recommendations(recs, user_id=user_id)]
         items = tuple(ShownRecommendation(s, r, why) for s, r, why in zip(shown_ids, recs, reasons, strict=True))
-        return RecommendationList(kind, items, level, loaded.version, note, tag.strip().lower() if tags and tag else None)
+        return RecommendationList(kind, items, level, loaded.version, note, shown_tag)

@@ -1,14 +1,17 @@
 """/similar and the name completions of the recommendation commands.
 
 Artists most like a named one come from the served model when it knows the artist, otherwise from
-Last.fm's similar-artist graph (stored, or asked now), so any artist Last.fm knows works. Nothing
-here is personal: no asker is needed.
+Last.fm's similar-artist graph (stored, or asked now), so any artist Last.fm knows works. The model's
+answer keeps only artists that share evidence with the named one (no padding with popular
+strangers); Last.fm's graph answers are its own neighbours and are kept as they are. Nothing here is
+personal: no asker is needed. Typed names are echoed Markdown-escaped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from core.db.repositories import CatalogRepository
@@ -16,6 +19,7 @@ from core.db.repositories.recommendations import RecommendationRepository
 from core.domain import Evidence, Kind, Recommendation, Weighted
 from core.errors import InvalidInput, NotFound, SonanceError
 from core.fuzzy import complete_artists, complete_tags, did_you_mean, suggest_artist
+from core.markup import literal
 from core.matching import artist_key
 from core.recommender.engine import RecommenderEngine
 from core.recommender.lists import decorate
@@ -27,6 +31,11 @@ if TYPE_CHECKING:
     from core.services import Services
 
 log = logging.getLogger(__name__)
+
+
+def _escaped(name: str | None) -> str | None:
+    """A suggested catalogue name, Markdown-escaped (it goes between `did_you_mean`'s bold stars)."""
+    return literal(name) if name is not None else None
 
 
 class SimilarArtists:
@@ -57,16 +66,18 @@ class SimilarArtists:
                 found = await catalog.search_artists(key, limit=1)
                 artist = found[0] if found else None
         if artist is None and graph.client is None:
-            raise NotFound(did_you_mean(f"I don't know an artist called “{query[:100]}”.",
-                                        await suggest_artist(self.services, query)))
+            raise NotFound(did_you_mean(f"I don't know an artist called “{literal(query[:100])}”.",
+                                        _escaped(await suggest_artist(self.services, query))))
         engine = await self._engine_if_any(kind) if artist is not None else None
         if artist is not None and engine is not None and artist.id in engine.items:
-            recs = await asyncio.to_thread(engine.similar, artist.id, count)
+            # Only neighbours that share evidence with the artist (see `RecommenderEngine.similar`):
+            # none at all shows the renderer's "Nothing close enough yet." instead of popular strangers.
+            recs = await asyncio.to_thread(partial(engine.similar, related_only=True), artist.id, count)
             async with self.services.session() as session:
                 decorated = await decorate(RecommendationRepository(session), kind, recs)
             return SimilarResult(artist.name, tuple(decorated))
         if graph.client is None and artist is not None:
-            raise NotFound(f"I don't know enough about {artist.name} yet to find similar artists.")
+            raise NotFound(f"I don't know enough about {literal(artist.name)} yet to find similar artists.")
         try:
             answer = await graph.similar_to(artist.name if artist is not None else query, limit=count)
         except NotFound as exc:  # neither we nor Last.fm know the name: suggest the closest one we know
@@ -75,7 +86,9 @@ class SimilarArtists:
             suggestion = await suggest_artist(self.services, query) if artist is None else None
             if suggestion is not None and artist_key(suggestion) == key:
                 suggestion = None
-            raise NotFound(did_you_mean(exc.user_message, suggestion), detail=exc.detail) from None
+            # The graph's sentences are plain text quoting the typed name: escaped here, as ours.
+            raise NotFound(did_you_mean(literal(exc.user_message), _escaped(suggestion)),
+                           detail=exc.detail) from None
         recs = [Recommendation(kind=Kind.ARTIST, item_id=int(a.id), name=a.name, score=match,
                                evidence=Evidence(items=(Weighted(answer.seed, match),), sources={"graph": match},
                                                  note=f"similar to {answer.seed} on Last.fm"),
