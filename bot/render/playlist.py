@@ -55,7 +55,8 @@ def playlist_embed(playlist: BuiltPlaylist, asker: str) -> discord.Embed:
             f"{esc(asker)} {f.share_a:.0%} · {esc(playlist.partner_name)} {f.share_b:.0%} "
             f"({f.shared} shared, {f.only_a} + {f.only_b} individual picks)", 1024), inline=False)
     if playlist.note:
-        embed.add_field(name="Note", value=clip(playlist.note, 1024), inline=False)
+        # plain text that names artists (a seed, its neighbours): escaped like every catalogue string
+        embed.add_field(name="Note", value=clip(esc(playlist.note), 1024), inline=False)
     origin = ORIGIN_LABELS.get(playlist.origin, str(playlist.origin))
     footer = f"{len(playlist.tracks)} tracks · {origin} · for {asker}"
     if not playlist.spotify_linked:

@@ -24,6 +24,32 @@ MAX_PER_ARTIST = 2
 MIN_GAP = 5
 #: In any run of this many slots, an artist has at most `MAX_PER_ARTIST` tracks (unless exempt).
 WINDOW = 25
+#: A seed artist's tracks per `WINDOW` slots of the asked length: the listener asked for this artist,
+#: so it may come back more often than the others (still `MIN_GAP` apart).
+SEED_ARTIST_PER_WINDOW = 4
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def seed_cap(length: int) -> int:
+    """How many tracks the seed artist may have in a playlist of `length` (the others: `MAX_PER_ARTIST`)."""
+    return SEED_ARTIST_PER_WINDOW * -(-length // WINDOW)
+
+
+def _words(number: int) -> str:
+    return _NUMBER_WORDS[number] if 0 <= number < len(_NUMBER_WORDS) else str(number)
+
+
+def rule_words(seed_artist: str | None = None, seed_tracks: int = 0) -> str:
+    """The spacing rules a playlist keeps, in the words its note shows, made from the same constants
+    the builder obeys, so the note cannot promise a rule the list breaks (it once said "at most two
+    per artist" above a seed playlist with the seed artist three times).
+
+    `seed_artist` and `seed_tracks` (its `seed_cap`): the one artist allowed more often.
+    """
+    per_artist = f"at most {_words(MAX_PER_ARTIST)} per artist"
+    if seed_artist and seed_tracks > MAX_PER_ARTIST:
+        per_artist += f", {seed_artist}'s own up to {seed_tracks}"
+    return f"{per_artist}, never one artist twice within {_words(MIN_GAP)} tracks"
 
 
 def room_for(per: Mapping[int, int], artist_id: int, length: int) -> bool:

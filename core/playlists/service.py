@@ -7,6 +7,9 @@ export buttons. Why it is shaped like this:
   dense); a playlist needs tracks. So artists are ranked by the shared recommender engine
   (`RecommendService.ensure_model`, never a second model) and each contributes its most-listened
   catalogue tracks over *all* listeners, at most two, skipping tracks the asker wore out.
+* **"Similar" means related.** A seed playlist takes only neighbours that share evidence with the
+  seed (`RecommenderEngine.related_to`, as /similar does); when too few do, the list is shorter and its note says so, rather than
+  padded with artists nothing ties to the seed.
 * **Stored, then exported.** Every built playlist is a `playlists` row with ordered
   `playlist_items`; the export buttons carry only its id, so they work after a restart and read
   exactly what was previewed.
@@ -46,9 +49,11 @@ from core.domain import Kind, Recommendation
 from core.errors import AccountProblem, GuildOnly, InvalidInput, NotEnoughHistory, NotFound, SourceUnavailable
 from core.explain.template import join
 from core.explain.types import PlaylistBrief
+from core.fuzzy import did_you_mean, suggest_artist
+from core.markup import literal
 from core.matching import artist_key, track_key
 from core.playlists import building, formats
-from core.playlists.building import RankedArtist
+from core.playlists.building import RankedArtist, rule_words, seed_cap
 from core.playlists.models import (
     DEFAULT_LENGTH,
     MAX_LENGTH,
@@ -75,8 +80,6 @@ log = logging.getLogger(__name__)
 SlowHook = Callable[[bool], Awaitable[None]]
 #: A track the asker played this often is "worn out": a for-you playlist leaves it out.
 WORN_OUT_PLAYS = 3
-#: A seed artist's tracks per 25 slots (others get `building.MAX_PER_ARTIST`); spacing still applies.
-SEED_ARTIST_PER_WINDOW = 4
 #: Tracks listed with search links in the "Download files" message.
 LINKS_SHOWN = 10
 #: Concurrent Spotify searches per export (the shared per-app rate limiter still paces them).
@@ -97,6 +100,19 @@ MODES = ("for me", "from seed", "blend")
 BLEND_GUILD_ONLY = "A blend mixes the taste of two members of a server, so it only works inside one."
 FILES_INSTEAD = "Here are the playlist files instead: import them anywhere, or use the search links."
 FILES_MEANWHILE = "Meanwhile, here are the playlist files."
+#: What separates the artist from the title in a "Artist - Title" seed.
+SEED_SEPARATORS = (" - ", " – ", " — ")
+#: Why a playlist is short when nothing more specific is known.
+KNOW_NO_MORE = "that's all I know well enough right now"
+
+
+def shortfall_note(count: int, requested: int, *, why: str = KNOW_NO_MORE, rule: str | None = None) -> str | None:
+    """The note under a playlist shorter than asked: how many, why, and the rules it keeps (the
+    rules in `building.rule_words`, from the constants the builder obeys)."""
+    if count >= requested:
+        return None
+    return (f"Only {count} of the {requested} tracks you asked for: {why} "
+            f"({rule or rule_words()}).")
 
 
 def rec_reason(rec: Recommendation) -> str:
@@ -379,7 +395,7 @@ class PlaylistService:
         text = " ".join(seed.split())[:300]
         async with self.services.session() as session:
             catalog = CatalogRepository(session)
-            for sep in (" - ", " – ", " — "):
+            for sep in SEED_SEPARATORS:
                 if sep in text:
                     artist_text, title = (p.strip() for p in text.split(sep, 1))
                     artist = await catalog.artist_by_key(artist_key(artist_text))
@@ -395,7 +411,11 @@ class PlaylistService:
                 found = await catalog.search_artists(key, limit=1)
                 artist = found[0] if found else None
         if artist is None:
-            raise NotFound(f"I don't know an artist called “{text[:100]}”.")
+            # The closest name we know, to what was typed for the artist ("Radiohed - Creep" -> Radiohead).
+            typed = next((text.split(sep, 1)[0].strip() for sep in SEED_SEPARATORS if sep in text), text)
+            suggestion = await suggest_artist(self.services, typed)
+            raise NotFound(did_you_mean(f"I don't know an artist called “{literal(text[:100])}”.",
+                                        literal(suggestion) if suggestion else None))
         return artist.id, artist.name, None
 
     async def from_seed(self, asker: Asker, seed: str, *, length: int = DEFAULT_LENGTH,
@@ -404,23 +424,36 @@ class PlaylistService:
         with its most-played tracks; a track seed starts the list."""
         artist_id, artist_name, seed_track = await self._resolve_seed(seed)
         engine = await self._engine()
-        similar: list[Recommendation] = []
-        if artist_id in engine.items:
-            similar = await asyncio.to_thread(engine.similar, artist_id, max(30, length))
+
+        def neighbours() -> list[Recommendation]:
+            if artist_id not in engine.items:
+                return []
+            # Only artists that share evidence with the seed (`RecommenderEngine.related_to`, the same
+            # floor as /similar's): a Radiohead playlist got Metallica, each "Similar to Radiohead".
+            return engine.similar(artist_id, max(30, length), related_only=True)
+
+        similar = await asyncio.to_thread(neighbours)
         ranked = [RankedArtist(artist_id, f"The seed artist, {artist_name}")]
         ranked += [RankedArtist(r.item_id, similar_reason(r, artist_name)) for r in similar]
         first = [building.to_track(seed_track, "Your seed track")] if seed_track is not None else []
         # The listener asked for this artist: it may return more often than others (still spaced).
-        seed_cap = SEED_ARTIST_PER_WINDOW * -(-length // building.WINDOW)
+        own = seed_cap(length)
         async with self.services.session() as session:
             tracks = await PlaylistRepository(session).top_tracks([r.artist_id for r in ranked],
-                                                                  per_artist=max(4, seed_cap))
-        picked = building.pick_tracks(ranked, tracks, length, first=first, caps={artist_id: seed_cap})
+                                                                  per_artist=max(4, own))
+        picked = building.pick_tracks(ranked, tracks, length, first=first, caps={artist_id: own})
         if not picked:
-            raise NotFound(f"I don't know any tracks by {artist_name} or similar artists yet.")
+            raise NotFound(f"I don't know any tracks by {literal(artist_name)} or similar artists yet.")
         ordered = await arrange(engine, picked, pinned_first=seed_track is not None, uncapped=(artist_id,))
         label = f"{seed_track.artist} - {seed_track.title}" if seed_track is not None else artist_name
-        return await self._store(asker.user_id, Origin.SEED, ordered, engine, length, name=name, seed=label)
+        # Short because only so many artists are close to the seed: say so, never pad with strangers.
+        close = len({t.artist_id for t in ordered} - {artist_id})
+        known = (f"I know tracks by only {close} artist{'s' if close != 1 else ''} close to {artist_name} "
+                 "(the same people play them, or Last.fm calls them similar)" if close
+                 else f"I don't know tracks by any artist close to {artist_name} yet")
+        why = f"{known}, and I'd rather stop there than pad it with unrelated music"
+        return await self._store(asker.user_id, Origin.SEED, ordered, engine, length, name=name, seed=label,
+                                 why_short=why, rule=rule_words(artist_name, own))
 
     async def blend(self, asker: Asker, partner_id: int, *, length: int = DEFAULT_LENGTH, name: str | None = None,
                     names: tuple[str, str] = ("you", "them")) -> BuiltPlaylist:
@@ -475,8 +508,11 @@ class PlaylistService:
 
     async def _store(self, user_id: int, origin: Origin, tracks: Sequence[PlaylistTrack],
                      engine: RecommenderEngine, requested: int, *, name: str | None, seed: str | None = None,
-                     partner_user_id: int | None = None, partner_name: str | None = None) -> BuiltPlaylist:
-        """Name it (the explainer, or the instant template), store rows, return the domain object."""
+                     partner_user_id: int | None = None, partner_name: str | None = None,
+                     why_short: str = KNOW_NO_MORE, rule: str | None = None) -> BuiltPlaylist:
+        """Name it (the explainer, or the instant template), store rows, return the domain object.
+
+        `why_short` and `rule` word the note of a list shorter than `requested` (`shortfall_note`)."""
         artists = list(dict.fromkeys(t.artist for t in tracks))
         artist_ids = list(dict.fromkeys(t.artist_id for t in tracks if t.artist_id is not None))
         brief = PlaylistBrief(seed=seed if origin != Origin.RECOMMENDATIONS else None,
@@ -492,10 +528,7 @@ class PlaylistService:
             linked = await self._spotify_linked(session, user_id)
             cover = await _cover(session, tracks)
             playlist_id = int(row.id)
-        note = None
-        if len(tracks) < requested:
-            note = (f"Only {len(tracks)} of the {requested} tracks you asked for: that's all I know well enough "
-                    "right now (at most two per artist, never one artist twice within five tracks).")
+        note = shortfall_note(len(tracks), requested, why=why_short, rule=rule)
         log.info("playlist built", extra={"user_id": user_id, "origin": str(origin), "tracks": len(tracks)})
         return BuiltPlaylist(playlist_id, title[:200], description[:500], origin, tuple(tracks), seed=seed,
                              partner_name=partner_name,

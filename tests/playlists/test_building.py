@@ -13,6 +13,8 @@ from core.playlists.building import (
     fairness,
     flow_order,
     pick_tracks,
+    rule_words,
+    seed_cap,
     spacing_violations,
 )
 
@@ -102,3 +104,22 @@ def test_blend_reports_imbalance_when_one_side_runs_dry() -> None:
     assert len(picked) == 7
     fair = fairness(picked)
     assert fair.only_b == 1 and fair.share_a > 0.8 and not fair.balanced
+
+
+def test_the_rule_in_words_is_the_rule_kept_for_a_seed_artist() -> None:
+    """The note's words come from the builder's constants: a seed artist allowed `seed_cap` tracks
+    is named with that number, and a list built with that cap never has more of it, nor more than
+    two of anyone else, nor one artist twice within five slots."""
+    assert rule_words() == "at most two per artist, never one artist twice within five tracks"
+    for length in (5, 25, 30, 60, 100):
+        cap = seed_cap(length)
+        assert rule_words("Seed", cap) == (f"at most two per artist, Seed's own up to {cap}, "
+                                           "never one artist twice within five tracks")
+        tracks = catalogue({1: 40, **{a: 5 for a in range(2, 40)}})
+        ranked = [RankedArtist(a, f"reason {a}") for a in range(1, 40)]
+        picked = pick_tracks(ranked, tracks, length, caps={1: cap})
+        ordered = flow_order(picked, key=lambda t: t.artist_id, uncapped=frozenset({1}))
+        per_artist = Counter(t.artist_id for t in ordered)
+        assert per_artist[1] <= cap and all(n <= 2 for a, n in per_artist.items() if a != 1)
+        assert spacing_violations(ordered, uncapped=frozenset({1})) == []
+    assert seed_cap(25) == 4 and seed_cap(30) == 8  # four per 25 slots asked

@@ -20,7 +20,7 @@ from core.playlists.building import adjacent_repeats, spacing_violations
 from core.playlists.models import Origin
 from core.playlists.service import PlaylistService
 from core.services import Services
-from tests.bot.world import GUILD_ID, MEMBERS, seed_world
+from tests.bot.world import CATALOG, CLUSTERS, GUILD_ID, MEMBERS, seed_world
 
 
 @pytest.fixture
@@ -177,3 +177,38 @@ async def test_neighbours_are_closer_in_tags_than_a_shuffle(services: Services, 
         rng.shuffle(tracks)
         shuffles.append(flow(tracks))
     assert flow(list(built.tracks)) > sorted(shuffles)[int(0.9 * len(shuffles))], (flow(list(built.tracks)), shuffles[:5])
+
+
+async def test_a_seed_playlist_takes_only_related_artists_and_its_note_keeps_to_its_list(
+        services: Services, world: dict[str, int]) -> None:
+    """Every listener of the world plays inside one cluster, so an artist sharing no cluster with the
+    seed shares no listener with it either: such an artist is never "Similar to" the seed (it used
+    to pad short lists). A short list says so, naming the seed's own allowance, and keeps to it."""
+    service = PlaylistService.of(services)
+    for seed in CATALOG:
+        together = {a for artists in CLUSTERS.values() if seed in artists for a in artists}
+        try:
+            built = await service.from_seed(ask(world, "erin"), seed, length=30)
+        except NotFound:  # no tracks known for the seed or anything related (the pop cluster)
+            continue
+        similar = {t.artist for t in built.tracks if t.reason.startswith(f"Similar to {seed}")}
+        assert similar <= together - {seed}, (seed, similar - together)
+        assert {t.artist for t in built.tracks} <= together, seed
+        per_artist = Counter(t.artist for t in built.tracks)
+        assert built.note is not None and f"{seed}'s own up to 8" in built.note, built.note
+        assert per_artist[seed] <= 8 and all(n <= 2 for a, n in per_artist.items() if a != seed), per_artist
+        seed_ids = {t.artist_id for t in built.tracks if t.artist == seed}
+        assert spacing_violations(built.tracks, uncapped=seed_ids) == []
+        assert adjacent_repeats(built.tracks) == 0
+
+
+async def test_a_misspelt_or_marked_up_seed_is_answered_literally_with_the_artist_meant(
+        services: Services, world: dict[str, int]) -> None:
+    service = PlaylistService.of(services)
+    with pytest.raises(NotFound) as misspelt:
+        await service.from_seed(ask(world, "alice"), "Portshead - Glory Box", length=5)
+    assert misspelt.value.user_message == ("I don't know an artist called “Portshead - Glory Box”. "
+                                           "Did you mean **Portishead**?")
+    with pytest.raises(NotFound) as marked:
+        await service.from_seed(ask(world, "alice"), "_nobody_ [here](https://x.example)", length=5)
+    assert marked.value.user_message == "I don't know an artist called “\\_nobody\\_ \\[here\\]\\(https://x.example\\)”."
