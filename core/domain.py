@@ -94,6 +94,18 @@ class Bridge:
     likelihood: float
 
 
+#: Below this confidence (`core.compat.scoring.user_confidence`, of the thinner history of a pair) a
+#: compatibility score is an "early read": /compat's Confidence field, its card and its summary say
+#: so, and /leaderboard and /matches mark the pair the same way. One constant, because a pair that
+#: /compat calls an early read must not top a board with no caveat (the surfaces used to disagree).
+EARLY_READ_CONFIDENCE = 0.5
+
+
+def is_early_read(confidence: float) -> bool:
+    """Whether a score with this confidence (0..1) is an early read (see `EARLY_READ_CONFIDENCE`)."""
+    return confidence < EARLY_READ_CONFIDENCE
+
+
 @dataclass(frozen=True)
 class Compatibility:
     """A symmetric 0-100 taste compatibility with the breakdown that explains it."""

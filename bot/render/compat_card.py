@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
 from matplotlib.text import Text
 
-from core.domain import Bridge, Compatibility, SharedArtist
+from core.domain import Bridge, Compatibility, SharedArtist, is_early_read
 from core.tags import display_tags
 
 WIDTH_PX, HEIGHT_PX, DPI = 800, 420, 100
@@ -71,7 +71,7 @@ def draw_compat_card(comp: Compatibility, name_a: str, name_b: str) -> Figure:
     _box(fig, 0.03, 0.356, 0.28, 0.023, "#3a3c42")
     _box(fig, 0.03, 0.356, 0.28 * max(0.0, min(1.0, comp.confidence)), 0.023, MUTED)
     _text(fig, 0.03, 0.30, f"confidence {comp.confidence:.0%}"
-          + ("  (thin history)" if comp.confidence < 0.5 else ""), color=MUTED, fontsize=9)
+          + ("  (thin history)" if is_early_read(comp.confidence) else ""), color=MUTED, fontsize=9)
     parts = [("artists", comp.components.get("overlap")), ("tags", comp.components.get("tags")),
              ("taste factors", comp.components.get("latent"))]
     shown = "  ·  ".join(f"{n} {v:.2f}" for n, v in parts if v is not None)

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from core.compat.calibration import label_for
 from core.compat.pair_candidates import candidate_top_pairs
 from core.compat.profiles import Key, TasteSpace
-from core.compat.scoring import Visibility, is_visible, raw_scores
+from core.compat.scoring import Visibility, is_visible, raw_scores, user_confidence
 from core.errors import NotEnoughHistory, PrivacyHidden
 
 BLOCK_ROWS = 1024
@@ -38,6 +38,21 @@ DENSE_SHARE = 0.04
 # the candidate path took 0.2 s against 0.45 s exhaustive, at 3,000 0.24 s against 0.16 s; below that
 # the exhaustive scan is cheaper, and it is exact by construction.
 CANDIDATE_MIN_MEMBERS = 4_000
+
+
+def pair_confidence(space: TasteSpace, a: Key, b: Key) -> float:
+    """How much two histories can say together: the thinner one decides (as in `scoring.compare`).
+
+    Boards pick their pairs by score alone, so this is computed for the few pairs they show, not
+    for every pair they scan.
+    """
+    return round(min(member_confidence(space, a), member_confidence(space, b)), 3)
+
+
+def member_confidence(space: TasteSpace, member: Key) -> float:
+    """0..1 confidence of one member's history (0 for someone the space does not know)."""
+    i = space.index_of(member)
+    return 0.0 if i is None else user_confidence(space, i)
 
 
 @dataclass(frozen=True)

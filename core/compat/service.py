@@ -41,14 +41,21 @@ from typing import TYPE_CHECKING, Any
 from core.access import other_member, require_history
 from core.asker import Asker
 from core.compat.calibration import label_for
-from core.compat.leaderboard import GuildLeaderboard, best_matches, guild_leaderboard, leaderboard_cache_key
+from core.compat.leaderboard import (
+    GuildLeaderboard,
+    best_matches,
+    guild_leaderboard,
+    leaderboard_cache_key,
+    member_confidence,
+    pair_confidence,
+)
 from core.compat.params import CompatParams
 from core.compat.profiles import TasteSpace
 from core.compat.scoring import compare as compare_in_space
 from core.compat.scoring import pair_score
 from core.compat.space import TasteSpaces
 from core.db.repositories import ListenRepository, UserRepository
-from core.domain import Bridge, Compatibility, SharedArtist, Weighted
+from core.domain import Bridge, Compatibility, SharedArtist, Weighted, is_early_read
 from core.errors import GuildOnly, InvalidInput, NotEnoughHistory
 from core.workers import ProcessWorkers
 
@@ -62,7 +69,9 @@ SlowHook = Callable[[bool], Awaitable[None]]
 #: Draws the PNG card (`bot.render.compat_card.render_compat_card`); injected so core stays UI-free.
 CardRenderer = Callable[[Compatibility, str, str], bytes]
 
-CACHE_FORMAT = 1
+#: Shape and wording version of every cached compat answer. 2: the cached /compat summary no longer
+#: repeats the score and reads "a great match" (format 1 summaries would be served for hours).
+CACHE_FORMAT = 2
 GUILD_ONLY = ("Compatibility compares members of a server, so it only works inside one. Try it in a "
               "server channel!")
 
@@ -87,6 +96,11 @@ class RankedPair:
     name_b: str
     score: float
     label: str
+    confidence: float  # 0..1, of the thinner history: the board marks an early read as /compat does
+
+    @property
+    def early_read(self) -> bool:
+        return is_early_read(self.confidence)
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,11 @@ class RankedMember:
     name: str
     score: float
     label: str
+    confidence: float  # 0..1: of the pair with the asker (/matches) or of the member's history (centre)
+
+    @property
+    def early_read(self) -> bool:
+        return is_early_read(self.confidence)
 
 
 @dataclass(frozen=True)
@@ -244,7 +263,15 @@ class CompatService:
     # --- /leaderboard -----------------------------------------------------------------------------
     async def leaderboard(self, asker: Asker, *, on_slow: SlowHook | None = None) -> LeaderboardResult:
         """The asker's guild's most compatible pairs and the member closest to its taste (visible
-        members only; the asker needs no history of their own to look)."""
+        members only; the asker needs no history of their own to look).
+
+        Pairs are ranked by their score, the number shown, and each carries its confidence so a
+        score from a thin history is marked as the early read /compat calls it (below
+        `core.domain.EARLY_READ_CONFIDENCE`). Ranking by a confidence-shrunk score
+        instead was considered and left out: the board would then list an 83 under a 60 under the
+        title "most compatible", and its pairs are picked by matrix products over raw scores
+        (candidate search in large guilds), which a per-pair confidence factor does not fit.
+        """
         guild_id = asker.guild_id
         if guild_id is None:
             raise GuildOnly(GUILD_ONLY)
@@ -283,8 +310,12 @@ class CompatService:
         # calibration grid can otherwise turn float noise into visible differences).
         exact = sorted(((round(float(pair_score(space, p.a, p.b)[0]), 1), p) for p in board.top_pairs),
                        key=lambda t: -t[0])
-        pairs = tuple(RankedPair(name(p.a), name(p.b), score, label_for(score)) for score, p in exact)
-        centre = (RankedMember(name(board.centre.member), board.centre.score, board.centre.label)
+        # Confidence comes from the space, not the cache: the cached board keeps its format, and the
+        # mark always matches the /compat answer built from the same space.
+        pairs = tuple(RankedPair(name(p.a), name(p.b), score, label_for(score), pair_confidence(space, p.a, p.b))
+                      for score, p in exact)
+        centre = (RankedMember(name(board.centre.member), board.centre.score, board.centre.label,
+                               round(member_confidence(space, board.centre.member), 3))
                   if board.centre is not None else None)
         return LeaderboardResult(pairs, centre, board.ranked_members, space.version)
 
@@ -318,16 +349,24 @@ class CompatService:
                                           ttl_s=self.board_ttl_s)
         async with self.services.session() as session:
             names = await UserRepository(session).display_names([m for m, _, _ in found])
-        ranked = tuple(RankedMember(names.get(m, "a listener"), s, lbl) for m, s, lbl in found)
+        ranked = tuple(RankedMember(names.get(m, "a listener"), s, lbl, pair_confidence(space, asker.user_id, m))
+                       for m, s, lbl in found)
         return MatchesResult(asker_name, ranked, guild.private, space.version)
 
 
 # --- helpers --------------------------------------------------------------------------------------
 def _note(comp: Compatibility) -> str | None:
+    """A kind word under the score when the pair shares no artist (None otherwise).
+
+    It points at the Bridges field only when the answer has one: a pair whose tastes are wholly
+    apart has no bridges, and the note used to promise them anyway.
+    """
     if comp.shared_artists:
         return None
-    return ("You don't share a single artist yet, so this score comes from how your genres and wider tastes "
-            "line up. The bridges below are a good place to start meeting in the middle.")
+    note = "You don't share a single artist yet, so this score comes from how your genres and wider tastes line up."
+    if comp.bridges:
+        note += " The bridges below are a good place to start meeting in the middle."
+    return note
 
 
 def _comp_to_json(comp: Compatibility) -> dict[str, Any]:

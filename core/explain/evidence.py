@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.domain import Compatibility, Kind, Recommendation
+from core.domain import Compatibility, Kind, Recommendation, is_early_read
 from core.explain.types import Pair, PlaylistBrief, WeeklyBrief
 from core.tags import display_tags
 
@@ -232,7 +232,9 @@ def listeners_in_words(count: int | None) -> str | None:
 
 
 def confidence_word(confidence: float) -> str:
-    return "low" if confidence < 0.34 else "medium" if confidence < 0.67 else "high"
+    """"low" exactly when the score is an early read (`core.domain.is_early_read`), so the summary's
+    "It's an early read" agrees with /compat's Confidence field, its card and the boards."""
+    return "low" if is_early_read(confidence) else "medium" if confidence < 0.75 else "high"
 
 
 def compatibility_brief(c: Compatibility, pair: Pair) -> Brief:

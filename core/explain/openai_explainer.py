@@ -52,7 +52,8 @@ TASKS: dict[str, tuple[str, str]] = {
     ),
     "compatibility": (
         "Tell person_a (write 'you' when person_a is 'you') in at most three short sentences how "
-        "compatible they are with person_b: the score and label, what they share, where they differ.",
+        "compatible they are with person_b in words (the score is shown beside your text: do not repeat "
+        "it), what they share, where they differ.",
         '{"text": "..."}',
     ),
     "playlist": (

@@ -229,10 +229,30 @@ class _Person:
         return base if self.name is None else third
 
 
+#: Each compatibility label (`core.compat.calibration.LABELS`) as the predicate of "you and Sam …".
+#: The labels are noun phrases made for a heading ("83/100 · great match"); put straight after "are"
+#: they read "you and Sam are great match".
+LABEL_PREDICATES: dict[str, str] = {
+    "opposites": "are opposites",
+    "different wavelengths": "are on different wavelengths",
+    "some common ground": "share some common ground",
+    "in tune": "are in tune",
+    "great match": "are a great match",
+    "kindred spirits": "are kindred spirits",
+}
+
+
+def label_predicate(label: str) -> str:
+    """'are a great match' for 'great match'; a label without its own phrase still reads as English."""
+    return LABEL_PREDICATES.get(label, f"come out as {label}")
+
+
+#: The first sentence. No score: the answer shows it right above the explanation ("## 83/100 · great
+#: match"), and saying it twice in two lines read as filler.
 HEADLINES: tuple[Callable[[_Person, _Person, dict[str, Any]], str], ...] = (
-    lambda a, b, f: f"{cap(a.subj)} and {b.subj} are {f['label']} at {f['score_out_of_100']}/100.",
-    lambda a, b, f: f"{f['score_out_of_100']}/100: {a.subj} and {b.subj} are {f['label']}.",
-    lambda a, b, f: f"{cap(a.subj)} and {b.subj} land at {f['score_out_of_100']}/100, {f['label']}.",
+    lambda a, b, f: f"{cap(a.subj)} and {b.subj} {label_predicate(f['label'])}.",
+    lambda a, b, f: f"Overall, {a.subj} and {b.subj} {label_predicate(f['label'])}.",
+    lambda a, b, f: f"When it comes to music, {a.subj} and {b.subj} {label_predicate(f['label'])}.",
 )
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from core.compat import best_matches, guild_leaderboard, leaderboard_cache_key, pair_score
 from core.compat import leaderboard as lb
+from core.domain import EARLY_READ_CONFIDENCE, is_early_read
 from core.errors import NotEnoughHistory, PrivacyHidden
 
 MEMBERS = [f"u{i}" for i in range(40)]
@@ -91,3 +92,14 @@ def test_cache_key_deterministic_and_sensitive(world):
     assert k1 != leaderboard_cache_key("guild", 42, MEMBERS, set(MEMBERS), "other-version", top=10)
     assert k1 != leaderboard_cache_key("guild", 42, MEMBERS, set(MEMBERS), world.version, top=5)
     assert k1 != leaderboard_cache_key("guild", 43, MEMBERS, set(MEMBERS), world.version, top=10)
+
+
+def test_pair_confidence_is_the_confidence_compat_reports(world):
+    """Boards mark early reads with `pair_confidence`; /compat shows `compare(...).confidence`. They
+    must be one number, or a pair could be an early read in one place and not the other."""
+    from core.compat import compare
+
+    for a, b in itertools.combinations(MEMBERS[:8], 2):
+        assert lb.pair_confidence(world, a, b) == compare(world, a, b).confidence
+    assert lb.member_confidence(world, "nobody") == 0.0
+    assert is_early_read(EARLY_READ_CONFIDENCE - 0.001) and not is_early_read(EARLY_READ_CONFIDENCE)

@@ -90,8 +90,31 @@ async def test_album_mentions_aoty_scores() -> None:
 async def test_compatibility_second_and_third_person() -> None:
     you = (await T.compatibility(compat_result(), Pair(None, "Sam"))).text
     ana = (await T.compatibility(compat_result(), Pair("Ana", "Sam"))).text
-    assert you.startswith(("You and Sam", "78/100: you and Sam")) and "78/100" in you
+    assert re.search(r"\b[Yy]ou and Sam are kindred spirits\.", you), you
+    assert "Ana and Sam are kindred spirits." in ana
     assert "Ana" in ana and "you " not in ana.lower().replace("you both", "")
+
+
+async def test_compatibility_headline_reads_each_label_as_english_without_the_score() -> None:
+    """The answer shows "## 78/100 · kindred spirits" right above this text: the headline says the
+    label as a sentence ("are a great match", not "are great match") and leaves the number out."""
+    from dataclasses import replace
+
+    from core.compat.calibration import LABELS
+    from core.explain.template import LABEL_PREDICATES
+
+    expected = {"opposites": "are opposites", "different wavelengths": "are on different wavelengths",
+                "some common ground": "share some common ground", "in tune": "are in tune",
+                "great match": "are a great match", "kindred spirits": "are kindred spirits"}
+    assert {label for _, label in LABELS} == set(LABEL_PREDICATES) == set(expected)
+    for (_, label), score in itertools.product(LABELS, (12.0, 41.5, 78.2, 83.0, 97.4)):
+        for pair in (Pair(None, "Sam"), Pair("Ana", "Sam")):
+            c = replace(compat_result(), score=score, label=label)
+            text = T.render(compatibility_brief(c, pair), pair=pair).text
+            first = text.split(". ")[0]
+            assert first.endswith(f"and Sam {expected[label]}"), first
+            assert str(round(score)) not in text and "/100" not in text, text
+            assert check(text, compatibility_brief(c, pair).vocabulary).ok, text
 
 
 async def test_cold_start_and_empty_week() -> None:
