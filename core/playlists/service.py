@@ -390,9 +390,13 @@ class PlaylistService:
         ordered = await arrange(engine, picked)
         return await self._store(user_id, Origin.RECOMMENDATIONS, ordered, engine, length, name=name)
 
-    async def _resolve_seed(self, seed: str) -> tuple[int, str, TrackRow | None]:
-        """(artist id, artist name, seed track or None) from "Artist" or "Artist - Title"."""
+    async def _resolve_seed(self, seed: str) -> tuple[int, str, TrackRow | None, str | None]:
+        """(artist id, artist name, seed track or None, a title typed but not known) from "Artist" or
+        "Artist - Title". A known artist with a title we do not know yet ("Radiohead - Creep" before
+        anyone played it) seeds from the artist, and the title comes back so the note can say so:
+        refusing it as an unknown *artist* called "Radiohead - Creep" was wrong on both counts."""
         text = " ".join(seed.split())[:300]
+        by_artist: tuple[int, str, str] | None = None
         async with self.services.session() as session:
             catalog = CatalogRepository(session)
             for sep in SEED_SEPARATORS:
@@ -402,11 +406,14 @@ class PlaylistService:
                     if artist is not None and title:
                         track = await PlaylistRepository(session).track_by_keys(artist.id, track_key(artist.name, title))
                         if track is not None:
-                            return artist.id, artist.name, track
+                            return artist.id, artist.name, track, None
+                        by_artist = by_artist or (artist.id, artist.name, title)
             key = artist_key(text)
             if not key:
                 raise InvalidInput("Tell me a seed: an artist, or “Artist - Title”.")
-            artist = await catalog.artist_by_key(key)
+            artist = await catalog.artist_by_key(key)  # an artist whose own name has " - " in it wins
+            if artist is None and by_artist is not None:
+                return by_artist[0], by_artist[1], None, by_artist[2]
             if artist is None:
                 found = await catalog.search_artists(key, limit=1)
                 artist = found[0] if found else None
@@ -416,13 +423,13 @@ class PlaylistService:
             suggestion = await suggest_artist(self.services, typed)
             raise NotFound(did_you_mean(f"I don't know an artist called “{literal(text[:100])}”.",
                                         literal(suggestion) if suggestion else None))
-        return artist.id, artist.name, None
+        return artist.id, artist.name, None, None
 
     async def from_seed(self, asker: Asker, seed: str, *, length: int = DEFAULT_LENGTH,
                         name: str | None = None) -> BuiltPlaylist:
         """Song-based discovery: the seed's artist plus the artists most similar to it (engine), each
         with its most-played tracks; a track seed starts the list."""
-        artist_id, artist_name, seed_track = await self._resolve_seed(seed)
+        artist_id, artist_name, seed_track, unknown_title = await self._resolve_seed(seed)
         engine = await self._engine()
 
         def neighbours() -> list[Recommendation]:
@@ -452,8 +459,10 @@ class PlaylistService:
                  "(the same people play them, or Last.fm calls them similar)" if close
                  else f"I don't know tracks by any artist close to {artist_name} yet")
         why = f"{known}, and I'd rather stop there than pad it with unrelated music"
+        notice = (f"I don't know “{unknown_title[:100]}” by {artist_name} yet, so this starts from "
+                  f"{artist_name}." if unknown_title else None)
         return await self._store(asker.user_id, Origin.SEED, ordered, engine, length, name=name, seed=label,
-                                 why_short=why, rule=rule_words(artist_name, own))
+                                 why_short=why, rule=rule_words(artist_name, own), notice=notice)
 
     async def blend(self, asker: Asker, partner_id: int, *, length: int = DEFAULT_LENGTH, name: str | None = None,
                     names: tuple[str, str] = ("you", "them")) -> BuiltPlaylist:
@@ -509,10 +518,12 @@ class PlaylistService:
     async def _store(self, user_id: int, origin: Origin, tracks: Sequence[PlaylistTrack],
                      engine: RecommenderEngine, requested: int, *, name: str | None, seed: str | None = None,
                      partner_user_id: int | None = None, partner_name: str | None = None,
-                     why_short: str = KNOW_NO_MORE, rule: str | None = None) -> BuiltPlaylist:
+                     why_short: str = KNOW_NO_MORE, rule: str | None = None,
+                     notice: str | None = None) -> BuiltPlaylist:
         """Name it (the explainer, or the instant template), store rows, return the domain object.
 
-        `why_short` and `rule` word the note of a list shorter than `requested` (`shortfall_note`)."""
+        `why_short` and `rule` word the note of a list shorter than `requested` (`shortfall_note`);
+        `notice` comes first in the note (how the seed was read)."""
         artists = list(dict.fromkeys(t.artist for t in tracks))
         artist_ids = list(dict.fromkeys(t.artist_id for t in tracks if t.artist_id is not None))
         brief = PlaylistBrief(seed=seed if origin != Origin.RECOMMENDATIONS else None,
@@ -528,7 +539,7 @@ class PlaylistService:
             linked = await self._spotify_linked(session, user_id)
             cover = await _cover(session, tracks)
             playlist_id = int(row.id)
-        note = shortfall_note(len(tracks), requested, why=why_short, rule=rule)
+        note = " ".join(filter(None, (notice, shortfall_note(len(tracks), requested, why=why_short, rule=rule))))
         log.info("playlist built", extra={"user_id": user_id, "origin": str(origin), "tracks": len(tracks)})
         return BuiltPlaylist(playlist_id, title[:200], description[:500], origin, tuple(tracks), seed=seed,
                              partner_name=partner_name,

@@ -103,3 +103,14 @@ async def test_a_typed_seed_is_echoed_as_typed_never_as_markdown_or_a_ping(sonan
     assert content.startswith("I don't know an artist called “"), content
     assert "**x**" not in content and "@everyone" not in content, content
     assert "\\*\\*x\\*\\*" in content and "@\u200beveryone" in content, content
+
+
+async def test_a_known_artist_with_a_title_not_known_yet_seeds_from_the_artist(sonance: FakeDiscord) -> None:
+    """Before: "Radiohead - Creep" (no one had played Creep yet) was refused as an unknown *artist*
+    called "Radiohead - Creep", with "Did you mean Radiohead?"."""
+    _, preview = await run(sonance, "playlist", "dave", {"mode": "from seed", "seed": "Radiohead - Creep",
+                                                         "length": 10})
+    assert not preview.ephemeral and preview.embeds
+    assert note_of(preview).startswith("I don't know “Creep” by Radiohead yet, so this starts from Radiohead.")
+    tracks = await whole_list(sonance, preview, "dave")
+    assert tracks[0].artist == "Radiohead" and not UNRELATED_TO_RADIOHEAD & {t.artist for t in tracks}
