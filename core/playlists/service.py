@@ -255,7 +255,7 @@ class _Export:
 
 def unfinished_message(name: str, cause: str, when: str) -> str:
     """A failure after Spotify created the playlist: it exists, and pressing again completes it."""
-    return (f"“{name[:100]}” is in your Spotify library, but not all of its tracks got in: {cause} "
+    return (f"“{literal(name[:100])}” is in your Spotify library, but not all of its tracks got in: {cause} "
             f"Press Send to Spotify again {when} and I'll finish that same playlist rather than make a "
             f"second one. {FILES_MEANWHILE}")
 

@@ -377,13 +377,20 @@ class SpotifyFake(LocalServer):
         user.created += 1
         return self._json({k: v for k, v in playlist.items() if k != "items"}, 201)
 
+    def _not_yours_or_missing(self, playlist_id: str) -> web.Response:
+        """Spotify's answer to writing a playlist the caller does not hold: 403 when it is another
+        user's (it exists, the caller may not change it), 404 when nobody has it."""
+        if any(playlist_id in other.playlists for other in self.users.values()):
+            return self._api_error(403, "You cannot add tracks to a playlist you don't own.")
+        return self._api_error(404, "Not found.")
+
     async def _add_items(self, request: web.Request) -> web.Response:
         user = await self._guard(request)
         if isinstance(user, web.Response):
             return user
         playlist = user.playlists.get(request.match_info["id"])
         if playlist is None:
-            return self._api_error(404, "Not found.")
+            return self._not_yours_or_missing(request.match_info["id"])
         try:
             body = await request.json()
         except ValueError:
@@ -406,7 +413,7 @@ class SpotifyFake(LocalServer):
             return user
         playlist = user.playlists.get(request.match_info["id"])
         if playlist is None:
-            return self._api_error(404, "Not found.")
+            return self._not_yours_or_missing(request.match_info["id"])
         body: Any = {}
         if request.can_read_body:
             try:

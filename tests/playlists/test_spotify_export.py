@@ -219,6 +219,48 @@ async def test_a_retry_after_the_unfinished_playlist_was_deleted_creates_a_new_o
     assert await stored_claim(services, pid) == spotify_id
 
 
+@pytest.mark.parametrize("change", ["relink", "unlink-then-link"])
+async def test_after_a_relink_to_another_spotify_account_the_retry_makes_its_own_playlist(
+        services: Services, spotify_fake: SpotifyFake, change: str) -> None:
+    """The unfinished playlist belongs to the old account, which the new one may not write to (403):
+    a re-link gives the claim back, so the retry creates the playlist in the new account's library
+    instead of asking the member, on every press, to sort out a refusal they cannot fix."""
+    pid, _, _ = await make_playlist(services, spotify_fake, expired=False)
+    old_id = await fail_to_fill(services, spotify_fake, pid)
+    grant = spotify_fake.grant("sp-bob")
+    async with services.session() as s:
+        user = await UserRepository(s).get_or_create_discord(DISCORD_ID)
+        accounts = AccountRepository(s, services.cipher)
+        if change == "unlink-then-link":
+            await accounts.unlink(user.id, "spotify")
+        await accounts.link(user.id, "spotify", "sp-bob", access_token=grant["access_token"],
+                            refresh_token=grant["refresh_token"], expires_at=datetime.fromtimestamp(time.time() + 3600, UTC),
+                            scope="playlist-modify-private")
+    assert await stored_claim(services, pid) is None
+
+    retried = await PlaylistService.of(services).export_spotify(await owner(services), pid)
+    bob = spotify_fake.users["sp-bob"]
+    assert retried.ok, retried.message
+    [(spotify_id, playlist)] = bob.playlists.items()
+    assert bob.created == 1 and playlist["items"] == EXPECTED_URIS and spotify_id != old_id
+    assert spotify_fake.users["sp-alice"].playlists[old_id]["items"] == EXPECTED_URIS[:100]  # not written
+
+
+async def test_writing_to_another_users_playlist_is_refused_as_spotify_does(spotify_fake: SpotifyFake) -> None:
+    """The fake answers 403, not 404, for a playlist that exists but is not the caller's."""
+    import aiohttp
+
+    alice, bob = spotify_fake.grant("sp-alice"), spotify_fake.grant("sp-bob")
+    async with aiohttp.ClientSession() as http:
+        base = spotify_fake.settings_overrides()["SPOTIFY_API_BASE"].rstrip("/")
+        async with http.post(f"{base}/me/playlists", json={"name": "mine"},
+                             headers={"Authorization": f"Bearer {alice['access_token']}"}) as made:
+            playlist_id = (await made.json())["id"]
+        async with http.post(f"{base}/playlists/{playlist_id}/items", json={"uris": ["spotify:track:x"]},
+                             headers={"Authorization": f"Bearer {bob['access_token']}"}) as refused:
+            assert refused.status == 403 and (await refused.json())["error"]["status"] == 403
+
+
 async def test_a_lapsed_claim_is_taken_over_and_finishes_the_playlist_its_export_created(
         services: Services, spotify_fake: SpotifyFake) -> None:
     """A process died while adding tracks: its claim (remembering the created playlist) blocks other

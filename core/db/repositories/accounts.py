@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.crypto import TokenCipher
 from core.db.models import LinkedAccount
+from core.db.repositories.playlists import release_unfinished_exports
 from core.db.types import utcnow
 from core.errors import ConfigError
 
@@ -121,6 +122,8 @@ class AccountRepository:
             account.lock_owner = None
             account.lock_expires_at = None
             self._clear_tokens(account)
+            if provider == "spotify":  # a half-made playlist of the old account is not the new one's
+                await release_unfinished_exports(self.session, user_id)
         account.username = username or external_id
         account.verified = verified or (same_identity and bool(account.verified))
         if access_token is not None or refresh_token is not None:
@@ -170,6 +173,8 @@ class AccountRepository:
         if unverified_only:
             stmt = stmt.where(LinkedAccount.verified.is_(False))
         result = await self.session.execute(stmt.execution_options(synchronize_session="fetch"))
+        if result.rowcount and provider == "spotify":
+            await release_unfinished_exports(self.session, user_id)
         return bool(result.rowcount)
 
     async def linked_external_ids(self, provider: str) -> dict[int, str]:

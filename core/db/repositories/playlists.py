@@ -139,6 +139,17 @@ class PlaylistRepository:
         return result.rowcount == 1
 
 
+async def release_unfinished_exports(session: AsyncSession, user_id: int) -> int:
+    """Give back every Spotify export claim of the user's playlists (a running one, or one that
+    remembers a playlist created but not filled): their Spotify account changed or went away, and
+    the playlist a claim names belongs to the old account, which the new one may not write to
+    (Spotify answers 403). Finished exports keep their link. Returns claims released."""
+    result = await session.execute(update(Playlist).where(Playlist.user_id == user_id,
+                                                          Playlist.spotify_playlist_id.like("pending:%"))
+                                   .values(spotify_playlist_id=None))
+    return int(result.rowcount or 0)
+
+
 def _row(row: Sequence[Any], plays: int = 0) -> TrackRow:
     track_id, artist_id, artist, title, album, duration, spotify_id, url = row[:8]
     return TrackRow(int(track_id), int(artist_id), str(artist), str(title), album, duration, spotify_id, url, plays)
