@@ -38,7 +38,7 @@ from core.services import Services
 
 log = logging.getLogger(__name__)
 
-#: A shown membership is confirmed again when older than this: a member who left disappears from
+#: A membership is confirmed again when older than this: a member who left disappears from
 #: the boards within about a day (longer only when more memberships are due than runs can ask).
 RECHECK_AFTER = timedelta(days=1)
 #: Members asked about per run; the job runs every `SWEEP_MINUTES`, so at most

@@ -25,6 +25,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # 0003 has no notion of a membership that ended: a departed member's row would read as a current
+    # membership again (shown on the boards, counted among their servers). Forget those that keep
+    # no choice to be hidden, as 0003 itself forgets a guild's on leaving; hidden choices stay.
+    op.execute("DELETE FROM guild_memberships WHERE left_at IS NOT NULL AND (visible IS NULL OR visible)")
     with op.batch_alter_table('guild_memberships', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_guild_memberships_checked_at'))
         batch_op.drop_column('left_at')

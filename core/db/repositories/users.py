@@ -250,13 +250,18 @@ class UserRepository:
         Why: an "everywhere" privacy choice must win over older per-server exceptions, otherwise a
         user who hides everywhere would stay visible where they once opened a server.
         """
-        stmt = (update(GuildMembership).where(GuildMembership.user_id == user_id)
+        stmt = (update(GuildMembership).where(GuildMembership.user_id == user_id, GuildMembership.left_at.is_(None))
                 .where(GuildMembership.visible.is_not(None)).values(visible=None)
                 .execution_options(synchronize_session=False))
+        # A server they left keeps nothing but the choice being dropped: the row goes with it.
+        departed = delete(GuildMembership).where(GuildMembership.user_id == user_id,
+                                                 GuildMembership.left_at.is_not(None))
         if keep_guild_id is not None:
             stmt = stmt.where(GuildMembership.guild_id != keep_guild_id)
+            departed = departed.where(GuildMembership.guild_id != keep_guild_id)
         result = await self.session.execute(stmt)
-        return int(result.rowcount or 0)
+        gone = await self.session.execute(departed.execution_options(synchronize_session=False))
+        return int(result.rowcount or 0) + int(gone.rowcount or 0)
 
     async def guild_ids(self, user_id: int) -> list[int]:
         """Guilds where `user_id` is known to be a member (learnt from use or sync)."""
