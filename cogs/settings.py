@@ -37,8 +37,8 @@ def confirmation(schedule: DmSchedule) -> str:
         lines.append(f"Quiet hours: {_hhmm(prefs.quiet_start)}–{_hhmm(prefs.quiet_end)}; "
                      "nothing arrives then, a DM due inside them waits until they end.")
         if prefs.in_quiet(prefs.minute):
-            lines.append(f"**{_hhmm(prefs.minute)}** is inside your quiet hours, so each DM arrives at "
-                         f"**{_hhmm(prefs.quiet_end)}** instead. Pick another time if you'd rather.")
+            lines.append(f"**{_hhmm(prefs.minute)}** is inside your quiet hours, so each DM waits until they "
+                         f"end at **{_hhmm(prefs.quiet_end)}**. Pick another time if you'd rather.")
     local = schedule.next_local
     if schedule.due_now or local is None or schedule.next_due is None:
         lines.append("This week's DM is due now: it will arrive within a few minutes.")

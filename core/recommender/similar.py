@@ -73,9 +73,11 @@ class SimilarArtists:
             # Only neighbours that share evidence with the artist (see `RecommenderEngine.similar`):
             # none at all shows the renderer's "Nothing close enough yet." instead of popular strangers.
             recs = await asyncio.to_thread(partial(engine.similar, related_only=True), artist.id, count)
-            async with self.services.session() as session:
-                decorated = await decorate(RecommendationRepository(session), kind, recs)
-            return SimilarResult(artist.name, tuple(decorated))
+            if recs or graph.client is None:
+                async with self.services.session() as session:
+                    decorated = await decorate(RecommendationRepository(session), kind, recs)
+                return SimilarResult(artist.name, tuple(decorated))
+            # Known, but nothing here is tied to it (one listener, no neighbours yet): Last.fm may know.
         if graph.client is None and artist is not None:
             raise NotFound(f"I don't know enough about {literal(artist.name)} yet to find similar artists.")
         try:

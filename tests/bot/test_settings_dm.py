@@ -142,7 +142,7 @@ async def test_dm_says_what_it_stored_when_off_and_when_the_time_is_in_quiet_hou
                                "`/dm enabled:True`; they will come every **Friday** at **09:00** (UTC).")
     body = await answer(sonance, sonance.slash("dm", {
         "enabled": True, "time": "23:00", "quiet_start": "22:00", "quiet_end": "07:00"}, user="bob", guild=GUILD_ID))
-    assert ("**23:00** is inside your quiet hours, so each DM arrives at **07:00** instead. "
+    assert ("**23:00** is inside your quiet hours, so each DM waits until they end at **07:00**. "
             "Pick another time if you'd rather.") in body["content"]
     body = await answer(sonance, sonance.slash("dm", {"enabled": True, "time": "21:00"}, user="bob", guild=GUILD_ID))
     assert "inside your quiet hours" not in body["content"]

@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
+from core.db.repositories import CatalogRepository, ListenRepository, UserRepository
+from core.db.repositories.listens import PlayRow
+from core.matching import artist_key
+from core.services import Services
 from tests.bot.driving import run
-from tests.bot.world import GUILD_ID
+from tests.bot.world import GUILD_ID, NOW
 from tests.conftest import make_settings
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.lastfm_server import LastfmFake
@@ -61,3 +65,20 @@ async def test_similar_while_lastfm_is_down_says_so(sonance: FakeDiscord, lastfm
     lastfm_fake.fail_next("http", status=503, count=10, method="artist.getSimilar")
     _, final = await run(sonance, "similar", "carol", {"artist": "Unseen Band"})
     assert final.content == "Last.fm is unavailable right now. Please try again later."  # not our id "lastfm"
+
+
+async def test_similar_for_a_modelled_artist_nothing_here_ties_to_asks_lastfm(
+        sonance: FakeDiscord, world_services: Services, lastfm_fake: LastfmFake) -> None:
+    """One listener, who plays nothing else: the model knows the artist but no evidence ties it to
+    anyone, so Last.fm's neighbours answer instead of "Nothing close enough yet."."""
+    async with world_services.session() as session:
+        ids = await CatalogRepository(session).ensure_artists([{"name_key": artist_key("Lonely Drone"),
+                                                                "name": "Lonely Drone"}])
+        loner = await UserRepository(session).ensure_dataset_users("import", ["dataset:loner"])
+        await ListenRepository(session).set_artist_plays(
+            [PlayRow(loner["dataset:loner"], ids[artist_key("Lonely Drone")], 40, NOW)])
+    lastfm_fake.similar["lonely drone"] = [("Stars of the Lid", 1.0), ("Eliane Radigue", 0.7)]
+    _, final = await run(sonance, "similar", "carol", {"artist": "Lonely Drone"})
+    embed = final.embeds[0]
+    assert embed["footer"]["text"] == "Similar to Lonely Drone on Last.fm"
+    assert "Stars of the Lid" in embed["description"] and "Eliane Radigue" in embed["description"]
