@@ -38,6 +38,21 @@ class SonanceMixin:
             await self.load_extension(name)  # type: ignore[attr-defined]
         await self.sync_commands_if_changed()
 
+    async def on_ready(self) -> None:
+        """Forget guilds the bot was removed from while offline (`AskerDirectory.forget_absent_guilds`):
+        READY lists every guild of this process's shards, unavailable ones included, so a guild of
+        these shards that it does not list is one the bot left."""
+        try:
+            count = getattr(self, "shard_count", None) or 1
+            mine = set(getattr(self, "shard_ids", None) or range(count))
+            present = {guild.id for guild in self.guilds}  # type: ignore[attr-defined]
+            gone = await self.services.askers.forget_absent_guilds(
+                present, lambda guild_id: (guild_id >> 22) % count in mine)
+            if gone:
+                log.info("forgot %d guild(s) the bot left while offline", len(gone))
+        except Exception:  # an event handler has nobody to answer: log, keep running
+            log.exception("could not check for guilds the bot left while offline")
+
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         """Kicked, or the guild was deleted (not an outage: discord.py reports those as unavailable)."""
         try:

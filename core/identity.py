@@ -17,6 +17,7 @@ Two ways in, because two kinds of command exist:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -106,6 +107,18 @@ class AskerDirectory:
         if user is None or user.discord_id is None:
             return None
         return Asker(user_id, int(user.discord_id))
+
+    async def forget_absent_guilds(self, present: Collection[int], owned: Callable[[int], bool]) -> list[int]:
+        """At connect: forget the guilds this process's shards serve (`owned`) that Discord no longer
+        lists (`present`, every guild of those shards, unavailable ones included). The bot was
+        removed from them while it was offline, so no GUILD_DELETE ever came; without this their
+        members stayed counted among their servers. Returns the guilds forgotten."""
+        async with self.services.session() as session:
+            known = await UserRepository(session).member_guild_ids()
+        gone = [g for g in known if owned(g) and g not in present]
+        for guild_id in gone:
+            await self.forget_guild(guild_id)
+        return gone
 
     async def forget_guild(self, guild_id: int) -> int:
         """The bot left a guild (kicked, or the guild deleted): forget who belonged to it, so its

@@ -43,3 +43,31 @@ async def test_a_guild_that_removes_the_bot_loses_its_memberships_but_keeps_choi
         await users.ensure_membership(GUILD_ID, ids["bob"])  # bob uses Sonance there again
         assert await users.visible_member_ids(GUILD_ID) == []
         assert await users.visible_member_ids(OTHER_GUILD_ID) == [ids["alice"]]  # untouched
+
+
+async def test_a_guild_that_removed_the_bot_while_it_was_offline_is_forgotten_at_connect(
+        fake: FakeDiscord, world_services: Services) -> None:
+    """No GUILD_DELETE reaches a bot that is not running; READY then simply does not list the guild."""
+    from bot.client import create_bot
+    from tests.fakes.discord_server import running_bot
+
+    ids = world_services.extras["world_ids"]
+    async with world_services.session() as s:
+        users = UserRepository(s)
+        await users.ensure_membership(OTHER_GUILD_ID, ids["alice"])
+        await users.set_guild_visibility(OTHER_GUILD_ID, ids["bob"], False)
+    assert await memberships(world_services, GUILD_ID) > 2
+    fake.guilds.pop(OTHER_GUILD_ID)  # kicked while the bot was offline
+
+    async with running_bot(create_bot(world_services, guild_ready_timeout=0.05), fake):
+        for _ in range(100):  # on_ready runs the check asynchronously
+            async with world_services.session() as s:
+                if await UserRepository(s).guild_ids(ids["alice"]) == [GUILD_ID]:
+                    break
+            await asyncio.sleep(0.05)
+    async with world_services.session() as s:
+        users = UserRepository(s)
+        assert await users.guild_ids(ids["alice"]) == [GUILD_ID]  # forgotten where the bot is gone…
+        assert OTHER_GUILD_ID not in await users.guild_ids(ids["bob"])  # …bob's hidden choice kept aside
+        assert await users.member_guild_ids() == [GUILD_ID]  # …and the guild it is still in untouched
+    assert await memberships(world_services, GUILD_ID) > 2

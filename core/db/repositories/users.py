@@ -269,6 +269,11 @@ class UserRepository:
                 .order_by(GuildMembership.guild_id))
         return list((await self.session.execute(stmt)).scalars())
 
+    async def member_guild_ids(self) -> list[int]:
+        """Every guild with a current membership (the guilds Sonance believes it serves)."""
+        stmt = select(GuildMembership.guild_id).where(_CURRENT).distinct().order_by(GuildMembership.guild_id)
+        return list((await self.session.execute(stmt)).scalars())
+
     async def is_member(self, guild_id: int, user_id: int) -> bool:
         membership = await self.session.get(GuildMembership, (guild_id, user_id))
         return membership is not None and membership.left_at is None
