@@ -15,8 +15,8 @@ Discord's answers, and what each does:
 - the guild itself is refused (Unknown Guild, Missing Access): nothing is forgotten. Discord gives
   these for a guild the bot left while offline, but also, at times, for one it is in (both seen
   reported), and a wrong guess would empty a server's boards. The guild's rows are set aside for
-  a day instead, and the bot's removal event (`AskerDirectory.forget_guild`) stays the way a guild
-  is forgotten;
+  a day instead; a guild is forgotten on the bot's removal event (`AskerDirectory.forget_guild`)
+  or, removed while the bot was offline, when it next connects (`forget_absent_guilds`);
 - anything else (a 5xx, a timeout, a rate limit longer than the probe waits): left due, and
   `STOP_AFTER_FAILURES` in a row end the run, as Discord is then down for everyone.
 
