@@ -101,7 +101,16 @@ class MembershipSweep:
             except Exception:  # a probe must not end the run (nor its report) on one member
                 log.exception("membership probe failed", extra={"guild_id": row.guild_id})
                 presence = Presence.UNKNOWN
-            failures_in_a_row = failures_in_a_row + 1 if presence is Presence.UNKNOWN else 0
+            if presence is Presence.UNKNOWN:  # left due for the next run; nothing to write
+                report.unanswered += 1
+                failures_in_a_row += 1
+                if failures_in_a_row >= STOP_AFTER_FAILURES:
+                    report.stopped = True
+                    log.warning("membership sweep stopped: Discord did not answer %d times in a row",
+                                failures_in_a_row)
+                    break
+                continue
+            failures_in_a_row = 0
             async with self.services.session() as session:
                 users = UserRepository(session)
                 if presence is Presence.MEMBER:
@@ -112,20 +121,13 @@ class MembershipSweep:
                         report.departed += 1
                         log.info("member left guild %d: membership forgotten", row.guild_id,
                                  extra={"user_id": row.user_id, "guild_id": row.guild_id})
-                elif presence is Presence.GUILD_REFUSED:
+                else:  # GUILD_REFUSED
                     refused.add(row.guild_id)
                     kept = await users.mark_checked(row.guild_id)
                     report.guilds_refused += 1
                     log.warning("Discord refuses to answer about guild %d (left while offline?); its %d "
                                 "memberships are kept and asked about again in %s", row.guild_id, kept,
                                 RECHECK_AFTER, extra={"guild_id": row.guild_id})
-                else:
-                    report.unanswered += 1
-            if failures_in_a_row >= STOP_AFTER_FAILURES:
-                report.stopped = True
-                log.warning("membership sweep stopped: Discord did not answer %d times in a row",
-                            failures_in_a_row)
-                break
         if report.asked:
             log.info("membership sweep: %s", report, extra={"job": "memberships"})
         return report

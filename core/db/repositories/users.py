@@ -173,18 +173,20 @@ class UserRepository:
         return [MembershipToCheck(int(g), int(u), int(d)) for g, u, d in (await self.session.execute(stmt)).all()]
 
     async def end_membership(self, guild_id: int, user_id: int, *, unless_checked_since: datetime) -> bool:
-        """A membership Discord says has ended: forgotten, but a choice to be hidden there stays
-        (as a row marked `left_at`), as in `remove_guild`: were they to come back, they must not
-        reappear until they choose again. A membership confirmed since `unless_checked_since` (the
-        member used Sonance there after Discord was asked) is left alone. Returns whether it ended."""
-        still_stale = and_(_MEMBERS.guild_id == guild_id, _MEMBERS.user_id == user_id, _CURRENT,
-                           or_(_MEMBERS.checked_at.is_(None), _MEMBERS.checked_at < unless_checked_since))
-        removed = await self.session.execute(delete(GuildMembership.__table__).where(still_stale, _SHOWN_OR_UNCHOSEN))
-        if removed.rowcount:
-            return True
-        hidden = await self.session.execute(update(GuildMembership.__table__).where(still_stale)
+        """A membership Discord says has ended (`_end`), unless it was confirmed since
+        `unless_checked_since` (the member used Sonance there after Discord was asked). Returns
+        whether it ended."""
+        return bool(await self._end(_MEMBERS.guild_id == guild_id, _MEMBERS.user_id == user_id,
+                                    or_(_MEMBERS.checked_at.is_(None), _MEMBERS.checked_at < unless_checked_since)))
+
+    async def _end(self, *where: Any) -> int:
+        """End the current memberships matching `where`: forgotten, except a choice to be hidden
+        there, which stays as a row marked `left_at` (were the member, or the bot, to come back,
+        they must not reappear until they choose again). Returns memberships ended."""
+        removed = await self.session.execute(delete(GuildMembership.__table__).where(*where, _CURRENT, _SHOWN_OR_UNCHOSEN))
+        hidden = await self.session.execute(update(GuildMembership.__table__).where(*where, _CURRENT)
                                             .values(left_at=utcnow()))
-        return bool(hidden.rowcount)
+        return int(removed.rowcount or 0) + int(hidden.rowcount or 0)
 
     async def remove_membership(self, guild_id: int, user_id: int) -> None:
         membership = await self.session.get(GuildMembership, (guild_id, user_id))
@@ -192,14 +194,9 @@ class UserRepository:
             await self.session.delete(membership)
 
     async def remove_guild(self, guild_id: int) -> int:
-        """Forget the memberships of a guild the bot left; returns how many. A member's explicit
-        choice to be hidden there stays: were the bot invited back (say, kicked and re-added to fix
-        its permissions), they must not reappear on its boards until they choose again."""
-        result = await self.session.execute(delete(GuildMembership.__table__).where(
-            _MEMBERS.guild_id == guild_id, _SHOWN_OR_UNCHOSEN))
-        await self.session.execute(update(GuildMembership.__table__)
-                                   .where(_MEMBERS.guild_id == guild_id, _CURRENT).values(left_at=utcnow()))
-        return int(result.rowcount or 0)
+        """End every membership of a guild the bot left (`_end`: were the bot invited back, say
+        kicked and re-added to fix its permissions, hidden members stay hidden); returns how many."""
+        return await self._end(_MEMBERS.guild_id == guild_id)
 
     async def set_guild_visibility(self, guild_id: int, user_id: int, visible: bool | None) -> None:
         await self.ensure_membership(guild_id, user_id)
@@ -220,7 +217,7 @@ class UserRepository:
             select(GuildMembership.user_id)
             .join(User, User.id == GuildMembership.user_id)
             .outerjoin(UserSettings, UserSettings.user_id == GuildMembership.user_id)
-            .where(GuildMembership.guild_id == guild_id, GuildMembership.left_at.is_(None))
+            .where(GuildMembership.guild_id == guild_id, _CURRENT)
             .where(User.discord_id.is_not(None))  # dataset/base listeners are never members
             .where(or_(
                 GuildMembership.visible.is_(True),
@@ -250,12 +247,11 @@ class UserRepository:
         Why: an "everywhere" privacy choice must win over older per-server exceptions, otherwise a
         user who hides everywhere would stay visible where they once opened a server.
         """
-        stmt = (update(GuildMembership).where(GuildMembership.user_id == user_id, GuildMembership.left_at.is_(None))
+        stmt = (update(GuildMembership).where(GuildMembership.user_id == user_id, _CURRENT)
                 .where(GuildMembership.visible.is_not(None)).values(visible=None)
                 .execution_options(synchronize_session=False))
         # A server they left keeps nothing but the choice being dropped: the row goes with it.
-        departed = delete(GuildMembership).where(GuildMembership.user_id == user_id,
-                                                 GuildMembership.left_at.is_not(None))
+        departed = delete(GuildMembership).where(GuildMembership.user_id == user_id, ~_CURRENT)
         if keep_guild_id is not None:
             stmt = stmt.where(GuildMembership.guild_id != keep_guild_id)
             departed = departed.where(GuildMembership.guild_id != keep_guild_id)
