@@ -34,14 +34,15 @@ if TYPE_CHECKING:
 SHOWN_GONE = "I can't find that recommendation any more."
 
 #: What each model component measures, in the member's words ("What lifted it: …"). Components that
-#: learn from co-listening all read the same to a listener; unknown names are left out.
+#: learn from co-listening all read the same to a listener. Keys: the component names of
+#: `core.recommender.components.TrainingPlan`.
 SIGNAL_WORDS = {
-    **dict.fromkeys(("ease", "rp3", "knn", "nmf", "als", "cf"), "listeners who play what you play"),
-    **dict.fromkeys(("content", "tags"), "shared tags"),
+    **dict.fromkeys(("ease", "rp3", "knn", "nmf", "als"), "listeners who play what you play"),
+    "content": "shared tags",
     "graph": "Last.fm's similar artists",
     "links": "albumoftheyear.org's similar albums",
-    **dict.fromkeys(("quality", "aoty"), "ratings on albumoftheyear.org"),
-    **dict.fromkeys(("pop", "popular"), "popularity among the listeners I learn from"),
+    "quality": "ratings on albumoftheyear.org",
+    "pop": "popularity among the listeners I learn from",
 }
 COLD_START_NOTE = "cold start"  # the engine's note on picks for a short history starts with this
 
@@ -56,7 +57,7 @@ def lifted_by(sources: dict[str, float]) -> list[str]:
     wording: a component with a negative share held the item back and is no reason for it."""
     best: dict[str, float] = {}
     for name, value in sources.items():
-        words = SIGNAL_WORDS.get(name.lower())
+        words = SIGNAL_WORDS.get(name)
         if words is not None and value > 0:
             best[words] = max(best.get(words, 0.0), value)
     return sorted(best, key=lambda w: -best[w])
