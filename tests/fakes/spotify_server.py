@@ -377,20 +377,32 @@ class SpotifyFake(LocalServer):
         user.created += 1
         return self._json({k: v for k, v in playlist.items() if k != "items"}, 201)
 
-    def _not_yours_or_missing(self, playlist_id: str) -> web.Response:
-        """Spotify's answer to writing a playlist the caller does not hold: 403 when it is another
-        user's (it exists, the caller may not change it), 404 when nobody has it."""
+    async def _writable_playlist(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The caller's playlist named in the path, or Spotify's refusal: 401 from the guard, 403
+        when it is another user's (it exists, the caller may not change it), 404 when nobody has it."""
+        user = await self._guard(request)
+        if isinstance(user, web.Response):
+            return user
+        playlist_id = request.match_info["id"]
+        playlist = user.playlists.get(playlist_id)
+        if playlist is not None:
+            return playlist
         if any(playlist_id in other.playlists for other in self.users.values()):
             return self._api_error(403, "You cannot add tracks to a playlist you don't own.")
         return self._api_error(404, "Not found.")
 
+    def _bad_uris(self, uris: list[Any], verb: str) -> web.Response | None:
+        """Spotify's 400 for more than 100 URIs or one that is not a track URI (None: fine)."""
+        if len(uris) > 100:
+            return self._api_error(400, f"You can {verb} a maximum of 100 tracks per request.")
+        if not all(isinstance(u, str) and u.startswith("spotify:track:") for u in uris):
+            return self._api_error(400, "Invalid track uri")
+        return None
+
     async def _add_items(self, request: web.Request) -> web.Response:
-        user = await self._guard(request)
-        if isinstance(user, web.Response):
-            return user
-        playlist = user.playlists.get(request.match_info["id"])
-        if playlist is None:
-            return self._not_yours_or_missing(request.match_info["id"])
+        playlist = await self._writable_playlist(request)
+        if isinstance(playlist, web.Response):
+            return playlist
         try:
             body = await request.json()
         except ValueError:
@@ -398,22 +410,17 @@ class SpotifyFake(LocalServer):
         uris = body.get("uris") if isinstance(body, dict) else body  # the documented object, or a bare array
         if not isinstance(uris, list) or not uris:
             return self._api_error(400, "No uris provided")
-        if len(uris) > 100:
-            return self._api_error(400, "You can add a maximum of 100 tracks per request.")
-        if not all(isinstance(u, str) and u.startswith("spotify:track:") for u in uris):
-            return self._api_error(400, "Invalid track uri")
+        if (refused := self._bad_uris(uris, "add")) is not None:
+            return refused
         playlist["items"].extend(uris)
         return self._json({"snapshot_id": secrets.token_hex(8)}, 201)
 
     async def _replace_items(self, request: web.Request) -> web.Response:
         """`PUT /playlists/{id}/items` with `uris` (body or comma-separated query): the playlist's items
         become exactly these (an empty list clears it). Reordering (`range_start`…) is not faked."""
-        user = await self._guard(request)
-        if isinstance(user, web.Response):
-            return user
-        playlist = user.playlists.get(request.match_info["id"])
-        if playlist is None:
-            return self._not_yours_or_missing(request.match_info["id"])
+        playlist = await self._writable_playlist(request)
+        if isinstance(playlist, web.Response):
+            return playlist
         body: Any = {}
         if request.can_read_body:
             try:
@@ -429,10 +436,8 @@ class SpotifyFake(LocalServer):
             uris = [u for u in request.query["uris"].split(",") if u]
         if not isinstance(uris, list):
             return self._api_error(400, "No uris provided")
-        if len(uris) > 100:
-            return self._api_error(400, "You can set a maximum of 100 tracks per request.")
-        if not all(isinstance(u, str) and u.startswith("spotify:track:") for u in uris):
-            return self._api_error(400, "Invalid track uri")
+        if (refused := self._bad_uris(uris, "set")) is not None:
+            return refused
         playlist["items"] = list(uris)
         return self._json({"snapshot_id": secrets.token_hex(8)})
 
