@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
+import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,6 +73,29 @@ def find_hetrec_dir(path: Path | str | None = None, *, configured: Path | str | 
 def downloads_dir(settings: Settings) -> Path:
     """Where the CLI unpacks a downloaded HetRec archive (under SONANCE_DATA_DIR)."""
     return settings.data_dir / "datasets"
+
+
+def fetch_hetrec(settings: Settings) -> Path:
+    """Download SONANCE_BASE_DATASET_URL (checksum-verified) into `downloads_dir`, where
+    `locate_hetrec` and the base corpus find it again; returns the unpacked folder. Needs the internet.
+
+    Unpacked into a scratch folder, then moved into place in one rename: the copy later runs reuse
+    without downloading is never a half-unpacked one (a kill, a full disk or a bad archive midway
+    would otherwise leave a folder that passes for complete and fails every import after it).
+    """
+    datasets = downloads_dir(settings)
+    final = datasets / HETREC_DIRNAME
+    for stale in datasets.glob(".download-*"):  # a killed download's scratch
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = private_dir(datasets / f".download-{uuid.uuid4().hex[:8]}")
+    try:
+        unpacked = download_hetrec(scratch, settings.base_dataset_url, expected_sha256=settings.base_dataset_sha256)
+        if final.exists():  # a half copy left by an older version: no user_artists.dat, or we'd not be here
+            shutil.rmtree(final)
+        unpacked.rename(final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return final
 
 
 def locate_hetrec(settings: Settings, path: Path | str | None = None) -> Path | None:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cli_app import console, err_console, import_app, run_async
 from core.cleaning import printable
 from core.config import load_settings
-from core.datasets import download_hetrec, downloads_dir, locate_hetrec
+from core.datasets import fetch_hetrec, locate_hetrec
 from core.db.repositories import UserRepository
 from core.errors import ImportFileError
 from core.services import build_services
@@ -105,8 +105,7 @@ def import_hetrec_cmd(
         if path is not None:
             raise typer.BadParameter(f"{path} does not contain user_artists.dat", param_hint="--path")
         console.print("HetRec files not found locally; downloading the public archive…")
-        folder = download_hetrec(downloads_dir(settings), settings.base_dataset_url,
-                                 expected_sha256=settings.base_dataset_sha256)
+        folder = fetch_hetrec(settings)
     total = sum(filter(None, (_count_lines(folder / n) for n in ("artists.dat", "user_artists.dat",
                                                                     "user_taggedartists.dat"))))
     _run_import(f"HetRec from {folder}", total, lambda s, p: import_hetrec(s, folder, p))

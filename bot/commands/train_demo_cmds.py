@@ -150,7 +150,7 @@ def demo_cmd(
 def _hetrec_folder(path: Path | None, settings: Settings) -> Path:
     """The HetRec folder to use; an explicit --path or SONANCE_DATASET_DIR without the files is an
     error (never silently another copy), and a failed download is one line (ConfigError)."""
-    from core.datasets import download_hetrec, downloads_dir, locate_hetrec
+    from core.datasets import fetch_hetrec, locate_hetrec
 
     if path is not None:
         folder = locate_hetrec(settings, path)  # an explicit path is the only place looked at
@@ -164,8 +164,7 @@ def _hetrec_folder(path: Path | None, settings: Settings) -> Path:
     folder = locate_hetrec(settings)
     if folder is None:
         console.print("HetRec files not found locally; downloading the public archive…")
-        folder = download_hetrec(downloads_dir(settings), settings.base_dataset_url,
-                                 expected_sha256=settings.base_dataset_sha256)
+        folder = fetch_hetrec(settings)
     return folder
 
 

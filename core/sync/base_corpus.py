@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import threading
 import time
 import uuid
@@ -36,13 +35,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.config import Settings
-from core.datasets import HETREC_DIRNAME, download_hetrec
+from core.datasets import downloads_dir, fetch_hetrec, find_hetrec_dir
 from core.db.engine import create_engine, session_factory
 from core.db.repositories import SchedulingRepository, UserRepository
 from core.db.repositories.personal_data import PersonalDataRepository
 from core.db.repositories.users import BASE_ORIGIN
 from core.errors import ConfigError, NotEnoughHistory, SonanceError
-from core.private_files import private_dir
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -64,48 +62,20 @@ class BaseImportOutcome:
     seconds: float = 0.0
 
 
-def _hetrec_folder(candidate: Path) -> Path | None:
-    for folder in (candidate, candidate / HETREC_DIRNAME):
-        if (folder / "user_artists.dat").is_file():
-            return folder
-    return None
-
-
 def resolve_base_folder(settings: Settings) -> Path:
     """Where the base corpus's files are, downloading HetRec when `hetrec` is chosen and no copy is
     at hand (blocking: call it in a thread). Raises ConfigError / ImportFileError with one line."""
     choice = settings.base_dataset.strip()
     if choice.lower() == "hetrec":
-        for candidate in (settings.data_dir / "datasets", settings.dataset_dir):
-            if candidate is not None and (found := _hetrec_folder(Path(candidate))) is not None:
+        for candidate in (downloads_dir(settings), settings.dataset_dir):
+            if candidate is not None and (found := find_hetrec_dir(candidate)) is not None:
                 return found
         log.info("base corpus: downloading HetRec from %s", settings.base_dataset_url)
-        return _download_whole(settings)
-    folder = _hetrec_folder(Path(choice).expanduser())
+        return fetch_hetrec(settings)
+    folder = find_hetrec_dir(Path(choice).expanduser())
     if folder is None:
         raise ConfigError(f"SONANCE_BASE_DATASET={choice}: no HetRec files (user_artists.dat) in that folder.")
     return folder
-
-
-def _download_whole(settings: Settings) -> Path:
-    """Download and unpack into a scratch folder, then move it into place in one rename: the copy
-    that later starts reuse without downloading is never a half-unpacked one (a kill, a full disk
-    or a bad archive midway would otherwise leave a folder that passes for complete and fails every
-    import after it)."""
-    datasets = settings.data_dir / "datasets"
-    final = datasets / HETREC_DIRNAME
-    for stale in datasets.glob(".download-*"):  # a killed download's scratch (the lease: one download at a time)
-        shutil.rmtree(stale, ignore_errors=True)
-    scratch = private_dir(datasets / f".download-{uuid.uuid4().hex[:8]}")
-    try:
-        unpacked = download_hetrec(scratch, settings.base_dataset_url,
-                                   expected_sha256=settings.base_dataset_sha256)
-        if final.exists():  # a half copy left by an older version: no user_artists.dat, or we'd not be here
-            shutil.rmtree(final)
-        unpacked.rename(final)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return final
 
 
 async def base_import_needed(services: Services) -> str | None:
